@@ -5,10 +5,11 @@ The public API, by family::
     import jaxdiff as jd
     jd.gaussian   # continuous (Gaussian) diffusion: schedules, forward process, losses,
                   # samplers, likelihoods -- pure functions, no Flax
+    jd.metrics    # FID (Inception or any features), Inception Score, BLEU, self-BLEU, distinct-n
 """
 
-from jaxdiff import gaussian
+from jaxdiff import gaussian, metrics
 from jaxdiff.typing import DenoiseFn, Prediction
 
-__all__ = ["DenoiseFn", "Prediction", "gaussian"]
+__all__ = ["DenoiseFn", "Prediction", "gaussian", "metrics"]
 __version__ = "0.1.0"
