@@ -1,0 +1,40 @@
+"""Datasets for jaxdiff: offline embedded image sets, TFDS image sets, 2-D toys.
+
+::
+
+    from jaxdiff import data
+    ds = data.load("digits", "train", image_size=16)   # or "mnist_5k", "tfds:cifar10"
+    mesh = data.data_mesh()
+    for step, batch in enumerate(data.batches(ds, batch_size=128, seed=0, start_step=k), k):
+        batch = data.global_batch(batch, mesh)          # jax.Arrays sharded on "data"
+
+    x = data.two_moons(key, 10_000, noise=0.05)         # float32[N, 2]
+"""
+
+from jaxdiff.data.arrays import ArrayDataset, resize_images, to_unit_range
+from jaxdiff.data.embedded import EMBEDDED_NAMES, embedded_split, read_idx
+from jaxdiff.data.iterate import Position, batches, epoch_permutation, position
+from jaxdiff.data.load import load
+from jaxdiff.data.sharding import DATA_AXIS, data_mesh, global_batch
+from jaxdiff.data.toy import gaussian_mixture, ring_of_gaussians, swiss_roll, two_moons
+
+__all__ = [
+    "DATA_AXIS",
+    "EMBEDDED_NAMES",
+    "ArrayDataset",
+    "Position",
+    "batches",
+    "data_mesh",
+    "embedded_split",
+    "epoch_permutation",
+    "gaussian_mixture",
+    "global_batch",
+    "load",
+    "position",
+    "read_idx",
+    "resize_images",
+    "ring_of_gaussians",
+    "swiss_roll",
+    "to_unit_range",
+    "two_moons",
+]

@@ -1,0 +1,83 @@
+"""In-memory image datasets: the ``ArrayDataset`` container and its image transforms.
+
+Every image dataset in :mod:`jaxdiff.data` is returned as an :class:`ArrayDataset` of
+NHWC ``float32`` images scaled to ``[-1, 1]`` and ``int32`` labels, held in host
+(NumPy) memory; :func:`jaxdiff.data.batches` slices it into batches and
+:func:`jaxdiff.data.global_batch` puts a batch on the device mesh.
+"""
+
+import dataclasses
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayDataset:
+    """A labelled image dataset held in host memory.
+
+    Attributes:
+      images: ``float32[N, H, W, C]`` in ``[-1, 1]``.
+      labels: ``int32[N]`` in ``[0, num_classes)``.
+      num_classes: number of label values.
+      name: the name the dataset was loaded under, with its split, e.g. ``"digits:train"``.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    num_classes: int
+    name: str = ""
+
+    def __post_init__(self):
+        images, labels = self.images, self.labels
+        if not isinstance(images, np.ndarray) or images.ndim != 4:
+            raise ValueError(f"images must be a NumPy array [N, H, W, C], got shape "
+                             f"{getattr(images, 'shape', None)}")
+        if images.dtype != np.float32:
+            raise TypeError(f"images must be float32, got {images.dtype}")
+        if not isinstance(labels, np.ndarray) or labels.shape != images.shape[:1]:
+            raise ValueError(f"labels must be a NumPy array of shape [N] = {images.shape[:1]}, "
+                             f"got shape {getattr(labels, 'shape', None)}")
+        if labels.dtype != np.int32:
+            raise TypeError(f"labels must be int32, got {labels.dtype}")
+        if not isinstance(self.num_classes, int) or self.num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int, got {self.num_classes!r}")
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(H, W, C)``."""
+        return self.images.shape[1:]
+
+
+def to_unit_range(pixels: np.ndarray, max_value: float) -> np.ndarray:
+    """Maps integer intensities ``0..max_value`` affinely onto ``float32`` ``[-1, 1]``."""
+    return np.asarray(pixels, np.float32) / np.float32(max_value / 2.0) - np.float32(1.0)
+
+
+def resize_images(images: np.ndarray, image_size: int | None) -> np.ndarray:
+    """Brings square ``[N, S, S, C]`` images to ``image_size`` x ``image_size``.
+
+    ``None`` or ``S`` leaves them unchanged; a multiple ``k * S`` repeats each pixel
+    ``k`` x ``k`` times (nearest neighbour, e.g. digits 8 -> 16); any other size larger
+    than ``S`` pads symmetrically with the background value ``-1`` (e.g. MNIST 28 -> 32,
+    the padding split as evenly as possible, the extra pixel at the bottom/right).
+    """
+    if image_size is None:
+        return images
+    size = images.shape[1]
+    if images.shape[2] != size:
+        raise ValueError(f"images must be square to resize, got shape {images.shape}")
+    if not isinstance(image_size, int | np.integer) or image_size < size:
+        raise ValueError(f"image_size must be an int >= the native size {size}, "
+                         f"got {image_size!r}")
+    if image_size == size:
+        return images
+    if image_size % size == 0:
+        k = image_size // size
+        return np.repeat(np.repeat(images, k, axis=1), k, axis=2)
+    before = (image_size - size) // 2
+    after = image_size - size - before
+    return np.pad(images, ((0, 0), (before, after), (before, after), (0, 0)),
+                  constant_values=np.float32(-1.0))

@@ -1,0 +1,42 @@
+"""Process-local batches -> global arrays sharded over the 8 simulated CPU devices."""
+
+import jax
+import numpy as np
+import pytest
+
+from jaxdiff import data
+
+
+def test_global_batch_equals_local_and_is_sharded():
+    assert jax.device_count() == 8 and jax.process_count() == 1
+    n = 40
+    ds = data.ArrayDataset(np.arange(n * 4, dtype=np.float32).reshape(n, 2, 2, 1),
+                           np.arange(n, dtype=np.int32), num_classes=n)
+    mesh = data.data_mesh()
+    assert mesh.shape == {"data": 8}
+    local = next(data.batches(ds, batch_size=16, seed=0, start_step=3))
+    batch = data.global_batch(local, mesh)
+    for key in ("image", "label"):
+        x = batch[key]
+        assert isinstance(x, jax.Array) and x.shape == local[key].shape
+        assert x.dtype == local[key].dtype
+        np.testing.assert_array_equal(np.asarray(x), local[key])
+        assert len(x.sharding.device_set) == 8 and len(x.addressable_shards) == 8
+        for shard in x.addressable_shards:
+            assert shard.data.shape[0] == 2
+            np.testing.assert_array_equal(np.asarray(shard.data), local[key][shard.index])
+    # A jitted reduction sees the same values as NumPy.
+    total = jax.jit(lambda b: b["image"].sum())(batch)
+    np.testing.assert_allclose(float(total), local["image"].sum())
+
+
+def test_sub_mesh_and_bad_arguments():
+    mesh = data.data_mesh(4)
+    x = data.global_batch({"x": np.ones((8, 3), np.float32)}, mesh)["x"]
+    assert len(x.sharding.device_set) == 4
+    with pytest.raises(ValueError, match="num_devices"):
+        data.data_mesh(9)
+    with pytest.raises(ValueError, match=r"local_batch\['x'\].*divisible"):
+        data.global_batch({"x": np.ones((12, 3), np.float32)}, data.data_mesh())
+    with pytest.raises(ValueError, match="mesh must have a 'data' axis"):
+        data.global_batch(np.ones((8,)), jax.make_mesh((8,), ("batch",)))
