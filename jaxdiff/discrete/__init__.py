@@ -1,0 +1,61 @@
+"""Discrete diffusion for text as pure functions; no Flax.
+
+- D3PM (Austin et al. 2021): absorbing and uniform transitions (:func:`d3pm_process`), the
+  forward marginals and posteriors, :math:`L_{vb}` / hybrid :math:`L_\\lambda`, ancestral
+  sampling.
+- Continuous-time masked diffusion (MDLM, Sahoo et al. 2024; MD4, Shi et al. 2024):
+  :func:`masked_process`, the weighted cross-entropy ELBO, parallel unmasking.
+- Likelihoods in nats, bits per token / character and perplexity bounds; text inpainting with a
+  character tokenizer.
+
+Every loss, sampler and likelihood talks to ``denoise_fn(x_t, t, cond=None) -> logits``: token
+ids ``int32 [B, L]`` in, x0 logits ``float32 [B, L, V]`` out, with ``t`` an ``int32 [B]``
+D3PM index in ``[0, T)`` (the state after ``t + 1`` steps) or a ``float32 [B]`` masked-diffusion
+time in ``(0, 1]``.
+"""
+
+from jaxdiff.discrete.likelihood import (
+    bits_per_token,
+    d3pm_elbo,
+    masked_elbo,
+    perplexity_bound,
+)
+from jaxdiff.discrete.losses import (
+    d3pm_cross_entropy,
+    d3pm_loss,
+    d3pm_prior_kl,
+    d3pm_vb_terms,
+    masked_diffusion_loss,
+    masked_elbo_terms,
+    sample_times,
+)
+from jaxdiff.discrete.masking import (
+    MASKING_SCHEDULES,
+    MaskedProcess,
+    mask_probability,
+    masked_process,
+    masked_q_sample,
+    masking_weight,
+)
+from jaxdiff.discrete.samplers import d3pm_sample, d3pm_step_counts, masked_sample
+from jaxdiff.discrete.text import CharTokenizer, expand_template, inpaint_text
+from jaxdiff.discrete.transitions import (
+    SCHEDULES,
+    TRANSITIONS,
+    D3PMProcess,
+    d3pm_process,
+    p_posterior_logits,
+    q_posterior_logits,
+    q_probs,
+    q_sample,
+)
+
+__all__ = [
+    "MASKING_SCHEDULES", "SCHEDULES", "TRANSITIONS", "CharTokenizer", "D3PMProcess",
+    "MaskedProcess", "bits_per_token", "d3pm_cross_entropy", "d3pm_elbo", "d3pm_loss",
+    "d3pm_prior_kl", "d3pm_process", "d3pm_sample", "d3pm_step_counts", "d3pm_vb_terms",
+    "expand_template", "inpaint_text", "mask_probability", "masked_diffusion_loss",
+    "masked_elbo", "masked_elbo_terms", "masked_process", "masked_q_sample", "masked_sample",
+    "masking_weight", "p_posterior_logits", "perplexity_bound", "q_posterior_logits", "q_probs",
+    "q_sample", "sample_times",
+]

@@ -1,0 +1,168 @@
+r"""Samplers for discrete diffusion; each is one ``lax.scan``, ``jit``-able end to end.
+
+- :func:`d3pm_sample`: D3PM ancestral sampling over all ``T`` steps or a strided subset.
+- :func:`masked_sample`: masked-diffusion unmasking in ``K`` steps, all positions in parallel
+  (the ancestral samplers of MD4 and MDLM).
+
+Both take ``inpaint_mask`` / ``inpaint_values``: the known tokens are clamped in the initial
+state and after every step, so they are never changed and the denoiser sees them clean at
+every step (for absorbing / masked processes this is exact conditioning: a known token is an
+unmasked one). Step ``i`` draws with ``fold_in(key, i)``.
+
+``float64=True`` makes every categorical draw (uniforms, Gumbel noise, argmax) float64. It
+needs JAX's 64-bit mode, which must be on while the sampler is traced::
+
+    with jax.enable_x64(True):
+        x = jax.jit(lambda k: masked_sample(k, fn, process, (B, L), num_steps=K,
+                                            float64=True))(key)
+
+and a ``RuntimeError`` is raised otherwise (no silent float32 fallback).
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdiff.discrete._common import (
+    call_denoiser,
+    categorical,
+    check_cond,
+    check_float64,
+    check_inpaint,
+    check_positive_int,
+    check_shape,
+    clamp_known,
+    x0_log_probs,
+)
+from jaxdiff.discrete.masking import check_masked_process, mask_probability
+from jaxdiff.discrete.transitions import (
+    D3PMProcess,
+    _reverse_log_probs,
+    check_d3pm_process,
+    draw_stationary,
+)
+
+
+def d3pm_step_counts(num_train_steps: int, num_steps: int) -> np.ndarray:
+    """The visited step counts ``T = k_0 > k_1 > ... > k_S = 0`` of a strided sampler.
+
+    Evenly spaced and rounded half up, so they are strictly decreasing whenever
+    ``num_steps <= num_train_steps``; ``num_steps = T`` visits every step.
+    """
+    grid = np.linspace(num_train_steps, 0, num_steps + 1)
+    return np.floor(grid + 0.5).astype(np.int32)
+
+
+def d3pm_sample(key, denoise_fn, process: D3PMProcess, shape, *, num_steps: int | None = None,
+                cond=None, float64: bool = False, inpaint_mask=None,
+                inpaint_values=None) -> jax.Array:
+    r"""Ancestral D3PM sampling from the prior :math:`x_T \sim \pi` down to :math:`x_0`.
+
+    Each step from step count :math:`k` to :math:`s < k` draws from D3PM's x0-parameterisation
+    with the skip matrix :math:`Q_{k|s}` (:math:`s = k-1` when every step is visited):
+
+    .. math::
+        x_s \sim p_\theta(x_s | x_k) \propto Q_{k|s}[x_s, x_k]\,
+        \big(\bar\alpha_s \tilde p_\theta(\cdot | x_k) + (1-\bar\alpha_s)\pi\big)[x_s],
+
+    calling ``denoise_fn(x_k, k - 1, cond)`` (the index convention of
+    :mod:`jaxdiff.discrete.transitions`). The last step (:math:`s = 0`) is the decoder.
+
+    Args:
+      key: PRNG key.
+      denoise_fn: ``denoise_fn(x_t, t, cond) -> x0 logits [B, L, V]``, ``t`` int32 [B].
+      process: the forward process.
+      shape: ``(B, L)`` (static).
+      num_steps: number of reverse steps ``S`` in ``[1, T]`` (static); default ``T``.
+      cond: conditioning for ``denoise_fn`` (batch first).
+      float64: draw the categoricals in float64 (needs 64-bit mode, see the module doc).
+      inpaint_mask: ``bool [B, L]``, True where the token is known.
+      inpaint_values: ``int [B, L]`` known tokens (read where ``inpaint_mask``).
+
+    Returns:
+      ``int32 [B, L]`` token ids.
+    """
+    check_d3pm_process(process)
+    batch, length = check_shape(shape)
+    check_cond(cond, batch)
+    check_float64(float64)
+    num_train = process.num_steps
+    num_steps = num_train if num_steps is None else num_steps
+    num_steps = check_positive_int("num_steps", num_steps)
+    if num_steps > num_train:
+        raise ValueError(f"num_steps must be <= the process's T = {num_train}, got {num_steps}")
+    known, values = check_inpaint(inpaint_mask, inpaint_values, (batch, length),
+                                  process.vocab_size, process.mask_id)
+    counts = d3pm_step_counts(num_train, num_steps)
+    key_init, key_steps = jax.random.split(key)
+    x_init = clamp_known(draw_stationary(key_init, process, (batch, length)), known, values)
+
+    def step(x, inputs):
+        i, k_from, k_to = inputs
+        k_from_b = jnp.full((batch,), k_from, jnp.int32)
+        logits = call_denoiser(denoise_fn, x, k_from_b - 1, cond, process.vocab_size)
+        log_p = _reverse_log_probs(process, x0_log_probs(logits, process.mask_id), x,
+                                   k_from_b, jnp.full((batch,), k_to, jnp.int32))
+        x = categorical(jax.random.fold_in(key_steps, i), log_p, float64=float64)
+        return clamp_known(x, known, values), None
+
+    xs = (jnp.arange(num_steps, dtype=jnp.int32), jnp.asarray(counts[:-1]),
+          jnp.asarray(counts[1:]))
+    x, _ = jax.lax.scan(step, x_init, xs)
+    return x
+
+
+def masked_sample(key, denoise_fn, process, shape, *, num_steps: int, cond=None,
+                  float64: bool = False, inpaint_mask=None, inpaint_values=None) -> jax.Array:
+    r"""Masked-diffusion sampling: start all ``[MASK]`` at :math:`t = 1`, unmask to :math:`t = 0`
+    in ``K`` uniform time steps.
+
+    From :math:`t` to :math:`s = t - 1/K`, every still-masked position is, independently and in
+    parallel (MD4, MDLM):
+
+    .. math::
+        z_s^\ell \sim \mathrm{Cat}\Big(\frac{\alpha_s - \alpha_t}{1 - \alpha_t}\,
+        \tilde p_\theta(\cdot | z_t) + \frac{1 - \alpha_s}{1 - \alpha_t}\, e_m\Big),
+
+    while unmasked positions are carried over. At :math:`s = 0`, :math:`\alpha_s = 1` and every
+    remaining ``[MASK]`` is filled, so the output holds no ``[MASK]``.
+
+    Args:
+      key: PRNG key.
+      denoise_fn: ``denoise_fn(z_t, t, cond) -> x0 logits [B, L, V]``, ``t`` float32 [B].
+      process: a :class:`~jaxdiff.discrete.masking.MaskedProcess`.
+      shape: ``(B, L)`` (static).
+      num_steps: ``K`` >= 1 (static).
+      cond: conditioning for ``denoise_fn`` (batch first).
+      float64: draw the categoricals in float64 (needs 64-bit mode, see the module doc).
+      inpaint_mask: ``bool [B, L]``, True where the token is known.
+      inpaint_values: ``int [B, L]`` known tokens (read where ``inpaint_mask``).
+
+    Returns:
+      ``int32 [B, L]`` token ids.
+    """
+    check_masked_process(process)
+    batch, length = check_shape(shape)
+    check_cond(cond, batch)
+    check_float64(float64)
+    num_steps = check_positive_int("num_steps", num_steps)
+    known, values = check_inpaint(inpaint_mask, inpaint_values, (batch, length),
+                                  process.vocab_size, process.mask_id)
+    mask_id = process.mask_id
+    x_init = clamp_known(jnp.full((batch, length), mask_id, jnp.int32), known, values)
+
+    def step(z, i):
+        t = 1.0 - i.astype(jnp.float32) / num_steps
+        s = 1.0 - (i + 1).astype(jnp.float32) / num_steps
+        m_t, m_s = mask_probability(process, t), mask_probability(process, s)
+        logits = call_denoiser(denoise_fn, z, jnp.full((batch,), t, jnp.float32), cond,
+                               process.vocab_size)
+        log_p_x0 = x0_log_probs(logits, mask_id)
+        is_mask = (jnp.arange(process.vocab_size) == mask_id)[None, None, :]
+        log_probs = jnp.where(is_mask, jnp.log(m_s / m_t), log_p_x0 + jnp.log1p(-m_s / m_t))
+        draw = categorical(jax.random.fold_in(key, i), log_probs, float64=float64)
+        z = jnp.where(z == mask_id, draw, z)
+        return clamp_known(z, known, values), None
+
+    z, _ = jax.lax.scan(step, x_init, jnp.arange(num_steps, dtype=jnp.int32))
+    return z
