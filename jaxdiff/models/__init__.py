@@ -1,0 +1,53 @@
+"""Networks for diffusion: Flax NNX modules and their functional (pure-function) face.
+
+    import jaxdiff.models as jm
+    model = jm.create("ddpm_cifar10", key=key)              # a paper's network, one line
+    graphdef, params, rest = jm.init(jm.preset_config("dit_s2"), key=key)
+    denoise_fn = jm.make_denoise_fn(graphdef, rest, train=True)
+    prediction = denoise_fn(params, x_t, t, labels, dropout_key)
+
+Images are NHWC float; timesteps ``[B]`` step indices; class labels ``int32 [B]`` with
+the null class ``num_classes``; tokens ``int32 [B, L]`` -> logits ``float32 [B, L, V]``.
+"""
+
+from jaxdiff.models.attention import LayerKVCache
+from jaxdiff.models.conditioning import drop_labels
+from jaxdiff.models.dit import DiT, DiTConfig
+from jaxdiff.models.functional import (
+    Model,
+    ModelConfig,
+    abstract_init,
+    bind,
+    build_model,
+    cast_floating,
+    count_params,
+    init,
+    make_denoise_fn,
+)
+from jaxdiff.models.presets import PRESETS, create, preset_config
+from jaxdiff.models.text_transformer import KVCache, TextTransformer, TextTransformerConfig
+from jaxdiff.models.unet import UNet, UNetConfig
+
+__all__ = [
+    "PRESETS",
+    "DiT",
+    "DiTConfig",
+    "KVCache",
+    "LayerKVCache",
+    "Model",
+    "ModelConfig",
+    "TextTransformer",
+    "TextTransformerConfig",
+    "UNet",
+    "UNetConfig",
+    "abstract_init",
+    "bind",
+    "build_model",
+    "cast_floating",
+    "count_params",
+    "create",
+    "drop_labels",
+    "init",
+    "make_denoise_fn",
+    "preset_config",
+]

@@ -1,0 +1,144 @@
+"""DiT: the Diffusion Transformer of Peebles & Xie 2023, "Scalable Diffusion Models with
+Transformers".
+
+The (latent) image is cut into ``p x p`` patches, linearly embedded, given fixed 2D
+sine-cosine positions, and processed by adaLN-Zero transformer blocks conditioned on the
+sum of the timestep and class embeddings. A final adaLN layer maps each token back to a
+``p x p`` patch of the prediction (and of the variance interpolation if ``learn_sigma``).
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxdiff.models import _checks
+from jaxdiff.models.conditioning import class_labels
+from jaxdiff.models.embeddings import Embedding, TimestepMLP, sincos_2d_position_embedding
+from jaxdiff.models.initializers import NORMAL_002, ZEROS
+from jaxdiff.models.transformer_block import TransformerBlock, modulate
+from jaxdiff.typing import Array, PRNGKey
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DiTConfig:
+    """Hyperparameters of ``DiT``; the defaults are DiT-XL/2 on 256x256 ImageNet latents.
+
+    Attributes:
+      input_size: input height and width (latents: 32 for 256x256 images).
+      in_channels: input channels (4 for the Stable Diffusion VAE latents).
+      patch_size: patch side ``p``; the sequence has ``(input_size / p)**2`` tokens.
+      hidden_size: transformer width.
+      depth: number of blocks.
+      num_heads: attention heads.
+      mlp_ratio: MLP hidden width over ``hidden_size``.
+      num_classes: classes for class conditioning (label ``num_classes`` is the null
+        class of classifier-free guidance), or ``None`` for an unconditional model.
+      learn_sigma: output ``2 * in_channels`` channels (prediction, then variance).
+      dropout: dropout on residual branches (0 in the paper).
+      frequency_dim: size of the sinusoidal timestep features.
+    """
+
+    input_size: int = 32
+    in_channels: int = 4
+    patch_size: int = 2
+    hidden_size: int = 1152
+    depth: int = 28
+    num_heads: int = 16
+    mlp_ratio: float = 4.0
+    num_classes: int | None = 1000
+    learn_sigma: bool = True
+    dropout: float = 0.0
+    frequency_dim: int = 256
+
+    def __post_init__(self):
+        for name in ("input_size", "in_channels", "patch_size", "hidden_size", "depth",
+                     "num_heads", "frequency_dim"):
+            _checks.check_positive(name, getattr(self, name))
+        _checks.check_divisible("input_size", self.input_size, "patch_size", self.patch_size)
+        _checks.check_divisible("hidden_size", self.hidden_size, "num_heads", self.num_heads)
+        _checks.check_divisible("hidden_size", self.hidden_size, "4 (2D sin-cos positions)", 4)
+        _checks.check_rate("dropout", self.dropout)
+        if self.num_classes is not None:
+            _checks.check_positive("num_classes", self.num_classes)
+
+    @property
+    def grid_size(self) -> int:
+        """Patches per side."""
+        return self.input_size // self.patch_size
+
+    @property
+    def out_channels(self) -> int:
+        return 2 * self.in_channels if self.learn_sigma else self.in_channels
+
+
+class DiT(nnx.Module):
+    """Diffusion Transformer: ``DiT(config, rngs=...)(x_t, t, cond)``."""
+
+    def __init__(self, config: DiTConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        width, p = config.hidden_size, config.patch_size
+        # Xavier-uniform on the kernel seen as a [p*p*C, D] matrix, as in the paper's code.
+        patch_init = nnx.initializers.variance_scaling(1.0, "fan_avg", "uniform",
+                                                       in_axis=(0, 1, 2), out_axis=3)
+        self.patch_embed = nnx.Conv(config.in_channels, width, (p, p), strides=(p, p),
+                                    padding="VALID", kernel_init=patch_init, rngs=rngs)
+        self.time_embed = TimestepMLP(frequency_dim=config.frequency_dim, embed_dim=width,
+                                      kernel_init=NORMAL_002, rngs=rngs)
+        self.class_embed = (Embedding(config.num_classes + 1, width, init=NORMAL_002, rngs=rngs)
+                            if config.num_classes is not None else None)
+        self.blocks = nnx.List([
+            TransformerBlock(width, num_heads=config.num_heads, mlp_ratio=config.mlp_ratio,
+                             cond_dim=width, dropout=config.dropout, rngs=rngs)
+            for _ in range(config.depth)])
+        self.final_norm = nnx.LayerNorm(width, epsilon=1e-6, use_scale=False, use_bias=False,
+                                        rngs=rngs)
+        self.final_modulation = nnx.Linear(width, 2 * width, kernel_init=ZEROS, rngs=rngs)
+        self.final_projection = nnx.Linear(width, p * p * config.out_channels,
+                                           kernel_init=ZEROS, rngs=rngs)
+
+    def _patchify(self, x_BxHxWxC: Array) -> Array:
+        h_BxGxGxD = self.patch_embed(x_BxHxWxC)
+        b, g, _, d = h_BxGxGxD.shape
+        positions_1xNxD = jnp.asarray(sincos_2d_position_embedding(g, d))[None]
+        return h_BxGxGxD.reshape(b, g * g, d) + positions_1xNxD.astype(h_BxGxGxD.dtype)
+
+    def _unpatchify(self, tokens_BxNxF: Array) -> Array:
+        b = tokens_BxNxF.shape[0]
+        g, p, c = self.config.grid_size, self.config.patch_size, self.config.out_channels
+        patches = tokens_BxNxF.reshape(b, g, g, p, p, c)
+        return patches.transpose(0, 1, 3, 2, 4, 5).reshape(b, g * p, g * p, c)
+
+    def __call__(self, x_t: Array, t: Array, cond: Array | None = None, *,
+                 dropout_key: PRNGKey | None = None) -> Array:
+        """Predicts eps, x0 or v (and the variance interpolation if ``learn_sigma``).
+
+        Args:
+          x_t: ``float [B, input_size, input_size, in_channels]`` noisy inputs.
+          t: ``[B]`` timestep indices in ``[0, T)``; integer, or floating for
+            fractional timesteps (same units).
+          cond: ``int [B]`` class labels in ``[0, num_classes]`` (``num_classes`` = null
+            class); ``None`` means the null class. Must be ``None`` if unconditional.
+          dropout_key: enables dropout (train mode); ``None`` is eval mode.
+
+        Returns:
+          ``[B, input_size, input_size, out_channels]`` in the parameters' dtype.
+        """
+        config = self.config
+        size = config.input_size
+        _checks.check_floating("x_t", x_t, shape=(None, size, size, config.in_channels))
+        batch = x_t.shape[0]
+        _checks.check_real("t", t, shape=(batch,))
+        labels = class_labels(cond, num_classes=config.num_classes, batch_size=batch)
+        dropout_rngs = None if dropout_key is None else nnx.Rngs(dropout=dropout_key)
+
+        cond_BxD = self.time_embed(t)
+        if self.class_embed is not None:
+            cond_BxD = cond_BxD + self.class_embed(labels)
+        h_BxNxD = self._patchify(x_t)
+        for block in self.blocks:
+            h_BxNxD = block(h_BxNxD, cond_BxD, dropout_rngs=dropout_rngs)
+        shift, scale = jnp.split(self.final_modulation(jax.nn.silu(cond_BxD)), 2, axis=-1)
+        h_BxNxD = modulate(self.final_norm(h_BxNxD), shift, scale)
+        return self._unpatchify(self.final_projection(h_BxNxD))

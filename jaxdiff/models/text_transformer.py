@@ -1,0 +1,227 @@
+"""The text transformer: a time-conditioned bidirectional denoiser for discrete diffusion,
+and its causal twin for the autoregressive baseline.
+
+The bidirectional model is the DiT-style backbone of masked diffusion language models
+(Sahoo et al. 2024, "Simple and Effective Masked Diffusion Language Models", MDLM;
+Lou et al. 2024, SEDD): adaLN-Zero blocks (Peebles & Xie 2023) conditioned on the
+diffusion time, rotary (Su et al. 2021) or learned positions. With ``causal=True`` and
+``time_conditioning=False`` the same blocks form a GPT-style decoder (Radford et al.
+2019) whose ``decode_step`` extends a KV cache one token at a time.
+"""
+
+import dataclasses
+from typing import Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxdiff.models import _checks
+from jaxdiff.models.attention import LayerKVCache
+from jaxdiff.models.embeddings import Embedding, TimestepMLP
+from jaxdiff.models.initializers import NORMAL_002, ZEROS
+from jaxdiff.models.transformer_block import TransformerBlock, modulate
+from jaxdiff.typing import Array, PRNGKey
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TextTransformerConfig:
+    """Hyperparameters of ``TextTransformer``; defaults are MDLM's 12-layer backbone.
+
+    Attributes:
+      vocab_size: number of token ids, ``[MASK]`` included (the caller picks its id).
+      max_length: longest sequence (size of the learned position table and KV cache).
+      hidden_size: transformer width.
+      depth: number of blocks.
+      num_heads: attention heads.
+      mlp_ratio: MLP hidden width over ``hidden_size``.
+      dropout: dropout on residual branches (train mode only).
+      positions: ``"rotary"`` (in attention) or ``"learned"`` (added to the embeddings).
+      causal: each position attends only to itself and earlier positions.
+      time_conditioning: adaLN-Zero conditioning on the diffusion time ``t``; without
+        it the blocks are plain pre-LayerNorm blocks and ``t`` must be ``None``.
+      cond_dim: width of the time embedding that drives adaLN.
+      frequency_dim: size of the sinusoidal time features.
+      continuous_time_scale: floating ``t`` in ``[0, 1]`` is multiplied by this before
+        the sinusoidal features, so it spans the same frequencies as integer step
+        indices in ``[0, continuous_time_scale)``.
+    """
+
+    vocab_size: int
+    max_length: int
+    hidden_size: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    dropout: float = 0.1
+    positions: Literal["rotary", "learned"] = "rotary"
+    causal: bool = False
+    time_conditioning: bool = True
+    cond_dim: int = 128
+    frequency_dim: int = 256
+    continuous_time_scale: float = 1000.0
+
+    def __post_init__(self):
+        for name in ("vocab_size", "max_length", "hidden_size", "depth", "num_heads",
+                     "cond_dim", "frequency_dim"):
+            _checks.check_positive(name, getattr(self, name))
+        _checks.check_divisible("hidden_size", self.hidden_size, "num_heads", self.num_heads)
+        if self.positions == "rotary":
+            _checks.check_divisible("hidden_size // num_heads", self.hidden_size // self.num_heads,
+                                    "2 (rotary pairs)", 2)
+        elif self.positions != "learned":
+            raise ValueError(f"positions must be 'rotary' or 'learned', got {self.positions!r}")
+        _checks.check_rate("dropout", self.dropout)
+
+
+class KVCache(NamedTuple):
+    """Decoding state of a causal ``TextTransformer``: per-layer keys/values and a length.
+
+    Attributes:
+      layers: one ``LayerKVCache`` per block, each ``[B, max_length, heads, head_dim]``.
+      length: int32 scalar, the number of tokens decoded so far (the next position).
+    """
+
+    layers: tuple[LayerKVCache, ...]
+    length: Array
+
+
+class TextTransformer(nnx.Module):
+    """Token logits from token ids (and the diffusion time):
+    ``TextTransformer(config, rngs=...)(tokens, t)``."""
+
+    def __init__(self, config: TextTransformerConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        width = config.hidden_size
+        cond_dim = config.cond_dim if config.time_conditioning else None
+        self.token_embed = Embedding(config.vocab_size, width, init=NORMAL_002, rngs=rngs)
+        self.position_embed = (Embedding(config.max_length, width, init=NORMAL_002, rngs=rngs)
+                               if config.positions == "learned" else None)
+        self.time_embed = (TimestepMLP(frequency_dim=config.frequency_dim,
+                                       embed_dim=config.cond_dim, kernel_init=NORMAL_002, rngs=rngs)
+                           if config.time_conditioning else None)
+        self.blocks = nnx.List([
+            TransformerBlock(width, num_heads=config.num_heads, mlp_ratio=config.mlp_ratio,
+                             cond_dim=cond_dim, dropout=config.dropout,
+                             rotary=config.positions == "rotary", rngs=rngs)
+            for _ in range(config.depth)])
+        affine = cond_dim is None
+        self.final_norm = nnx.LayerNorm(width, epsilon=1e-6, use_scale=affine, use_bias=affine,
+                                        rngs=rngs)
+        self.final_modulation = (None if affine else
+                                 nnx.Linear(cond_dim, 2 * width, kernel_init=ZEROS, rngs=rngs))
+        self.output = nnx.Linear(width, config.vocab_size, kernel_init=ZEROS, rngs=rngs)
+
+    def _time_condition(self, t: Array | None, batch_size: int) -> Array | None:
+        if self.time_embed is None:
+            if t is not None:
+                raise ValueError("t must be None: the model was built with "
+                                 "time_conditioning=False")
+            return None
+        if t is None:
+            raise ValueError("t is required: the model was built with time_conditioning=True")
+        _checks.check_real("t", t, shape=(batch_size,))
+        if jnp.issubdtype(t.dtype, jnp.floating):
+            t = t * self.config.continuous_time_scale
+        return self.time_embed(t)
+
+    def _embed_at(self, tokens_BxL: Array, positions_BxL: Array) -> Array:
+        h_BxLxD = self.token_embed(tokens_BxL)
+        if self.position_embed is not None:
+            h_BxLxD = h_BxLxD + self.position_embed(positions_BxL)
+        return h_BxLxD
+
+    def _logits(self, h_BxLxD: Array, cond_BxC: Array | None) -> Array:
+        h_BxLxD = self.final_norm(h_BxLxD)
+        if self.final_modulation is not None:
+            shift, scale = jnp.split(self.final_modulation(jax.nn.silu(cond_BxC)), 2, axis=-1)
+            h_BxLxD = modulate(h_BxLxD, shift, scale)
+        return self.output(h_BxLxD).astype(jnp.float32)
+
+    def embed(self, tokens: Array) -> Array:
+        """Token (plus learned position) embeddings ``[B, L, hidden_size]``.
+
+        ``logits_from_embeddings(embed(tokens), t)`` equals ``__call__(tokens, t)``;
+        differentiating with respect to the embeddings exposes which positions each
+        output depends on.
+        """
+        _checks.check_integer("tokens", tokens, shape=(None, None))
+        batch, length = tokens.shape
+        if length > self.config.max_length:
+            raise ValueError(f"tokens has length {length} > max_length={self.config.max_length}")
+        positions_BxL = jnp.broadcast_to(jnp.arange(length)[None, :], (batch, length))
+        return self._embed_at(tokens, positions_BxL)
+
+    def logits_from_embeddings(self, h: Array, t: Array | None = None, *,
+                               dropout_key: PRNGKey | None = None) -> Array:
+        """Runs the blocks on embeddings ``h`` ``[B, L, hidden_size]`` (see ``embed``)."""
+        config = self.config
+        _checks.check_floating("h", h, shape=(None, None, config.hidden_size))
+        batch, length, _ = h.shape
+        if length > config.max_length:
+            raise ValueError(f"h has length {length} > max_length={config.max_length}")
+        cond_BxC = self._time_condition(t, batch)
+        dropout_rngs = None if dropout_key is None else nnx.Rngs(dropout=dropout_key)
+        for block in self.blocks:
+            h = block(h, cond_BxC, causal=config.causal, dropout_rngs=dropout_rngs)
+        return self._logits(h, cond_BxC)
+
+    def __call__(self, tokens: Array, t: Array | None = None, cond: None = None, *,
+                 dropout_key: PRNGKey | None = None) -> Array:
+        """Logits over the vocabulary at every position.
+
+        Args:
+          tokens: ``int [B, L]`` token ids in ``[0, vocab_size)``, ``L <= max_length``.
+          t: the diffusion time, ``[B]``: int32 step indices in ``[0, T)``, or float32
+            continuous time in ``[0, 1]`` (scaled by ``continuous_time_scale``).
+            Required iff ``time_conditioning``.
+          cond: must be ``None`` (kept for the common ``(x_t, t, cond)`` signature).
+          dropout_key: enables dropout (train mode); ``None`` is eval mode.
+
+        Returns:
+          ``float32 [B, L, vocab_size]``.
+        """
+        if cond is not None:
+            raise ValueError("cond must be None: the text transformer takes no conditioning")
+        return self.logits_from_embeddings(self.embed(tokens), t, dropout_key=dropout_key)
+
+    def init_cache(self, batch_size: int, *, dtype=jnp.float32) -> KVCache:
+        """An empty ``KVCache`` for ``decode_step`` (causal models only)."""
+        if not self.config.causal:
+            raise ValueError("init_cache needs a causal model (config.causal=True)")
+        _checks.check_positive("batch_size", batch_size)
+        layers = tuple(block.attention.init_cache(batch_size, self.config.max_length, dtype=dtype)
+                       for block in self.blocks)
+        return KVCache(layers=layers, length=jnp.zeros((), jnp.int32))
+
+    def decode_step(self, tokens: Array, cache: KVCache,
+                    t: Array | None = None) -> tuple[Array, KVCache]:
+        """Appends one token per sequence and returns the next-token logits.
+
+        Equals row ``cache.length`` of the causal ``__call__`` on the whole prefix, at
+        the cost of one position; jit it once and run it in ``lax.scan`` or a loop.
+        Decoding past ``max_length`` is not detected under ``jit``.
+
+        Args:
+          tokens: ``int [B]``, the token at position ``cache.length``.
+          cache: the state after the previous tokens (start from ``init_cache``).
+          t: ``[B]`` diffusion time if ``time_conditioning``, else ``None``.
+
+        Returns:
+          ``(float32 [B, vocab_size] logits, updated cache)``.
+        """
+        if not self.config.causal:
+            raise ValueError("decode_step needs a causal model (config.causal=True)")
+        batch = cache.layers[0].keys.shape[0]
+        _checks.check_integer("tokens", tokens, shape=(batch,))
+        position = cache.length
+        positions_Bx1 = jnp.full((batch, 1), position, dtype=jnp.int32)
+        h_Bx1xD = self._embed_at(tokens[:, None], positions_Bx1)
+        cond_BxC = self._time_condition(t, batch)
+        layers = []
+        for block, layer_cache in zip(self.blocks, cache.layers, strict=True):
+            h_Bx1xD, layer_cache = block.decode_step(h_Bx1xD, cond_BxC, layer_cache,
+                                                     position=position)
+            layers.append(layer_cache)
+        logits_Bx1xV = self._logits(h_Bx1xD, cond_BxC)
+        return logits_Bx1xV[:, 0], KVCache(layers=tuple(layers), length=position + 1)

@@ -1,0 +1,391 @@
+"""The DDPM / ADM UNet for images (NHWC).
+
+Ho et al. 2020, "Denoising Diffusion Probabilistic Models" (App. B): a PixelCNN++-style
+UNet with residual blocks, GroupNorm, SiLU, single-head self-attention at 16x16, and a
+sinusoidal time embedding added inside each residual block. Nichol & Dhariwal 2021,
+"Improved DDPM", and Dhariwal & Nichol 2021, "Diffusion Models Beat GANs" (ADM), add
+multi-head attention, scale-shift (FiLM) conditioning of the GroupNorm, BigGAN-style
+residual up/downsampling, class embeddings, and a doubled output for the learned
+variance. Each of these is a field of ``UNetConfig``; the defaults are DDPM CIFAR-10.
+"""
+
+import dataclasses
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxdiff.models import _checks
+from jaxdiff.models.attention import SelfAttention
+from jaxdiff.models.conditioning import class_labels
+from jaxdiff.models.embeddings import Embedding, TimestepMLP
+from jaxdiff.models.initializers import STANDARD_NORMAL, XAVIER_UNIFORM, ZEROS
+from jaxdiff.typing import Array, PRNGKey
+
+Resampling = Literal["up", "down"] | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class UNetConfig:
+    """Hyperparameters of ``UNet``; the defaults are Ho et al. 2020's CIFAR-10 network.
+
+    Attributes:
+      image_size: input height and width.
+      in_channels: input image channels.
+      base_channels: channels of the first level; the time embedding is 4x this.
+      channel_mults: channels of each level, as multiples of ``base_channels``; the
+        resolution halves between consecutive levels.
+      num_res_blocks: residual blocks per level on the way down (one more on the way up).
+      attention_resolutions: spatial sizes (e.g. ``(16,)``) at which self-attention
+        follows each residual block; the middle block always has attention.
+      num_heads: attention heads, used when ``head_channels`` is ``None``.
+      head_channels: channels per head (ADM); overrides ``num_heads`` when set.
+      dropout: dropout rate inside residual blocks (train mode only).
+      num_groups: GroupNorm groups; must divide every level's channels.
+      scale_shift_norm: FiLM conditioning ``norm(h) * (1 + scale) + shift`` from the
+        embedding (ADM) instead of adding it before the norm (DDPM).
+      resblock_updown: BigGAN-style residual blocks for up/downsampling (ADM).
+      conv_resample: convolutions in the plain up/downsampling layers (DDPM).
+      num_classes: number of classes for class conditioning, or ``None``. The label
+        embedding has ``num_classes + 1`` rows; label ``num_classes`` is the null class
+        of classifier-free guidance.
+      learn_sigma: output ``2 * in_channels`` channels: the prediction, then the
+        variance interpolation ``v`` of Nichol & Dhariwal 2021.
+    """
+
+    image_size: int = 32
+    in_channels: int = 3
+    base_channels: int = 128
+    channel_mults: tuple[int, ...] = (1, 2, 2, 2)
+    num_res_blocks: int = 2
+    attention_resolutions: tuple[int, ...] = (16,)
+    num_heads: int = 1
+    head_channels: int | None = None
+    dropout: float = 0.1
+    num_groups: int = 32
+    scale_shift_norm: bool = False
+    resblock_updown: bool = False
+    conv_resample: bool = True
+    num_classes: int | None = None
+    learn_sigma: bool = False
+
+    def __post_init__(self):
+        for name in ("image_size", "in_channels", "base_channels", "num_res_blocks",
+                     "num_heads", "num_groups"):
+            _checks.check_positive(name, getattr(self, name))
+        if not self.channel_mults:
+            raise ValueError("channel_mults must name at least one level")
+        _checks.check_divisible("image_size", self.image_size, "2**(len(channel_mults)-1)",
+                                2 ** (len(self.channel_mults) - 1))
+        resolutions = self.level_resolutions
+        for resolution in self.attention_resolutions:
+            if resolution not in resolutions:
+                raise ValueError(f"attention_resolutions entry {resolution} is not a level "
+                                 f"resolution; the levels are {resolutions}")
+        for mult in self.channel_mults:
+            channels = self.base_channels * mult
+            _checks.check_divisible("base_channels * channel_mult", channels, "num_groups",
+                                    self.num_groups)
+            if self.head_channels is not None:
+                _checks.check_divisible("base_channels * channel_mult", channels,
+                                        "head_channels", self.head_channels)
+            else:
+                _checks.check_divisible("base_channels * channel_mult", channels, "num_heads",
+                                        self.num_heads)
+        _checks.check_rate("dropout", self.dropout)
+        if self.num_classes is not None:
+            _checks.check_positive("num_classes", self.num_classes)
+
+    @property
+    def level_resolutions(self) -> tuple[int, ...]:
+        """Spatial size of each level."""
+        return tuple(self.image_size // 2**i for i in range(len(self.channel_mults)))
+
+    @property
+    def embed_dim(self) -> int:
+        """Width of the time (and class) embedding."""
+        return 4 * self.base_channels
+
+    @property
+    def out_channels(self) -> int:
+        return 2 * self.in_channels if self.learn_sigma else self.in_channels
+
+    def heads_for(self, channels: int) -> int:
+        return channels // self.head_channels if self.head_channels else self.num_heads
+
+
+def _conv(in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1,
+          zero_init: bool = False, rngs: nnx.Rngs) -> nnx.Conv:
+    """Convolution with symmetric padding ``k // 2`` and Xavier-uniform (or zero) init."""
+    pad = kernel_size // 2
+    kernel_init = ZEROS if zero_init else XAVIER_UNIFORM
+    return nnx.Conv(in_channels, out_channels, (kernel_size, kernel_size),
+                    strides=(stride, stride), padding=((pad, pad), (pad, pad)),
+                    kernel_init=kernel_init, rngs=rngs)
+
+
+def upsample_nearest(x_BxHxWxC: Array) -> Array:
+    """Nearest-neighbour 2x upsampling."""
+    return jnp.repeat(jnp.repeat(x_BxHxWxC, 2, axis=1), 2, axis=2)
+
+
+def downsample_average(x_BxHxWxC: Array) -> Array:
+    """2x2 average pooling with stride 2."""
+    b, h, w, c = x_BxHxWxC.shape
+    return x_BxHxWxC.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+def _resample(x: Array, resampling: Resampling) -> Array:
+    if resampling == "up":
+        return upsample_nearest(x)
+    if resampling == "down":
+        return downsample_average(x)
+    return x
+
+
+class Resample(nnx.Module):
+    """Plain 2x up/downsampling: nearest + 3x3 conv up, stride-2 3x3 conv (or average) down."""
+
+    def __init__(self, channels: int, *, direction: Literal["up", "down"], with_conv: bool,
+                 rngs: nnx.Rngs):
+        self.direction = direction
+        stride = 2 if direction == "down" else 1
+        self.conv = _conv(channels, channels, 3, stride=stride, rngs=rngs) if with_conv else None
+
+    def __call__(self, x_BxHxWxC: Array) -> Array:
+        if self.direction == "up":
+            x_BxHxWxC = upsample_nearest(x_BxHxWxC)
+            return x_BxHxWxC if self.conv is None else self.conv(x_BxHxWxC)
+        return downsample_average(x_BxHxWxC) if self.conv is None else self.conv(x_BxHxWxC)
+
+
+class ResBlock(nnx.Module):
+    """Residual block conditioned on the embedding (Ho et al. 2020; Dhariwal & Nichol 2021).
+
+    ``GroupNorm -> SiLU -> [resample] -> conv3x3 -> + emb (or FiLM) -> GroupNorm -> SiLU
+    -> dropout -> conv3x3 (zero init)``, plus a 1x1-conv skip when channels change.
+    With ``resampling`` it is the BigGAN-style up/downsampling block: the input and the
+    skip are resampled (nearest / average) inside the block.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, embed_dim: int, dropout: float,
+                 num_groups: int, scale_shift_norm: bool, resampling: Resampling = None,
+                 rngs: nnx.Rngs):
+        self.scale_shift_norm = scale_shift_norm
+        self.resampling = resampling
+        self.input_norm = nnx.GroupNorm(in_channels, num_groups=num_groups, rngs=rngs)
+        self.input_conv = _conv(in_channels, out_channels, 3, rngs=rngs)
+        embed_out = 2 * out_channels if scale_shift_norm else out_channels
+        self.embed_projection = nnx.Linear(embed_dim, embed_out,
+                                           kernel_init=XAVIER_UNIFORM,
+                                           rngs=rngs)
+        self.output_norm = nnx.GroupNorm(out_channels, num_groups=num_groups, rngs=rngs)
+        self.dropout = nnx.Dropout(dropout)
+        self.output_conv = _conv(out_channels, out_channels, 3, zero_init=True, rngs=rngs)
+        self.skip = (None if in_channels == out_channels
+                     else _conv(in_channels, out_channels, 1, rngs=rngs))
+
+    def __call__(self, x_BxHxWxC: Array, emb_BxE: Array, *,
+                 dropout_rngs: nnx.Rngs | None) -> Array:
+        h = jax.nn.silu(self.input_norm(x_BxHxWxC))
+        h = self.input_conv(_resample(h, self.resampling))
+        x_BxHxWxC = _resample(x_BxHxWxC, self.resampling)
+        emb_Bx1x1xF = self.embed_projection(jax.nn.silu(emb_BxE))[:, None, None, :]
+        if self.scale_shift_norm:
+            scale, shift = jnp.split(emb_Bx1x1xF, 2, axis=-1)
+            h = self.output_norm(h) * (1 + scale) + shift
+        else:
+            h = self.output_norm(h + emb_Bx1x1xF)
+        h = self.dropout(jax.nn.silu(h), deterministic=dropout_rngs is None, rngs=dropout_rngs)
+        h = self.output_conv(h)
+        skip = x_BxHxWxC if self.skip is None else self.skip(x_BxHxWxC)
+        return skip + h
+
+
+class SpatialAttention(nnx.Module):
+    """``x + Attention(GroupNorm(x))`` over the ``H*W`` positions, zero-initialised output."""
+
+    def __init__(self, channels: int, *, num_heads: int, num_groups: int, rngs: nnx.Rngs):
+        self.norm = nnx.GroupNorm(channels, num_groups=num_groups, rngs=rngs)
+        self.attention = SelfAttention(channels, num_heads=num_heads, zero_init_output=True,
+                                       rngs=rngs)
+
+    def __call__(self, x_BxHxWxC: Array) -> Array:
+        b, h, w, c = x_BxHxWxC.shape
+        tokens_BxLxC = self.norm(x_BxHxWxC).reshape(b, h * w, c)
+        return x_BxHxWxC + self.attention(tokens_BxLxC).reshape(b, h, w, c)
+
+
+class UNetBlock(nnx.Module):
+    """A residual block, optionally followed by spatial attention."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, with_attention: bool,
+                 config: UNetConfig, rngs: nnx.Rngs):
+        self.residual = ResBlock(in_channels, out_channels, embed_dim=config.embed_dim,
+                                 dropout=config.dropout, num_groups=config.num_groups,
+                                 scale_shift_norm=config.scale_shift_norm, rngs=rngs)
+        self.attention = (SpatialAttention(out_channels,
+                                           num_heads=config.heads_for(out_channels),
+                                           num_groups=config.num_groups, rngs=rngs)
+                          if with_attention else None)
+
+    def __call__(self, x: Array, emb: Array, *, dropout_rngs: nnx.Rngs | None) -> Array:
+        h = self.residual(x, emb, dropout_rngs=dropout_rngs)
+        return h if self.attention is None else self.attention(h)
+
+
+def _resampler(channels: int, direction: Literal["up", "down"], config: UNetConfig,
+               rngs: nnx.Rngs) -> ResBlock | Resample:
+    if config.resblock_updown:
+        return ResBlock(channels, channels, embed_dim=config.embed_dim, dropout=config.dropout,
+                        num_groups=config.num_groups, scale_shift_norm=config.scale_shift_norm,
+                        resampling=direction, rngs=rngs)
+    return Resample(channels, direction=direction, with_conv=config.conv_resample, rngs=rngs)
+
+
+def _apply_resampler(resampler: ResBlock | Resample, h: Array, emb: Array,
+                     dropout_rngs: nnx.Rngs | None) -> Array:
+    if isinstance(resampler, ResBlock):
+        return resampler(h, emb, dropout_rngs=dropout_rngs)
+    return resampler(h)
+
+
+class DownLevel(nnx.Module):
+    """One encoder level: ``num_res_blocks`` blocks, then (except last) a 2x downsampling.
+
+    Returns the features after every block and after the downsampling: the skips.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, with_attention: bool,
+                 downsample: bool, config: UNetConfig, rngs: nnx.Rngs):
+        self.blocks = nnx.List([
+            UNetBlock(in_channels if i == 0 else out_channels, out_channels,
+                      with_attention=with_attention, config=config, rngs=rngs)
+            for i in range(config.num_res_blocks)])
+        self.downsample = _resampler(out_channels, "down", config, rngs) if downsample else None
+
+    def __call__(self, h: Array, emb: Array, *,
+                 dropout_rngs: nnx.Rngs | None) -> tuple[Array, list[Array]]:
+        skips = []
+        for block in self.blocks:
+            h = block(h, emb, dropout_rngs=dropout_rngs)
+            skips.append(h)
+        if self.downsample is not None:
+            h = _apply_resampler(self.downsample, h, emb, dropout_rngs)
+            skips.append(h)
+        return h, skips
+
+
+class UpLevel(nnx.Module):
+    """One decoder level: ``num_res_blocks + 1`` blocks, each on ``concat(h, skip)``, then
+    (except the top level) a 2x upsampling."""
+
+    def __init__(self, in_channels: int, skip_channels: list[int], out_channels: int, *,
+                 with_attention: bool, upsample: bool, config: UNetConfig, rngs: nnx.Rngs):
+        blocks = []
+        for i, skip in enumerate(skip_channels):
+            block_in = (in_channels if i == 0 else out_channels) + skip
+            blocks.append(UNetBlock(block_in, out_channels, with_attention=with_attention,
+                                    config=config, rngs=rngs))
+        self.blocks = nnx.List(blocks)
+        self.upsample = _resampler(out_channels, "up", config, rngs) if upsample else None
+
+    def __call__(self, h: Array, skips: list[Array], emb: Array, *,
+                 dropout_rngs: nnx.Rngs | None) -> Array:
+        for block, skip in zip(self.blocks, skips, strict=True):
+            h = block(jnp.concatenate([h, skip], axis=-1), emb, dropout_rngs=dropout_rngs)
+        if self.upsample is not None:
+            h = _apply_resampler(self.upsample, h, emb, dropout_rngs)
+        return h
+
+
+class UNet(nnx.Module):
+    """The DDPM / ADM UNet: ``UNet(config, rngs=...)(x_t, t, cond)``.
+
+    See ``UNetConfig`` for the architecture; ``UNetConfig()`` is the 35.7M-parameter
+    DDPM CIFAR-10 network of Ho et al. 2020.
+    """
+
+    def __init__(self, config: UNetConfig, *, rngs: nnx.Rngs):
+        self.config = config
+        base = config.base_channels
+        self.time_embed = TimestepMLP(frequency_dim=base, embed_dim=config.embed_dim, rngs=rngs)
+        self.class_embed = (Embedding(config.num_classes + 1, config.embed_dim,
+                                      init=STANDARD_NORMAL, rngs=rngs)
+                            if config.num_classes is not None else None)
+        self.input_conv = _conv(config.in_channels, base, 3, rngs=rngs)
+
+        channels, skip_channels, down = base, [base], []
+        last = len(config.channel_mults) - 1
+        for level, (mult, resolution) in enumerate(
+                zip(config.channel_mults, config.level_resolutions, strict=True)):
+            out = base * mult
+            down.append(DownLevel(
+                channels, out, with_attention=resolution in config.attention_resolutions,
+                downsample=level != last, config=config, rngs=rngs))
+            channels = out
+            skip_channels += [out] * (config.num_res_blocks + (level != last))
+        self.down = nnx.List(down)
+
+        self.middle = nnx.List([
+            UNetBlock(channels, channels, with_attention=True, config=config, rngs=rngs),
+            UNetBlock(channels, channels, with_attention=False, config=config, rngs=rngs)])
+
+        up = []
+        for level in reversed(range(len(config.channel_mults))):
+            out = base * config.channel_mults[level]
+            level_skips = [skip_channels.pop() for _ in range(config.num_res_blocks + 1)]
+            up.append(UpLevel(
+                channels, level_skips, out,
+                with_attention=config.level_resolutions[level] in config.attention_resolutions,
+                upsample=level != 0, config=config, rngs=rngs))
+            channels = out
+        self.up = nnx.List(up)
+
+        self.output_norm = nnx.GroupNorm(channels, num_groups=config.num_groups, rngs=rngs)
+        self.output_conv = _conv(channels, config.out_channels, 3, zero_init=True, rngs=rngs)
+
+    def _embed(self, t_B: Array, labels_B: Array | None) -> Array:
+        emb_BxE = self.time_embed(t_B)
+        if self.class_embed is not None:
+            emb_BxE = emb_BxE + self.class_embed(labels_B)
+        return emb_BxE
+
+    def __call__(self, x_t: Array, t: Array, cond: Array | None = None, *,
+                 dropout_key: PRNGKey | None = None) -> Array:
+        """Predicts eps, x0 or v (and the variance interpolation if ``learn_sigma``).
+
+        Args:
+          x_t: ``float [B, image_size, image_size, in_channels]`` noisy images.
+          t: ``[B]`` timestep indices in ``[0, T)``; integer, or floating for
+            fractional timesteps (same units).
+          cond: ``int [B]`` class labels in ``[0, num_classes]`` (``num_classes`` = null
+            class) for a class-conditional network; ``None`` means the null class.
+            Must be ``None`` for an unconditional network.
+          dropout_key: enables dropout (train mode); ``None`` is eval mode.
+
+        Returns:
+          ``[B, image_size, image_size, out_channels]`` in the parameters' dtype.
+        """
+        config = self.config
+        size = config.image_size
+        _checks.check_floating("x_t", x_t, shape=(None, size, size, config.in_channels))
+        batch = x_t.shape[0]
+        _checks.check_real("t", t, shape=(batch,))
+        labels = class_labels(cond, num_classes=config.num_classes, batch_size=batch)
+        dropout_rngs = None if dropout_key is None else nnx.Rngs(dropout=dropout_key)
+
+        emb = self._embed(t, labels)
+        h = self.input_conv(x_t)
+        skips = [h]
+        for level in self.down:
+            h, level_skips = level(h, emb, dropout_rngs=dropout_rngs)
+            skips += level_skips
+        for block in self.middle:
+            h = block(h, emb, dropout_rngs=dropout_rngs)
+        for level in self.up:
+            level_skips = [skips.pop() for _ in level.blocks]
+            h = level(h, level_skips, emb, dropout_rngs=dropout_rngs)
+        return self.output_conv(jax.nn.silu(self.output_norm(h)))
+
