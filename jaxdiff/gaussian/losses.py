@@ -130,7 +130,7 @@ def snr_weight(prediction: str, weighting: str, log_snr: jax.Array, *,
     return {"eps": clipped / snr, "x0": clipped, "v": clipped / (snr + 1.0)}[prediction]
 
 
-def loss(schedule: Schedule, denoise_fn, key: jax.Array, x0: jax.Array, *,
+def loss(key: jax.Array, denoise_fn, schedule: Schedule, x0: jax.Array, *,
          prediction: str = "eps", cond=None, t: jax.Array | None = None,
          weighting: str = "uniform", min_snr_gamma: float = 5.0,
          learned_variance: bool = False, vlb_weight: float = 0.001,
@@ -147,9 +147,9 @@ def loss(schedule: Schedule, denoise_fn, key: jax.Array, x0: jax.Array, *,
     gradient of the mean stopped so that it only trains the variance.
 
     Args:
-      schedule: the noise schedule.
-      denoise_fn: ``denoise_fn(x_t, t, cond) -> prediction``.
       key: PRNG key for ``t`` (unless given) and the noise.
+      denoise_fn: ``denoise_fn(x_t, t, cond) -> prediction``.
+      schedule: the noise schedule.
       x0: clean data ``[B, ...]``.
       prediction: ``eps``, ``x0`` or ``v``.
       cond: conditioning passed to ``denoise_fn``.
