@@ -1,0 +1,33 @@
+"""Training: a pure, jitted, data-parallel train step around the diffusion math, with
+orbax checkpoints, EMA, metrics and sample grids.
+
+    from jaxdiff import train
+    config = train.from_dict(get_config().to_dict())       # experiments/configs/*.py
+    state = train.train(config, workdir)                   # resumes from workdir
+"""
+
+from jaxdiff.train.checkpoint import Checkpointer, abstract_like
+from jaxdiff.train.config import (
+    DataConfig,
+    DiffusionConfig,
+    ExperimentConfig,
+    ModelConfig,
+    OptimConfig,
+    TrainConfig,
+    from_dict,
+    validate,
+)
+from jaxdiff.train.loop import build_run, initial_state, make_sampler, model_config_for, train
+from jaxdiff.train.objectives import gaussian_objective
+from jaxdiff.train.optimizer import make_optimizer
+from jaxdiff.train.reporting import MetricsWriter, image_grid, read_metrics, save_image_grid
+from jaxdiff.train.state import TrainState, create_train_state, step_key
+from jaxdiff.train.step import ema_update, make_eval_step, make_train_step
+
+__all__ = [
+    "Checkpointer", "DataConfig", "DiffusionConfig", "ExperimentConfig", "MetricsWriter",
+    "ModelConfig", "OptimConfig", "TrainConfig", "TrainState", "abstract_like", "build_run",
+    "create_train_state", "ema_update", "from_dict", "gaussian_objective", "image_grid",
+    "initial_state", "make_eval_step", "make_optimizer", "make_sampler", "make_train_step",
+    "model_config_for", "read_metrics", "save_image_grid", "step_key", "train", "validate",
+]

@@ -1,0 +1,144 @@
+"""The training run's settings as frozen dataclasses, validated before anything compiles.
+
+Experiment files (``experiments/configs/*.py``) build an ``ml_collections.ConfigDict``;
+``from_dict`` turns its ``to_dict()`` into these dataclasses, rejecting unknown fields and
+invalid values with a message that names the field (``train.batch_size``, ...). Library code
+takes the dataclasses, never a ConfigDict.
+"""
+
+import dataclasses
+from typing import Any
+
+from jaxdiff.data.embedded import EMBEDDED_NAMES
+from jaxdiff.gaussian.forward import PREDICTIONS
+from jaxdiff.gaussian.losses import WEIGHTINGS
+from jaxdiff.gaussian.samplers import SAMPLERS
+from jaxdiff.models.presets import PRESETS
+
+SCHEDULES = ("linear", "cosine", "sigmoid")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """``name``: an embedded dataset or ``tfds:<name>``; ``image_size``: None keeps it."""
+
+    name: str = "digits"
+    image_size: int | None = 16
+    conditional: bool = False      # feed the labels to the model (class conditioning)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """A preset of ``jaxdiff.models`` and overrides of its config fields."""
+
+    preset: str = "unet_tiny"
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    compute_dtype: str | None = None   # "bfloat16" for mixed precision
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffusionConfig:
+    schedule: str = "cosine"
+    num_steps: int = 1000
+    prediction: str = "eps"
+    weighting: str = "uniform"
+    learned_variance: bool = False
+    label_dropout: float = 0.1     # classifier-free guidance training, when conditional
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimConfig:
+    learning_rate: float = 2e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.0
+    clip_norm: float = 1.0
+    ema_decay: float = 0.999
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    batch_size: int = 64
+    num_steps: int = 1000
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    log_every: int = 50
+    eval_every: int = 500
+    eval_batches: int = 4
+    sample_every: int = 0          # 0: only at the end
+    sample_count: int = 64
+    sampler: str = "ddim"
+    sample_steps: int = 50
+    tensorboard: bool = False
+    distributed: bool = False      # call jax.distributed.initialize() (multi-host)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    diffusion: DiffusionConfig = DiffusionConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+
+
+def _fail(field: str, message: str):
+    raise ValueError(f"config field {field}: {message}")
+
+
+def validate(config: ExperimentConfig, *, num_devices: int) -> ExperimentConfig:
+    """Checks every field that can be checked before compiling; returns ``config``."""
+    d, m, f, o, t = config.data, config.model, config.diffusion, config.optim, config.train
+    if d.name not in EMBEDDED_NAMES and not d.name.startswith("tfds:"):
+        _fail("data.name", f"must be one of {sorted(EMBEDDED_NAMES)} or 'tfds:<name>', "
+                           f"got {d.name!r}")
+    if m.preset not in PRESETS:
+        _fail("model.preset", f"must be one of {sorted(PRESETS)}, got {m.preset!r}")
+    fields = {x.name for x in dataclasses.fields(PRESETS[m.preset])}
+    for key in m.overrides:
+        if key not in fields:
+            _fail(f"model.overrides.{key}", f"is not a field of {m.preset}'s config")
+    if m.compute_dtype not in (None, "float32", "bfloat16"):
+        _fail("model.compute_dtype", f"must be None, 'float32' or 'bfloat16', "
+                                     f"got {m.compute_dtype!r}")
+    if f.schedule not in SCHEDULES:
+        _fail("diffusion.schedule", f"must be one of {list(SCHEDULES)}, got {f.schedule!r}")
+    if f.prediction not in PREDICTIONS:
+        _fail("diffusion.prediction", f"must be one of {list(PREDICTIONS)}, "
+                                      f"got {f.prediction!r}")
+    if f.weighting not in WEIGHTINGS:
+        _fail("diffusion.weighting", f"must be one of {list(WEIGHTINGS)}, got {f.weighting!r}")
+    if not 0 <= f.label_dropout < 1:
+        _fail("diffusion.label_dropout", f"must be in [0, 1), got {f.label_dropout}")
+    if t.sampler not in SAMPLERS:
+        _fail("train.sampler", f"must be one of {list(SAMPLERS)}, got {t.sampler!r}")
+    for name in ("batch_size", "num_steps", "checkpoint_every", "keep_checkpoints", "log_every",
+                 "eval_every", "eval_batches", "sample_count", "sample_steps"):
+        if getattr(t, name) < 1:
+            _fail(f"train.{name}", f"must be >= 1, got {getattr(t, name)}")
+    if t.batch_size % num_devices:
+        _fail("train.batch_size", f"{t.batch_size} is not divisible by the {num_devices} "
+                                  "devices")
+    if o.learning_rate <= 0 or not 0 <= o.ema_decay < 1 or o.warmup_steps < 0:
+        _fail("optim", f"need learning_rate > 0, 0 <= ema_decay < 1, warmup_steps >= 0; got "
+                       f"{o}")
+    return config
+
+
+def from_dict(values: dict) -> ExperimentConfig:
+    """Builds the dataclasses from a nested dict; an unknown key is an error naming it."""
+    sections = {}
+    for field in dataclasses.fields(ExperimentConfig):
+        section = dict(values.get(field.name, {}))
+        known = {x.name for x in dataclasses.fields(field.type)}
+        for key in section:
+            if key not in known:
+                _fail(f"{field.name}.{key}", "is not a known field")
+        if "overrides" in section:   # JSON turns tuples into lists; configs must hash
+            section["overrides"] = {k: tuple(v) if isinstance(v, list) else v
+                                    for k, v in dict(section["overrides"]).items()}
+        sections[field.name] = field.type(**section)
+    for key in values:
+        if key not in sections:
+            _fail(key, "is not a known section")
+    return ExperimentConfig(**sections)
