@@ -16,25 +16,37 @@ from jaxdiff.data.embedded import EMBEDDED_NAMES, embedded_split, read_idx
 from jaxdiff.data.iterate import Position, batches, epoch_permutation, position
 from jaxdiff.data.load import load
 from jaxdiff.data.sharding import DATA_AXIS, data_mesh, global_batch
+from jaxdiff.data.text import (
+    TEXT_CORPUS_NAMES,
+    chunk,
+    load_text_corpus,
+    random_crops,
+    wikifil,
+)
 from jaxdiff.data.toy import gaussian_mixture, ring_of_gaussians, swiss_roll, two_moons
 
 __all__ = [
     "DATA_AXIS",
     "EMBEDDED_NAMES",
+    "TEXT_CORPUS_NAMES",
     "ArrayDataset",
     "Position",
     "batches",
+    "chunk",
     "data_mesh",
     "embedded_split",
     "epoch_permutation",
     "gaussian_mixture",
     "global_batch",
     "load",
+    "load_text_corpus",
     "position",
+    "random_crops",
     "read_idx",
     "resize_images",
     "ring_of_gaussians",
     "swiss_roll",
     "to_unit_range",
     "two_moons",
+    "wikifil",
 ]
