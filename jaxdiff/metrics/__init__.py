@@ -16,6 +16,31 @@ FID of model samples against a dataset, end to end::
 ``extractor`` name); the Inception Score takes the classifier's ``logits_fn``.
 """
 
+from jaxdiff.metrics.classifier import (
+    ClassifierConfig,
+    ImageClassifier,
+    TrainedClassifier,
+    classifier_accuracy,
+    classifier_name,
+    classifier_path,
+    init_classifier,
+    load_classifier,
+    save_classifier,
+    train_classifier,
+    train_or_load_classifier,
+)
+from jaxdiff.metrics.diagnostics import (
+    Reconstruction,
+    TokenAccuracy,
+    bucket_edges,
+    chain_timesteps,
+    d3pm_token_accuracy,
+    ddim_reconstruct,
+    loss_per_timestep,
+    masked_token_accuracy,
+    psnr,
+    reconstruction_error,
+)
 from jaxdiff.metrics.features import extract_features, feature_stats, map_batches
 from jaxdiff.metrics.frechet import (
     FeatureStats,
@@ -64,6 +89,27 @@ from jaxdiff.metrics.text import (
 )
 
 __all__ = [
+    "ClassifierConfig",
+    "ImageClassifier",
+    "TrainedClassifier",
+    "classifier_accuracy",
+    "classifier_name",
+    "classifier_path",
+    "init_classifier",
+    "load_classifier",
+    "save_classifier",
+    "train_classifier",
+    "train_or_load_classifier",
+    "Reconstruction",
+    "TokenAccuracy",
+    "bucket_edges",
+    "chain_timesteps",
+    "d3pm_token_accuracy",
+    "ddim_reconstruct",
+    "loss_per_timestep",
+    "masked_token_accuracy",
+    "psnr",
+    "reconstruction_error",
     "INCEPTION_EXTRACTOR",
     "INCEPTION_URL",
     "WEIGHTS_ENV",
