@@ -54,7 +54,7 @@ def test_loss_of_the_optimal_denoiser_is_the_posterior_variance(prediction):
     x0 = jnp.asarray(GAUSS_1D.sample(np.random.default_rng(0), n), jnp.float32)
     for step in [20, 300, 700]:
         t = jnp.full((n,), step, jnp.int32)
-        losses = jd.gaussian.loss(s, GAUSS_1D.denoise_fn(s, prediction), jax.random.key(step),
+        losses = jd.gaussian.loss(jax.random.key(step), GAUSS_1D.denoise_fn(s, prediction), s,
                                   x0, prediction=prediction, t=t)
         a2 = float(np.asarray(s.alpha_bars, np.float64)[step])
         var_x0 = s2 * (1 - a2) / (a2 * s2 + 1 - a2)
@@ -111,12 +111,12 @@ def test_hybrid_loss_adds_the_scaled_vlb_and_stops_the_mean_gradient():
     key = jax.random.key(1)
 
     def hybrid(p):
-        return jd.gaussian.loss(s, lambda *a: denoise_fn(p, *a), key, x0, t=t,
+        return jd.gaussian.loss(key, lambda *a: denoise_fn(p, *a), s, x0, t=t,
                                 learned_variance=True).mean()
 
     def simple_only(p):
         fn = lambda x_t, t, c: denoise_fn(p, x_t, t)[..., :3]  # noqa: E731
-        return jd.gaussian.loss(s, fn, key, x0, t=t).mean()
+        return jd.gaussian.loss(key, fn, s, x0, t=t).mean()
 
     # The mean's gradient comes from L_simple alone (stop-gradient in the VLB term).
     g_hybrid, g_simple = jax.grad(hybrid)(params), jax.grad(simple_only)(params)
@@ -139,4 +139,4 @@ def test_hybrid_loss_adds_the_scaled_vlb_and_stops_the_mean_gradient():
 def test_bad_arguments_are_named(kwargs, exc, match):
     s = jd.gaussian.cosine_schedule(num_steps=10)
     with pytest.raises(exc, match=match):
-        jd.gaussian.loss(s, lambda x, t, c: x, jax.random.key(0), jnp.zeros((2, 3)), **kwargs)
+        jd.gaussian.loss(jax.random.key(0), lambda x, t, c: x, s, jnp.zeros((2, 3)), **kwargs)
