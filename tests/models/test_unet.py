@@ -83,6 +83,9 @@ def test_class_and_timestep_change_the_output():
     assert np.isfinite(np.asarray(out_0)).all()
     for other in (out_1, out_null, out_later):
         assert float(jnp.abs(out_0 - other).mean()) > 1e-3
+    # No labels is the null class: the unconditional branch of classifier-free guidance.
+    np.testing.assert_array_equal(np.asarray(denoise_fn(params, x_t, t, None)),
+                                  np.asarray(out_null))
 
 
 @pytest.mark.parametrize("x_t, t, cond, error, message", [
