@@ -5,7 +5,7 @@ Resumes from the newest checkpoint in DIR. The config is a Python file whose
 command line, e.g. ``--config.train.num_steps=100``.
 """
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from jaxdiff import train
@@ -18,6 +18,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)   # orbax logs every save at INFO
     train.train(train.from_dict(_CONFIG.value.to_dict()), _WORKDIR.value)
 
 
