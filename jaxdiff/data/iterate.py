@@ -52,6 +52,11 @@ def _check(dataset, batch_size, seed, step, process_index, process_count):
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     if not isinstance(step, int | np.integer) or step < 0:
         raise ValueError(f"start_step must be a non-negative int, got {step!r}")
+    check_process_slot(process_index, process_count, batch_size)
+
+
+def check_process_slot(process_index, process_count, batch_size: int) -> None:
+    """This process's slot ``(process_index, process_count)`` of a global ``batch_size``."""
     if not isinstance(process_count, int) or process_count < 1:
         raise ValueError(f"process_count must be a positive int, got {process_count!r}")
     if not isinstance(process_index, int) or not 0 <= process_index < process_count:

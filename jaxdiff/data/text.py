@@ -48,6 +48,7 @@ from collections.abc import Iterator
 import jax
 import numpy as np
 
+from jaxdiff.data.iterate import check_process_slot
 from jaxdiff.discrete.text import TEXT8_ALPHABET
 
 TEXT_CORPUS_NAMES = ("enwiki_gensim", "text8")
@@ -346,13 +347,7 @@ def random_crops(ids: np.ndarray, *, batch_size: int, seq_len: int = 256, seed: 
     step = _check_int("start_step", start_step, 0)
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
-    process_count = _check_int("process_count", process_count, 1)
-    if not isinstance(process_index, int) or not 0 <= process_index < process_count:
-        raise ValueError(f"process_index must be an int in [0, {process_count}), "
-                         f"got {process_index!r}")
-    if batch_size % process_count:
-        raise ValueError(f"batch_size ({batch_size}) must be divisible by process_count "
-                         f"({process_count})")
+    check_process_slot(process_index, process_count, batch_size)
     if ids.size < seq_len:
         raise ValueError(f"ids has {ids.size} characters, fewer than seq_len={seq_len}")
     local = batch_size // process_count
