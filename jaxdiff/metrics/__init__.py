@@ -14,6 +14,10 @@ FID of model samples against a dataset, end to end::
 
 "Classifier FID" is the same with a classifier's penultimate features as ``fn`` (and its own
 ``extractor`` name); the Inception Score takes the classifier's ``logits_fn``.
+
+The report of a trained run (every metric with its protocol, JSON and Markdown):
+``metrics.evaluate_run(workdir)`` then ``metrics.write_report(report, workdir + "/eval")``
+(the command is ``experiments/evaluate.py``; the protocol is in :mod:`jaxdiff.metrics.report`).
 """
 
 from jaxdiff.metrics.classifier import (
@@ -70,6 +74,17 @@ from jaxdiff.metrics.inception_weights import (
     read_torchscript_tensors,
     resolve_inception_weights,
 )
+from jaxdiff.metrics.report import (
+    RestoredRun,
+    classifier_fid,
+    classifier_reference_stats,
+    data_levels,
+    draw_samples,
+    evaluate_run,
+    report_markdown,
+    restore_run,
+    write_report,
+)
 from jaxdiff.metrics.stats_cache import (
     INCEPTION_EXTRACTOR,
     cached_reference_stats,
@@ -101,6 +116,15 @@ __all__ = [
     "train_classifier",
     "train_or_load_classifier",
     "Reconstruction",
+    "RestoredRun",
+    "classifier_fid",
+    "classifier_reference_stats",
+    "data_levels",
+    "draw_samples",
+    "evaluate_run",
+    "report_markdown",
+    "restore_run",
+    "write_report",
     "TokenAccuracy",
     "bucket_edges",
     "chain_timesteps",

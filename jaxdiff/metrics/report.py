@@ -1,0 +1,551 @@
+r"""The evaluation report of a trained image run: every metric, with its protocol, as JSON and
+Markdown.
+
+:func:`evaluate_run` restores the newest checkpoint of a workdir written by
+:func:`jaxdiff.train.train`, takes its **EMA parameters** and measures:
+
+* **samples**: ``num_samples`` images from ``sampler`` with ``steps`` steps (``clip_x0=True``,
+  as the training loop samples), drawn in jitted batches of ``batch_size`` (the last batch is
+  drawn whole and cut), batch ``i`` with key ``fold_in(fold_in(key(seed), 0), i)``;
+* **classifier FID / classifier IS** (embedded datasets ``digits``, ``mnist_5k``,
+  ``fashion_mnist`` only): the in-domain CNN of :func:`train_or_load_classifier` trained on
+  the run's dataset at the run's image size (its default settings, cached), its accuracy on the
+  test split, the Fréchet distance between its penultimate features of the samples and of the
+  **whole test split** (reference statistics cached by :func:`cached_reference_stats` under
+  ``dataset=<name>-<H>px``, ``split=test``, ``extractor=<classifier name>``), and the IS of the
+  samples under its logits (10 splits). Two data-vs-data references come with them: the FID of
+  ``min(num_samples, train size)`` train images (the first ones) against the same test
+  statistics (the floor at that sample count) and the IS of the test split;
+* **Inception FID**: the standard FID (Inception-v3 pool features, NVLabs weights from
+  :func:`load_inception_params`) of the samples, quantized to uint8 and resized to 299x299,
+  against the whole test split (cached under ``extractor=inception-2015-12-05``). When the
+  weights cannot be loaded the field is the string ``"unavailable: <why>"``;
+* **bits/dim**: :func:`jaxdiff.gaussian.nll_bits_per_dim` with ``method="vlb"`` (an upper
+  bound) on the first ``nll_examples`` test images (all by default), on the data's own grid
+  (``num_bins`` = 17 for ``digits``, whose intensities are 0..16; 256 otherwise), over the full
+  chain of ``T`` steps or, with ``nll_steps``, a uniformly respaced chain of that many steps
+  (a looser bound, quicker on a CPU); the reverse variance is the run's (``learned`` or
+  ``beta``, as the sampler uses);
+* **reconstruction** (:func:`reconstruction_error`): MSE/PSNR of the one-step
+  :math:`\hat x_0` and of a 20-step DDIM chain from :math:`x_t`, at
+  :math:`t = \lfloor fT \rfloor` for ``f`` in 0.1, 0.25, 0.5, 0.75, 0.9, on the first
+  ``diag_examples`` test images;
+* **loss per timestep** (:func:`loss_per_timestep`): the run's training loss (prediction and
+  weighting; fixed variance) in 10 equal buckets of ``[0, T)`` on the same images;
+* **class histogram**: the fraction of samples the classifier assigns to each class against the
+  label fractions of the test split, with their total-variation distance (a mode-collapse
+  check).
+
+:func:`write_report` writes ``<workdir>/eval/metrics.json`` and ``metrics.md``;
+``experiments/evaluate.py`` is the command.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from jaxdiff import data as jdata
+from jaxdiff import gaussian
+from jaxdiff import models as jm
+from jaxdiff.metrics.classifier import (
+    TrainedClassifier,
+    classifier_accuracy,
+    train_or_load_classifier,
+)
+from jaxdiff.metrics.diagnostics import loss_per_timestep, reconstruction_error
+from jaxdiff.metrics.features import extract_features, feature_stats
+from jaxdiff.metrics.frechet import FeatureStats, fid_from_stats
+from jaxdiff.metrics.inception import inception_feature_fn, quantize_images
+from jaxdiff.metrics.inception_score import inception_score_from_logits
+from jaxdiff.metrics.inception_weights import load_inception_params
+from jaxdiff.metrics.paths import default_cache_dir
+from jaxdiff.metrics.stats_cache import INCEPTION_EXTRACTOR, cached_reference_stats
+
+CLASSIFIER_DATASETS = ("digits", "mnist_5k", "fashion_mnist")
+"""The datasets with an in-domain classifier (classifier FID/IS, class histogram)."""
+
+RECONSTRUCTION_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 0.9)
+RECONSTRUCTION_CHAIN_STEPS = 20
+LOSS_BUCKETS = 10
+IS_SPLITS = 10
+REFERENCE_SPLIT = "test"
+
+
+def data_levels(dataset: str) -> int:
+    """The number of intensity levels of ``dataset``'s grid in [-1, 1]: 17 for ``digits``
+    (scikit-learn's intensities 0..16), 256 for 8-bit datasets (MNIST, Fashion-MNIST, TFDS)."""
+    return 17 if dataset == "digits" else 256
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _check_int(name: str, value, minimum: int, *, optional: bool = False):
+    if optional and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        kind = "None or an int" if optional else "an int"
+        raise ValueError(f"{name} must be {kind} >= {minimum}, got {value!r}")
+    return int(value)
+
+
+# ----------------------------------------------------------------------------- restore
+
+
+@dataclasses.dataclass(frozen=True)
+class RestoredRun:
+    """A trained run: its parts (:func:`jaxdiff.train.build_run`), EMA parameters and step."""
+
+    workdir: pathlib.Path
+    run: object
+    ema_params: object
+    step: int
+
+
+def restore_run(workdir: str | os.PathLike) -> RestoredRun:
+    """Restores the newest checkpoint of a workdir of :func:`jaxdiff.train.train`.
+
+    Raises:
+      FileNotFoundError: naming ``workdir`` when it, its ``config.json`` or its checkpoints
+        are missing.
+    """
+    from jaxdiff import train  # noqa: PLC0415 (jaxdiff.train imports heavy orbax)
+
+    if not isinstance(workdir, (str, os.PathLike)):
+        raise TypeError(f"workdir must be a path, got {type(workdir).__name__}")
+    workdir = pathlib.Path(workdir)
+    if not workdir.is_dir():
+        raise FileNotFoundError(f"workdir {str(workdir)!r} is not a directory")
+    config_path = workdir / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"workdir {str(workdir)!r} has no config.json: not a run "
+                                f"written by jaxdiff.train")
+    try:
+        config = train.from_dict(json.loads(config_path.read_text()))
+    except (ValueError, TypeError, KeyError) as err:
+        raise ValueError(f"workdir {str(workdir)!r}: config.json is not a valid run config "
+                         f"({err})") from err
+    checkpoints = workdir / "checkpoints"
+    if not checkpoints.is_dir():
+        raise FileNotFoundError(f"workdir {str(workdir)!r} has no checkpoints/ directory")
+    run = train.build_run(config)
+    checkpointer = train.Checkpointer(checkpoints)
+    try:
+        restored = checkpointer.restore_latest(train.abstract_like(train.initial_state(run)))
+    finally:
+        checkpointer.close()
+    if restored is None:
+        raise FileNotFoundError(f"workdir {str(workdir)!r} has no checkpoint in {checkpoints}")
+    state = restored[0]
+    return RestoredRun(workdir=workdir, run=run, ema_params=state.ema_params,
+                       step=int(state.step))
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def _apply_fn(run):
+    compute_dtype = run.config.model.compute_dtype
+    return jm.make_denoise_fn(run.graphdef, run.rest, compute_dtype=None if compute_dtype
+                              is None else jnp.dtype(compute_dtype))
+
+
+def draw_samples(restored: RestoredRun, *, num_samples: int, sampler: str, steps: int,
+                 seed: int, batch_size: int, guidance_scale: float | None = None,
+                 progress: bool = True) -> np.ndarray:
+    """``num_samples`` images ``[N, H, W, C]`` in [-1, 1] from the EMA parameters, drawn in
+    jitted batches of ``batch_size`` (one compilation; the last batch is cut)."""
+    from jaxdiff import train  # noqa: PLC0415
+
+    count = min(batch_size, num_samples)
+    sample = train.make_sampler(restored.run, sampler=sampler, num_steps=steps, count=count,
+                                guidance_scale=guidance_scale)
+    key = jax.random.fold_in(jax.random.key(seed), 0)
+    out = []
+    with tqdm(total=num_samples, unit="img", desc=f"sample {sampler}/{steps}",
+              disable=not progress) as bar:
+        for i in range(math.ceil(num_samples / count)):
+            images = np.asarray(sample(jax.random.fold_in(key, i), restored.ema_params))
+            take = min(count, num_samples - i * count)
+            out.append(images[:take])
+            bar.update(take)
+    return np.concatenate(out, axis=0)
+
+
+def _dataset_key(dataset: jdata.ArrayDataset, name: str) -> str:
+    return f"{name.replace(':', '_')}-{dataset.images.shape[1]}px"
+
+
+def classifier_reference_stats(classifier: TrainedClassifier, dataset: jdata.ArrayDataset, *,
+                               dataset_name: str, split: str = REFERENCE_SPLIT,
+                               cache_dir: str | os.PathLike | None = None,
+                               batch_size: int = 500, progress: bool = False) -> FeatureStats:
+    """The classifier's penultimate-feature statistics of ``dataset`` (the reference of
+    classifier FID), cached under ``dataset=<dataset_name>-<H>px``, ``split``,
+    ``extractor=classifier.name``."""
+    return cached_reference_stats(
+        lambda: feature_stats(classifier.features_fn(), dataset.images, batch_size=batch_size,
+                              progress=progress, desc=f"classifier features {split}"),
+        dataset=_dataset_key(dataset, dataset_name), split=split, extractor=classifier.name,
+        cache_dir=cache_dir)
+
+
+def classifier_fid(classifier: TrainedClassifier, images, reference: FeatureStats, *,
+                   batch_size: int = 500, progress: bool = False) -> float:
+    """Classifier FID of ``images`` (``[N, H, W, C]`` in [-1, 1]) against ``reference``;
+    the test split against its own reference statistics gives ~0 (the protocol check)."""
+    stats = feature_stats(classifier.features_fn(), images, batch_size=batch_size,
+                          progress=progress, desc="classifier features")
+    return fid_from_stats(stats, reference)
+
+
+def _nll(restored: RestoredRun, images: np.ndarray, labels: np.ndarray, *, key, num_bins: int,
+         num_steps: int | None, batch_size: int, progress: bool) -> np.ndarray:
+    run = restored.run
+    f = run.config.diffusion
+    apply_fn = _apply_fn(run)
+    variance = "learned" if f.learned_variance else "beta"
+    conditional = run.num_classes is not None
+
+    @jax.jit
+    def bpd(key, params, x0, cond):
+        return gaussian.nll_bits_per_dim(
+            key, jm.bind(apply_fn, params), run.schedule, x0, method="vlb",
+            prediction=f.prediction, variance=variance, num_bins=num_bins,
+            cond=cond if conditional else None, num_steps=num_steps)
+
+    n = images.shape[0]
+    size = min(batch_size, n)
+    out = []
+    with tqdm(total=n, unit="img", desc="bits/dim (vlb)", disable=not progress) as bar:
+        for i, start in enumerate(range(0, n, size)):
+            idx = np.arange(start, start + size) % n       # the last batch wraps around
+            values = np.asarray(bpd(jax.random.fold_in(key, i), restored.ema_params,
+                                    jnp.asarray(images[idx]), jnp.asarray(labels[idx])))
+            take = min(size, n - start)
+            out.append(values[:take])
+            bar.update(take)
+    return np.concatenate(out)
+
+
+def _eps_denoiser(restored: RestoredRun):
+    """The bound ``(x_t, t, cond)`` denoiser without a learned-variance half."""
+    run = restored.run
+    bound = jm.bind(_apply_fn(run), restored.ema_params)
+    channels = run.dataset.images.shape[-1]
+    if not run.config.diffusion.learned_variance:
+        return bound
+    return lambda x_t, t, cond=None: bound(x_t, t, cond)[..., :channels]
+
+
+def _histogram(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    return np.bincount(labels, minlength=num_classes) / max(len(labels), 1)
+
+
+def _unavailable(err: BaseException) -> str:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"unavailable: {type(err).__name__}: {first}"
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000, sampler: str = "ddim",
+                 steps: int = 50, nll_examples: int | None = None, nll_steps: int | None = None,
+                 seed: int = 0, batch_size: int = 500, diag_examples: int = 256,
+                 guidance_scale: float | None = None, inception: bool = True,
+                 inception_weights: str | os.PathLike | None = None,
+                 classifier_steps: int = 600, cache_dir: str | os.PathLike | None = None,
+                 progress: bool = True) -> dict:
+    """Every metric of the trained image run in ``workdir`` (see the module docstring for the
+    protocol), as a JSON-ready dict; :func:`write_report` stores it.
+
+    Args:
+      workdir: a run directory of :func:`jaxdiff.train.train` (``config.json``,
+        ``checkpoints/``); the newest readable checkpoint's EMA parameters are evaluated.
+      num_samples: samples for FID/IS/histogram (>= 10, the IS splits).
+      sampler, steps: the sampler (``ddpm``, ``ddim``, ``dpm_solver++``, ``heun``) and its
+        steps.
+      nll_examples: test images for bits/dim (the first ones); None: the whole test split.
+      nll_steps: respace the bound's chain to this many uniform steps (>= 2, <= T); None:
+        the full chain of ``T`` steps.
+      seed: seeds every key (samples, bound, reconstruction, loss).
+      batch_size: the compiled batch of sampling, the bound and feature extraction.
+      diag_examples: test images for reconstruction and loss per timestep.
+      guidance_scale: classifier-free guidance of conditional runs (None: none).
+      inception: compute the standard Inception FID (False records it as disabled).
+      inception_weights: the converted weights file (default: $JAXDIFF_INCEPTION_WEIGHTS or
+        the cache).
+      classifier_steps: training steps of the in-domain classifier (part of its cache key).
+      cache_dir: root for the classifier (``classifiers/``) and reference statistics
+        (``fid_stats/``); default the jaxdiff cache (:mod:`jaxdiff.metrics.paths`).
+      progress: tqdm progress bars for the long passes.
+    """
+    num_samples = _check_int("num_samples", num_samples, IS_SPLITS)
+    if sampler not in gaussian.SAMPLERS:
+        raise ValueError(f"sampler must be one of {list(gaussian.SAMPLERS)}, got {sampler!r}")
+    steps = _check_int("steps", steps, 1)
+    nll_examples = _check_int("nll_examples", nll_examples, 1, optional=True)
+    nll_steps = _check_int("nll_steps", nll_steps, 2, optional=True)
+    seed = _check_int("seed", seed, 0)
+    batch_size = _check_int("batch_size", batch_size, 1)
+    diag_examples = _check_int("diag_examples", diag_examples, 1)
+    classifier_steps = _check_int("classifier_steps", classifier_steps, 1)
+    if guidance_scale is not None and not isinstance(guidance_scale, (int, float)):
+        raise ValueError(f"guidance_scale must be None or a float, got {guidance_scale!r}")
+
+    restored = restore_run(workdir)
+    run = restored.run
+    T = run.schedule.num_steps
+    if nll_steps is not None and nll_steps > T:
+        raise ValueError(f"nll_steps must be <= the run's T = {T}, got {nll_steps}")
+    name, image_size = run.config.data.name, run.config.data.image_size
+    test = run.eval_dataset
+    root = pathlib.Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    key = jax.random.key(seed)
+    timing: dict[str, float] = {}
+    total_start = time.perf_counter()
+
+    def timed(label, fn):
+        start = time.perf_counter()
+        value = fn()
+        timing[label] = round(time.perf_counter() - start, 2)
+        return value
+
+    report: dict = {"workdir": str(restored.workdir), "step": restored.step, "dataset": name,
+                    "image_shape": list(test.images.shape[1:]),
+                    "conditional": run.num_classes is not None}
+    protocol: dict = {
+        "params": "EMA",
+        "samples": {"num_samples": num_samples, "sampler": sampler, "steps": steps,
+                    "clip_x0": True, "guidance_scale": guidance_scale, "seed": seed,
+                    "batch_size": min(batch_size, num_samples)},
+        "reference": {"dataset": name, "split": REFERENCE_SPLIT, "size": int(len(test)),
+                      "image_size": image_size},
+    }
+    report["protocol"] = protocol
+
+    samples = timed("samples", lambda: draw_samples(
+        restored, num_samples=num_samples, sampler=sampler, steps=steps, seed=seed,
+        batch_size=batch_size, guidance_scale=guidance_scale, progress=progress))
+    if not np.all(np.isfinite(samples)):
+        raise FloatingPointError(f"the samples of {workdir} hold non-finite values")
+
+    # ---- classifier FID / IS and the class histogram
+    if name in CLASSIFIER_DATASETS:
+        def classifier_part():
+            clf = train_or_load_classifier(name, image_size=image_size, steps=classifier_steps,
+                                           cache_dir=root / "classifiers")
+            accuracy = classifier_accuracy(clf, test, batch_size=batch_size)
+            ref = classifier_reference_stats(clf, test, dataset_name=name,
+                                             cache_dir=root / "fid_stats",
+                                             batch_size=batch_size, progress=progress)
+            fid = classifier_fid(clf, samples, ref, batch_size=batch_size, progress=progress)
+            train_images = run.dataset.images[:min(num_samples, len(run.dataset))]
+            fid_floor = classifier_fid(clf, train_images, ref, batch_size=batch_size)
+            logits = extract_features(clf.logits_fn(), samples, batch_size=batch_size)
+            is_mean, is_std = inception_score_from_logits(logits, num_splits=IS_SPLITS)
+            test_logits = extract_features(clf.logits_fn(), test.images, batch_size=batch_size)
+            test_is, _ = inception_score_from_logits(
+                test_logits, num_splits=min(IS_SPLITS, len(test)))
+            k = clf.config.num_classes
+            sample_hist = _histogram(np.argmax(logits, axis=1), k)
+            data_hist = _histogram(test.labels, k)
+            protocol["classifier"] = {
+                "name": clf.name, "test_accuracy": accuracy,
+                "trained_on": f"{name}:train", "feature_dim": clf.config.hidden,
+                "fid_floor_train_images": int(len(train_images)), "is_splits": IS_SPLITS}
+            report.update({
+                "classifier_fid": fid, "classifier_fid_train_vs_test": fid_floor,
+                "classifier_is_mean": is_mean, "classifier_is_std": is_std,
+                "classifier_is_test_data": test_is})
+            report["class_histogram"] = {
+                "samples": sample_hist.tolist(), "test_data": data_hist.tolist(),
+                "total_variation": float(0.5 * np.abs(sample_hist - data_hist).sum()),
+                "max_sample_fraction": float(sample_hist.max()),
+                "min_sample_fraction": float(sample_hist.min())}
+        timed("classifier_metrics", classifier_part)
+    else:
+        why = (f"unavailable: no in-domain classifier for dataset {name!r} (only "
+               f"{list(CLASSIFIER_DATASETS)})")
+        report.update({"classifier_fid": why, "classifier_is_mean": why, "class_histogram": why})
+
+    # ---- standard Inception FID
+    if not inception:
+        report["inception_fid"] = "unavailable: disabled by the caller (inception=False)"
+    else:
+        try:
+            params = load_inception_params(inception_weights)
+        except (OSError, ValueError) as err:
+            report["inception_fid"] = _unavailable(err)
+        else:
+            def inception_part():
+                fn = inception_feature_fn(params)
+                feats = lambda images: fn(quantize_images(images))  # noqa: E731
+                ref = cached_reference_stats(
+                    lambda: feature_stats(feats, test.images, batch_size=min(batch_size, 100),
+                                          progress=progress, desc="inception features test"),
+                    dataset=_dataset_key(test, name), split=REFERENCE_SPLIT,
+                    extractor=INCEPTION_EXTRACTOR, cache_dir=root / "fid_stats")
+                gen = feature_stats(feats, samples, batch_size=min(batch_size, 100),
+                                    progress=progress, desc="inception features samples")
+                return fid_from_stats(gen, ref)
+            report["inception_fid"] = timed("inception_fid", inception_part)
+            protocol["inception"] = {
+                "extractor": INCEPTION_EXTRACTOR, "input": "uint8 quantized, bilinear-resized "
+                "to 299x299 (grayscale repeated to RGB by the network)"}
+
+    # ---- bits/dim by the VLB
+    n_nll = len(test) if nll_examples is None else min(nll_examples, len(test))
+    num_bins = data_levels(name)
+    bpd = timed("bits_per_dim", lambda: _nll(
+        restored, test.images[:n_nll], test.labels[:n_nll], key=jax.random.fold_in(key, 1),
+        num_bins=num_bins, num_steps=nll_steps, batch_size=batch_size, progress=progress))
+    report["bits_per_dim"] = float(bpd.mean())
+    report["bits_per_dim_stderr"] = float(bpd.std(ddof=1) / math.sqrt(len(bpd))) if len(
+        bpd) > 1 else 0.0
+    protocol["bits_per_dim"] = {
+        "method": "vlb (upper bound)", "examples": int(n_nll), "split": REFERENCE_SPLIT,
+        "num_bins": num_bins, "chain_steps": T if nll_steps is None else nll_steps,
+        "respaced": nll_steps is not None and nll_steps != T,
+        "variance": "learned" if run.config.diffusion.learned_variance else "beta",
+        "note": (f"discretized decoder on the data's {num_bins}-level grid"
+                 + (" (digits are 0..16: not comparable with 256-level bits/dim)"
+                    if num_bins != 256 else "")
+                 + ("" if nll_steps is None or nll_steps == T else
+                    f"; chain respaced from T={T} to {nll_steps} uniform steps (a looser "
+                    f"bound than the full chain)"))}
+
+    # ---- reconstruction and loss per timestep
+    n_diag = min(diag_examples, len(test))
+    x0 = jnp.asarray(test.images[:n_diag])
+    cond = jnp.asarray(test.labels[:n_diag]) if run.num_classes is not None else None
+    denoiser = _eps_denoiser(restored)
+    f = run.config.diffusion
+    ts = np.array(sorted({min(T - 1, int(frac * T)) for frac in RECONSTRUCTION_FRACTIONS}),
+                  np.int32)
+
+    def diagnostics():
+        rec = reconstruction_error(jax.random.fold_in(key, 2), denoiser, run.schedule, x0, ts,
+                                   num_steps=RECONSTRUCTION_CHAIN_STEPS,
+                                   prediction=f.prediction, cond=cond, clip_x0=True)
+        edges, curve = loss_per_timestep(jax.random.fold_in(key, 3), denoiser, run.schedule,
+                                         x0, num_buckets=min(LOSS_BUCKETS, T),
+                                         prediction=f.prediction, cond=cond,
+                                         weighting=f.weighting)
+        return rec, edges, np.asarray(curve)
+
+    rec, edges, curve = timed("diagnostics", diagnostics)
+    report["reconstruction"] = [
+        {"t": int(t), "mse_one_step": float(a), "psnr_one_step": float(b),
+         "mse_chain": float(c), "psnr_chain": float(d)}
+        for t, a, b, c, d in zip(np.asarray(rec.timesteps), np.asarray(rec.mse_one_step),
+                                 np.asarray(rec.psnr_one_step), np.asarray(rec.mse_chain),
+                                 np.asarray(rec.psnr_chain), strict=True)]
+    report["loss_per_timestep"] = [
+        {"t_from": int(lo), "t_to": int(hi), "loss": float(v)}
+        for lo, hi, v in zip(edges[:-1], edges[1:], curve, strict=True)]
+    protocol["diagnostics"] = {
+        "examples": int(n_diag), "split": REFERENCE_SPLIT, "clip_x0": True,
+        "chain_steps": RECONSTRUCTION_CHAIN_STEPS, "timesteps": ts.tolist(),
+        "loss": f"{f.prediction} prediction, {f.weighting} weighting, fixed variance, "
+                f"{len(curve)} buckets of [0, {T})"}
+    timing["total"] = round(time.perf_counter() - total_start, 2)
+    report["wall_seconds"] = timing
+    return report
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def _fmt(value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    value = float(value)
+    if value == 0 or 1e-3 <= abs(value) < 1e5:
+        return f"{value:.4f}"
+    return f"{value:.4e}"
+
+
+def report_markdown(report: dict) -> str:
+    """The report as Markdown: the headline metrics with their protocol, then the curves."""
+    p = report["protocol"]
+    s, ref = p["samples"], p["reference"]
+    sample_desc = (f"{s['num_samples']} samples, {s['sampler']} {s['steps']} steps, "
+                   f"EMA params, step {report['step']}")
+    ref_desc = f"{ref['dataset']} {ref['split']} split ({ref['size']} images)"
+    rows = []
+    clf = p.get("classifier")
+    if clf is not None:
+        clf_desc = f"classifier {clf['name']} (test accuracy {clf['test_accuracy']:.4f})"
+        rows += [
+            ("classifier FID", report["classifier_fid"],
+             f"{sample_desc} vs {ref_desc}; {clf_desc}"),
+            ("classifier FID, train data vs test (floor)", report["classifier_fid_train_vs_test"],
+             f"first {clf['fid_floor_train_images']} train images vs {ref_desc}"),
+            ("classifier IS", report["classifier_is_mean"],
+             f"{sample_desc}; {clf['is_splits']} splits; std {_fmt(report['classifier_is_std'])}"),
+            ("classifier IS of the test data", report["classifier_is_test_data"], ref_desc),
+            ("class histogram total variation", report["class_histogram"]["total_variation"],
+             "classifier argmax of the samples vs test labels"),
+            ("classifier test accuracy", clf["test_accuracy"], ref_desc),
+        ]
+    else:
+        rows.append(("classifier FID/IS", report["classifier_fid"], ""))
+    inc = p.get("inception")
+    rows.append(("Inception FID", report["inception_fid"],
+                 f"{sample_desc} vs {ref_desc}; {inc['extractor']}, {inc['input']}"
+                 if inc else ""))
+    b = p["bits_per_dim"]
+    rows.append(("bits/dim (VLB)", report["bits_per_dim"],
+                 f"{b['examples']} {b['split']} images, {b['chain_steps']}-step chain"
+                 f"{' (respaced)' if b['respaced'] else ''}, {b['variance']} variance, "
+                 f"{b['num_bins']} levels; std err {_fmt(report['bits_per_dim_stderr'])}"))
+    lines = [f"# Evaluation of `{report['workdir']}` (step {report['step']})", "",
+             "| metric | value | protocol |", "|---|---|---|"]
+    lines += [f"| {m} | {_fmt(v)} | {d} |" for m, v, d in rows]
+    lines += ["", f"bits/dim: {b['note']}.", ""]
+    d = p["diagnostics"]
+    lines += [f"## Reconstruction ({d['examples']} {d['split']} images, clip_x0, "
+              f"{d['chain_steps']}-step DDIM chain)", "",
+              "| t | MSE one-step | PSNR one-step (dB) | MSE chain | PSNR chain (dB) |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {r['t']} | {_fmt(r['mse_one_step'])} | {_fmt(r['psnr_one_step'])} | "
+              f"{_fmt(r['mse_chain'])} | {_fmt(r['psnr_chain'])} |"
+              for r in report["reconstruction"]]
+    lines += ["", f"## Loss per timestep ({d['loss']})", "", "| t | loss |", "|---|---|"]
+    lines += [f"| [{r['t_from']}, {r['t_to']}) | {_fmt(r['loss'])} |"
+              for r in report["loss_per_timestep"]]
+    hist = report["class_histogram"]
+    if isinstance(hist, dict):
+        lines += ["", "## Class histogram (fractions)", "", "| class | samples | test data |",
+                  "|---|---|---|"]
+        lines += [f"| {k} | {_fmt(a)} | {_fmt(c)} |"
+                  for k, (a, c) in enumerate(zip(hist["samples"], hist["test_data"],
+                                                 strict=True))]
+    lines += ["", "Wall time (s): " + ", ".join(f"{k} {v}" for k, v in
+                                                 report["wall_seconds"].items()), ""]
+    return "\n".join(lines)
+
+
+def write_report(report: dict, directory: str | os.PathLike) -> tuple[pathlib.Path,
+                                                                       pathlib.Path]:
+    """Writes ``metrics.json`` and ``metrics.md`` into ``directory`` (created)."""
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = directory / "metrics.json", directory / "metrics.md"
+    json_path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    md_path.write_text(report_markdown(report))
+    return json_path, md_path

@@ -1,0 +1,125 @@
+"""The evaluation report of a trained run: a tiny run trained here, evaluated with tiny counts."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from jaxdiff import data, metrics, train
+from jaxdiff.metrics import report as report_lib
+from tests.train.util import tiny_config
+
+CLASSIFIER_STEPS = 30
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    """A 2-step tiny digits run (T = 100) and its report (inception disabled: CPU time)."""
+    workdir = tmp_path_factory.mktemp("run")
+    cache = tmp_path_factory.mktemp("cache")
+    train.train(tiny_config(train={"num_steps": 2, "checkpoint_every": 2, "log_every": 2,
+                                   "eval_every": 2}), workdir, progress=False)
+    result = metrics.evaluate_run(
+        workdir, num_samples=20, sampler="ddim", steps=4, nll_examples=24, nll_steps=10,
+        seed=0, batch_size=16, diag_examples=16, inception=False,
+        classifier_steps=CLASSIFIER_STEPS, cache_dir=cache, progress=False)
+    json_path, md_path = metrics.write_report(result, workdir / "eval")
+    return workdir, cache, result, json_path, md_path
+
+
+def _numbers(tree):
+    if isinstance(tree, dict):
+        for value in tree.values():
+            yield from _numbers(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _numbers(value)
+    elif isinstance(tree, (int, float)) and not isinstance(tree, bool):
+        yield tree
+
+
+def test_report_has_every_metric_finite_with_its_protocol(evaluated):
+    workdir, _, result, json_path, md_path = evaluated
+    stored = json.loads(json_path.read_text())
+    assert stored == json.loads(json.dumps(result))
+    for field in ("classifier_fid", "classifier_fid_train_vs_test", "classifier_is_mean",
+                  "classifier_is_std", "classifier_is_test_data", "bits_per_dim",
+                  "bits_per_dim_stderr"):
+        assert isinstance(stored[field], float) and math.isfinite(stored[field]), field
+    assert stored["step"] == 2 and stored["dataset"] == "digits"
+    assert stored["inception_fid"] == "unavailable: disabled by the caller (inception=False)"
+    assert 1.0 <= stored["classifier_is_mean"] <= 10.0
+    assert stored["classifier_fid"] > 0 and stored["bits_per_dim"] > 0
+    assert [r["t"] for r in stored["reconstruction"]] == [10, 25, 50, 75, 90]
+    assert len(stored["loss_per_timestep"]) == 10
+    hist = stored["class_histogram"]
+    assert len(hist["samples"]) == len(hist["test_data"]) == 10
+    assert math.isclose(sum(hist["samples"]), 1.0) and math.isclose(sum(hist["test_data"]), 1.0)
+    assert 0.0 <= hist["total_variation"] <= 1.0
+    p = stored["protocol"]
+    assert p["samples"] == {"num_samples": 20, "sampler": "ddim", "steps": 4, "clip_x0": True,
+                            "guidance_scale": None, "seed": 0, "batch_size": 16}
+    assert p["reference"] == {"dataset": "digits", "split": "test", "size": 359,
+                              "image_size": None}
+    assert p["bits_per_dim"]["num_bins"] == 17 and p["bits_per_dim"]["respaced"]
+    assert p["bits_per_dim"]["examples"] == 24 and p["bits_per_dim"]["chain_steps"] == 10
+    assert 0.0 <= p["classifier"]["test_accuracy"] <= 1.0
+    assert all(math.isfinite(x) for x in _numbers(stored))
+    # The Markdown carries every headline number and the protocol.
+    md = md_path.read_text()
+    for field in ("classifier_fid", "classifier_fid_train_vs_test", "classifier_is_mean",
+                  "classifier_is_test_data", "bits_per_dim"):
+        assert report_lib._fmt(stored[field]) in md, field
+    for row in stored["reconstruction"]:
+        assert report_lib._fmt(row["psnr_chain"]) in md
+    for row in stored["loss_per_timestep"]:
+        assert report_lib._fmt(row["loss"]) in md
+    assert "20 samples, ddim 4 steps" in md and "test split (359 images)" in md
+    assert p["classifier"]["name"] in md and "Inception FID | unavailable:" in md
+
+
+def test_classifier_fid_of_the_test_data_against_its_reference_is_zero(evaluated):
+    _, cache, _, _, _ = evaluated
+    clf = metrics.train_or_load_classifier("digits", steps=CLASSIFIER_STEPS,
+                                           cache_dir=cache / "classifiers")
+    test = data.load("digits", "test")
+    ref = metrics.classifier_reference_stats(clf, test, dataset_name="digits",
+                                             cache_dir=cache / "fid_stats")
+    assert ref.num == 359
+    assert abs(metrics.classifier_fid(clf, test.images, ref)) < 1e-6
+    train_half = data.load("digits", "train").images[:359]
+    assert metrics.classifier_fid(clf, train_half, ref) > 1e-3
+
+
+def test_the_same_seed_gives_the_same_samples(evaluated):
+    workdir = evaluated[0]
+    restored = metrics.restore_run(workdir)
+    a, b = (metrics.draw_samples(restored, num_samples=5, sampler="ddim", steps=3, seed=1,
+                                 batch_size=4, progress=False) for _ in range(2))
+    assert a.shape == (5, 8, 8, 1)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_bad_inputs_name_the_argument(evaluated, tmp_path):
+    workdir = evaluated[0]
+    with pytest.raises(FileNotFoundError, match="workdir .* is not a directory"):
+        metrics.evaluate_run(tmp_path / "missing")
+    with pytest.raises(FileNotFoundError, match="workdir .* has no config.json"):
+        metrics.evaluate_run(tmp_path)
+    (tmp_path / "config.json").write_text((workdir / "config.json").read_text())
+    with pytest.raises(FileNotFoundError, match="has no checkpoints"):
+        metrics.evaluate_run(tmp_path)
+    with pytest.raises(ValueError, match="num_samples"):
+        metrics.evaluate_run(workdir, num_samples=5)
+    with pytest.raises(ValueError, match="sampler"):
+        metrics.evaluate_run(workdir, sampler="euler")
+    with pytest.raises(ValueError, match="nll_steps"):
+        metrics.evaluate_run(workdir, nll_steps=1)
+    with pytest.raises(ValueError, match="nll_steps must be <= the run's T = 100"):
+        metrics.evaluate_run(workdir, nll_steps=101, progress=False)
+
+
+def test_data_levels():
+    assert metrics.data_levels("digits") == 17
+    assert metrics.data_levels("mnist_5k") == 256
