@@ -7,6 +7,7 @@ because the batches, the step keys and the state are all functions of the step.
 
 import dataclasses
 import json
+import os
 import pathlib
 import time
 
@@ -134,11 +135,32 @@ def _check_finite(pending: list[tuple[int, dict]]) -> None:
                 "good checkpoint")
 
 
+def initialize_distributed() -> None:
+    """``jax.distributed.initialize`` for ``train.distributed=True``, once per process.
+
+    The coordinator comes from ``JAX_COORDINATOR_ADDRESS`` (read by JAX itself); the process
+    count and this process's id from ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` when set
+    (JAX has no variables of its own for these); whatever is unset is left to JAX's cluster
+    auto-detection (SLURM, Open MPI, Cloud TPU, ...). Call it before anything touches a
+    device. CPU processes talk over gloo, JAX's default ``jax_cpu_collectives_implementation``
+    (``tests/train/test_multihost.py`` trains two processes on 127.0.0.1 with it).
+    """
+    if jax.distributed.is_initialized():
+        return
+
+    def env_int(name):
+        value = os.environ.get(name)
+        return None if value in (None, "") else int(value)
+
+    jax.distributed.initialize(num_processes=env_int("JAX_NUM_PROCESSES"),
+                               process_id=env_int("JAX_PROCESS_ID"))
+
+
 def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
           progress: bool = True) -> TrainState:
     """Trains (or resumes) the run of ``config`` in ``workdir``; returns the final state."""
     if config.train.distributed:
-        jax.distributed.initialize()
+        initialize_distributed()
     run = build_run(config)
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
