@@ -119,6 +119,14 @@ def bits_per_char(nll_nats: jax.Array, num_chars) -> jax.Array:
     return jnp.asarray(nll_nats) / (jnp.asarray(num_chars) * math.log(2.0))
 
 
+def generative_perplexity(logits_fn: LogitsFn, samples: jax.Array, *, bos_id: int) -> jax.Array:
+    r"""Perplexity of generated ``samples [B, L]`` under an AR model (the usual sample-quality
+    score of text diffusion, e.g. MDLM): :math:`\exp(\sum_b \mathcal L_b / (B L))` with
+    :math:`\mathcal L_b` the model's exact NLL of sample :math:`b` in nats."""
+    return jnp.exp(jnp.mean(sequence_nll(logits_fn, samples, bos_id=bos_id))
+                   / samples.shape[-1])
+
+
 def ar_loss(logits_fn: LogitsFn, tokens: jax.Array, *, bos_id: int) -> jax.Array:
     """The training loss: mean cross-entropy in nats per token (scalar, float32).
 

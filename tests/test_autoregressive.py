@@ -80,6 +80,19 @@ def test_bits_per_char():
     np.testing.assert_allclose(ar.bits_per_char(nll, 256), [math.log2(27)] * 2, rtol=1e-5)
 
 
+def test_generative_perplexity():
+    # A uniform model over the 27 characters has perplexity 27 on anything.
+    uniform = lambda x: jnp.zeros((*x.shape, 28), jnp.float32)  # noqa: E731
+    samples = jax.random.randint(jax.random.key(0), (5, 16), 0, 27)
+    assert float(ar.generative_perplexity(uniform, samples, bos_id=27)) == pytest.approx(27.0,
+                                                                                         rel=1e-5)
+    # The bigram chain on two strings: exp of their mean NLL per token (see the NLL test).
+    tokens = jnp.array([[0, 0, 2], [1, 2, 1]], jnp.int32)
+    expected = math.exp((math.log(1 / 0.035) + math.log(1 / 0.09)) / 6)
+    assert float(ar.generative_perplexity(bigram_logits_fn, tokens, bos_id=BOS)) == pytest.approx(
+        expected, rel=1e-5)
+
+
 def test_shift_right():
     np.testing.assert_array_equal(ar.shift_right(jnp.array([[5, 6, 7]]), bos_id=9),
                                   [[9, 5, 6]])
