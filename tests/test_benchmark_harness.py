@@ -1,0 +1,46 @@
+"""The benchmark harness's FLOP bookkeeping (pure arithmetic; no timing, no torch)."""
+
+import importlib.util
+import pathlib
+
+import pytest
+
+_PATH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "unet_vs_diffusers.py"
+_spec = importlib.util.spec_from_file_location("unet_vs_diffusers", _PATH)
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+def test_matmul_flops_is_two_n_cubed():
+    assert bench.matmul_flops(2048) == 2 * 2048**3
+    assert bench.matmul_flops(1) == 2
+
+
+def test_throughput_and_mfu():
+    # 17.18 GFLOP in 0.1 s is 171.8 GFLOP/s; half the peak is MFU 0.5
+    assert bench.gflops_per_s(bench.matmul_flops(2048), 0.1) == pytest.approx(171.798691840)
+    assert bench.mfu(50.0, 200.0) == pytest.approx(0.25)
+    assert bench.images_per_s(16, 3, 2.0) == pytest.approx(24.0)
+
+
+def test_xla_flops_reads_dict_or_list():
+    class Compiled:
+        def __init__(self, cost):
+            self.cost = cost
+
+        def cost_analysis(self):
+            return self.cost
+
+    assert bench.xla_flops(Compiled({"flops": 12.0})) == 12.0
+    assert bench.xla_flops(Compiled([{"flops": 7.0}])) == 7.0
+
+
+def test_configs_describe_the_same_network():
+    from jaxdiff.models.functional import abstract_init, count_params
+    from jaxdiff.models.unet import UNetConfig
+
+    config = UNetConfig(**bench.JAXDIFF_UNET)
+    # diffusers' UNet2DModel with DIFFUSERS_UNET has 6,472,195 parameters (diffusers 0.42.1)
+    assert count_params(abstract_init(config)[1]) == 6_472_195
+    assert tuple(config.base_channels * m for m in config.channel_mults) == \
+        bench.DIFFUSERS_UNET["block_out_channels"]
