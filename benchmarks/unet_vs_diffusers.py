@@ -117,11 +117,16 @@ def jaxdiff_worker(conn, args_dict):
     t0 = time.perf_counter()
     import jax
     import jax.numpy as jnp
+
     import jaxdiff as jd
     from jaxdiff.models.functional import bind, count_params, init, make_denoise_fn
     from jaxdiff.models.unet import UNetConfig
-    from jaxdiff.train import create_train_state, gaussian_objective, make_optimizer
-    from jaxdiff.train import make_train_step
+    from jaxdiff.train import (
+        create_train_state,
+        gaussian_objective,
+        make_optimizer,
+        make_train_step,
+    )
     info = {"import_s": time.perf_counter() - t0, "rss_after_import": _rss_bytes()}
     compute_dtype = jnp.bfloat16 if args.dtype == "bfloat16" else None
     B = args.batch
@@ -244,9 +249,10 @@ def diffusers_worker(conn, args_dict):
     args = argparse.Namespace(**args_dict)
     t0 = time.perf_counter()
     import contextlib
+
+    import diffusers
     import torch
     import torch.nn.functional as F
-    import diffusers
     from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
     info = {"import_s": time.perf_counter() - t0, "rss_after_import": _rss_bytes()}
     device = torch.device("cuda" if args.device == "gpu" else "cpu")
