@@ -585,7 +585,8 @@ def main(argv=None):
     try:
         for name, peer in peers.items():  # one at a time: no contention during compile
             setup[name] = peer.call("setup")
-            log(f"{name} setup: {json.dumps({k: v for k, v in setup[name].items() if k != 'versions'})}")
+            shown = {k: v for k, v in setup[name].items() if k != "versions"}
+            log(f"{name} setup: {json.dumps(shown)}")
         matmul = {"numpy": numpy_matmul(args.matmul_reps, args.dtype),
                   "jax": peers["jaxdiff"].call("matmul", args.matmul_reps),
                   "torch": peers["diffusers"].call("matmul", args.matmul_reps)}
