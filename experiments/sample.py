@@ -4,7 +4,6 @@
 Restores the newest checkpoint of DIR and samples with its EMA parameters.
 """
 
-import json
 import pathlib
 
 import jax
@@ -26,13 +25,7 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     del argv
     workdir = pathlib.Path(_WORKDIR.value)
-    config = train.from_dict(json.loads((workdir / "config.json").read_text()))
-    run = train.build_run(config)
-    checkpointer = train.Checkpointer(workdir / "checkpoints")
-    restored = checkpointer.restore_latest(train.abstract_like(train.initial_state(run)))
-    if restored is None:
-        raise FileNotFoundError(f"no checkpoint in {workdir / 'checkpoints'}")
-    state = restored[0]
+    run, state = train.restore_workdir(workdir)
     sample = train.make_sampler(run, sampler=_SAMPLER.value, num_steps=_STEPS.value,
                                 count=_COUNT.value, guidance_scale=_GUIDANCE.value)
     images = np.asarray(sample(jax.random.key(_SEED.value), state.ema_params))

@@ -53,7 +53,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxdiff import data as jdata
-from jaxdiff import gaussian
+from jaxdiff import gaussian, train
 from jaxdiff import models as jm
 from jaxdiff.metrics.classifier import (
     TrainedClassifier,
@@ -117,45 +117,12 @@ def restore_run(workdir: str | os.PathLike) -> RestoredRun:
       FileNotFoundError: naming ``workdir`` when it, its ``config.json`` or its checkpoints
         are missing.
     """
-    from jaxdiff import train  # noqa: PLC0415 (jaxdiff.train imports heavy orbax)
-
-    if not isinstance(workdir, (str, os.PathLike)):
-        raise TypeError(f"workdir must be a path, got {type(workdir).__name__}")
-    workdir = pathlib.Path(workdir)
-    if not workdir.is_dir():
-        raise FileNotFoundError(f"workdir {str(workdir)!r} is not a directory")
-    config_path = workdir / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"workdir {str(workdir)!r} has no config.json: not a run "
-                                f"written by jaxdiff.train")
-    try:
-        config = train.from_dict(json.loads(config_path.read_text()))
-    except (ValueError, TypeError, KeyError) as err:
-        raise ValueError(f"workdir {str(workdir)!r}: config.json is not a valid run config "
-                         f"({err})") from err
-    checkpoints = workdir / "checkpoints"
-    if not checkpoints.is_dir():
-        raise FileNotFoundError(f"workdir {str(workdir)!r} has no checkpoints/ directory")
-    run = train.build_run(config)
-    checkpointer = train.Checkpointer(checkpoints)
-    try:
-        restored = checkpointer.restore_latest(train.abstract_like(train.initial_state(run)))
-    finally:
-        checkpointer.close()
-    if restored is None:
-        raise FileNotFoundError(f"workdir {str(workdir)!r} has no checkpoint in {checkpoints}")
-    state = restored[0]
-    return RestoredRun(workdir=workdir, run=run, ema_params=state.ema_params,
+    run, state = train.restore_workdir(workdir)
+    return RestoredRun(workdir=pathlib.Path(workdir), run=run, ema_params=state.ema_params,
                        step=int(state.step))
 
 
 # ----------------------------------------------------------------------------- pieces
-
-
-def _apply_fn(run):
-    compute_dtype = run.config.model.compute_dtype
-    return jm.make_denoise_fn(run.graphdef, run.rest, compute_dtype=None if compute_dtype
-                              is None else jnp.dtype(compute_dtype))
 
 
 def draw_samples(restored: RestoredRun, *, num_samples: int, sampler: str, steps: int,
@@ -163,7 +130,6 @@ def draw_samples(restored: RestoredRun, *, num_samples: int, sampler: str, steps
                  progress: bool = True) -> np.ndarray:
     """``num_samples`` images ``[N, H, W, C]`` in [-1, 1] from the EMA parameters, drawn in
     jitted batches of ``batch_size`` (one compilation; the last batch is cut)."""
-    from jaxdiff import train  # noqa: PLC0415
 
     count = min(batch_size, num_samples)
     sample = train.make_sampler(restored.run, sampler=sampler, num_steps=steps, count=count,
@@ -211,7 +177,7 @@ def _nll(restored: RestoredRun, images: np.ndarray, labels: np.ndarray, *, key, 
          num_steps: int | None, batch_size: int, progress: bool) -> np.ndarray:
     run = restored.run
     f = run.config.diffusion
-    apply_fn = _apply_fn(run)
+    apply_fn = train.apply_fn_for(run)
     variance = "learned" if f.learned_variance else "beta"
     conditional = run.num_classes is not None
 
@@ -239,7 +205,7 @@ def _nll(restored: RestoredRun, images: np.ndarray, labels: np.ndarray, *, key, 
 def _eps_denoiser(restored: RestoredRun):
     """The bound ``(x_t, t, cond)`` denoiser without a learned-variance half."""
     run = restored.run
-    bound = jm.bind(_apply_fn(run), restored.ema_params)
+    bound = jm.bind(train.apply_fn_for(run), restored.ema_params)
     channels = run.dataset.images.shape[-1]
     if not run.config.diffusion.learned_variance:
         return bound

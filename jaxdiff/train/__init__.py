@@ -17,7 +17,15 @@ from jaxdiff.train.config import (
     from_dict,
     validate,
 )
-from jaxdiff.train.loop import build_run, initial_state, make_sampler, model_config_for, train
+from jaxdiff.train.loop import (
+    apply_fn_for,
+    build_run,
+    initial_state,
+    make_sampler,
+    model_config_for,
+    restore_workdir,
+    train,
+)
 from jaxdiff.train.objectives import gaussian_objective
 from jaxdiff.train.optimizer import make_optimizer
 from jaxdiff.train.reporting import MetricsWriter, image_grid, read_metrics, save_image_grid
@@ -26,8 +34,10 @@ from jaxdiff.train.step import ema_update, make_eval_step, make_train_step
 
 __all__ = [
     "Checkpointer", "DataConfig", "DiffusionConfig", "ExperimentConfig", "MetricsWriter",
-    "ModelConfig", "OptimConfig", "TrainConfig", "TrainState", "abstract_like", "build_run",
+    "ModelConfig", "OptimConfig", "TrainConfig", "TrainState", "abstract_like", "apply_fn_for",
+    "build_run",
     "create_train_state", "ema_update", "from_dict", "gaussian_objective", "image_grid",
     "initial_state", "make_eval_step", "make_optimizer", "make_sampler", "make_train_step",
-    "model_config_for", "read_metrics", "save_image_grid", "step_key", "train", "validate",
+    "model_config_for", "read_metrics", "restore_workdir", "save_image_grid", "step_key", "train",
+    "validate",
 ]

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from jaxdiff import data, gaussian
 from jaxdiff import models as jm
 from jaxdiff.train.checkpoint import Checkpointer, abstract_like
-from jaxdiff.train.config import ExperimentConfig, validate
+from jaxdiff.train.config import ExperimentConfig, from_dict, validate
 from jaxdiff.train.objectives import gaussian_objective
 from jaxdiff.train.optimizer import make_optimizer
 from jaxdiff.train.reporting import MetricsWriter, save_image_grid
@@ -82,15 +82,16 @@ def build_run(config: ExperimentConfig) -> Run:
                mesh=data.data_mesh())
 
 
-def _compute_dtype(run: Run):
-    return None if run.config.model.compute_dtype is None else jnp.dtype(
-        run.config.model.compute_dtype)
+def apply_fn_for(run: Run, *, train: bool = False):
+    """The run's pure ``denoise_fn(params, x_t, t, cond, key)`` in its compute dtype."""
+    dtype = run.config.model.compute_dtype
+    return jm.make_denoise_fn(run.graphdef, run.rest, train=train,
+                              compute_dtype=None if dtype is None else jnp.dtype(dtype))
 
 
 def loss_fn_for(run: Run, *, train: bool):
     f = run.config.diffusion
-    apply_fn = jm.make_denoise_fn(run.graphdef, run.rest, train=train,
-                                  compute_dtype=_compute_dtype(run))
+    apply_fn = apply_fn_for(run, train=train)
     return gaussian_objective(apply_fn, run.schedule, prediction=f.prediction,
                               weighting=f.weighting, learned_variance=f.learned_variance,
                               num_classes=run.num_classes,
@@ -108,7 +109,7 @@ def make_sampler(run: Run, *, sampler: str, num_steps: int, count: int,
     """``sample(key, params) -> images [count, H, W, C]``, jitted; conditional runs draw the
     classes round-robin."""
     f = run.config.diffusion
-    apply_fn = jm.make_denoise_fn(run.graphdef, run.rest, compute_dtype=_compute_dtype(run))
+    apply_fn = apply_fn_for(run)
     shape = (count,) + run.dataset.images.shape[1:]
     cond = null = None
     if run.num_classes is not None:
@@ -124,6 +125,41 @@ def make_sampler(run: Run, *, sampler: str, num_steps: int, count: int,
             guidance_scale=guidance_scale if cond is not None else None, null_cond=null)
 
     return sample
+
+
+def restore_workdir(workdir: str | os.PathLike) -> tuple[Run, TrainState]:
+    """The run of a :func:`train` workdir (from its ``config.json``) and its newest state.
+
+    Raises:
+      FileNotFoundError: naming ``workdir`` when it, its ``config.json`` or a checkpoint is
+        missing; ValueError when ``config.json`` is not a valid run config.
+    """
+    if not isinstance(workdir, (str, os.PathLike)):
+        raise TypeError(f"workdir must be a path, got {type(workdir).__name__}")
+    workdir = pathlib.Path(workdir)
+    if not workdir.is_dir():
+        raise FileNotFoundError(f"workdir {str(workdir)!r} is not a directory")
+    config_path = workdir / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"workdir {str(workdir)!r} has no config.json: not a run "
+                                "written by jaxdiff.train")
+    try:
+        config = from_dict(json.loads(config_path.read_text()))
+    except (ValueError, TypeError, KeyError) as err:
+        raise ValueError(f"workdir {str(workdir)!r}: config.json is not a valid run config "
+                         f"({err})") from err
+    checkpoints = workdir / "checkpoints"
+    if not checkpoints.is_dir():
+        raise FileNotFoundError(f"workdir {str(workdir)!r} has no checkpoints/ directory")
+    run = build_run(config)
+    checkpointer = Checkpointer(checkpoints)
+    try:
+        restored = checkpointer.restore_latest(abstract_like(initial_state(run)))
+    finally:
+        checkpointer.close()
+    if restored is None:
+        raise FileNotFoundError(f"workdir {str(workdir)!r} has no checkpoint in {checkpoints}")
+    return run, restored[0]
 
 
 def _check_finite(pending: list[tuple[int, dict]]) -> None:

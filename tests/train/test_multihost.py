@@ -77,14 +77,6 @@ def _wait_all(procs: dict[str, subprocess.Popen], tmp_path: pathlib.Path) -> dic
             for name in procs}
 
 
-def _final_checkpoint(workdir: pathlib.Path, values: dict) -> train.TrainState:
-    run = train.build_run(train.from_dict(values))
-    ckpt = train.Checkpointer(workdir / "checkpoints")
-    state, _ = ckpt.restore_latest(train.abstract_like(train.initial_state(run)))
-    ckpt.close()
-    return state
-
-
 def _leaves(state) -> list[np.ndarray]:
     return [np.asarray(x) for x in jax.tree.leaves((state.params, state.ema_params))]
 
@@ -132,7 +124,7 @@ def test_two_processes_train_like_one(tmp_path):
     # One set of files, written once: the multi-process checkpoint restores to the same state.
     assert sorted(p.name for p in (tmp_path / "multi" / "checkpoints").iterdir()
                   if p.name.isdigit()) == [str(steps)]
-    restored = _final_checkpoint(tmp_path / "multi", values)
+    restored = train.restore_workdir(tmp_path / "multi")[1]
     assert int(restored.step) == steps
     for a, b in zip(_leaves(restored), multi0, strict=True):
         np.testing.assert_array_equal(a, b)

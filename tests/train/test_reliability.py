@@ -29,14 +29,6 @@ def _start(values: dict, workdir: pathlib.Path) -> subprocess.Popen:
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def _final_state(workdir: pathlib.Path, values: dict) -> train.TrainState:
-    run = train.build_run(train.from_dict(values))
-    ckpt = train.Checkpointer(workdir / "checkpoints")
-    state, _ = ckpt.restore_latest(train.abstract_like(train.initial_state(run)))
-    ckpt.close()
-    return state
-
-
 def test_sigkill_and_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     values = {k: dict(v) for k, v in TINY.items()}
     values["train"].update(num_steps=20, checkpoint_every=5, eval_every=20, log_every=5)
@@ -54,7 +46,7 @@ def test_sigkill_and_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
     resumed = _start(values, killed)
     for proc in (reference, resumed):
         assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()[-2000:]
-    a, b = _final_state(straight, values), _final_state(killed, values)
+    a, b = train.restore_workdir(straight)[1], train.restore_workdir(killed)[1]
     assert int(a.step) == int(b.step) == 20
     for x, y in zip(jax.tree.leaves((a.params, a.ema_params, a.opt_state)),
                     jax.tree.leaves((b.params, b.ema_params, b.opt_state)), strict=True):
@@ -68,9 +60,8 @@ def test_corrupted_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     for path in latest.rglob("*"):
         if path.is_file() and path.stat().st_size > 0 and "state" in path.parts:
             path.write_bytes(b"\0" * 7)        # half-written / garbage files
-    values = {k: dict(v) for k, v in TINY.items()}
     with pytest.warns(UserWarning, match="step 8"):
-        state = _final_state(tmp_path, values)
+        state = train.restore_workdir(tmp_path)[1]
     assert int(state.step) == 4
 
 
@@ -94,5 +85,5 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
     bad_step = int(re.search(r"at step (\d+)", str(info.value)).group(1))
     steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
     assert steps and max(steps) <= bad_step
-    state = _final_state(tmp_path, {k: dict(v) for k, v in TINY.items()})
+    state = train.restore_workdir(tmp_path)[1]
     assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(state.params))
