@@ -1,7 +1,11 @@
 """Samples from a trained run: ``python experiments/sample.py --workdir DIR [--sampler ddim
---steps 50 --count 64 --guidance 3.0 --out DIR/samples.png]`` writes a PNG grid and an .npz.
+--steps 50 --count 64 --guidance 3.0 --out DIR/samples]``.
 
-Restores the newest checkpoint of DIR and samples with its EMA parameters.
+Restores the newest checkpoint of DIR and samples with its EMA parameters: an image run
+writes a PNG grid and an .npz of the images; a text run writes a .txt (one sample per line)
+and an .npz of the token ids, from its process's sampler (``--steps`` steps for diffusion,
+left to right for the autoregressive baseline; ``--sampler`` and ``--guidance`` are image
+settings).
 """
 
 import pathlib
@@ -13,12 +17,13 @@ from absl import app, flags
 from jaxdiff import gaussian, train
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "a training run's directory")
-_SAMPLER = flags.DEFINE_enum("sampler", "ddim", list(gaussian.SAMPLERS), "sampler")
+_SAMPLER = flags.DEFINE_enum("sampler", "ddim", list(gaussian.SAMPLERS), "image sampler")
 _STEPS = flags.DEFINE_integer("steps", 50, "sampling steps")
 _COUNT = flags.DEFINE_integer("count", 64, "number of samples")
 _GUIDANCE = flags.DEFINE_float("guidance", None, "classifier-free guidance scale")
 _SEED = flags.DEFINE_integer("seed", 0, "sampling seed")
-_OUT = flags.DEFINE_string("out", None, "PNG path (default DIR/samples_<sampler>_<steps>.png)")
+_OUT = flags.DEFINE_string("out", None, "output path without suffix "
+                                        "(default DIR/samples_<sampler or process>_<steps>)")
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -28,11 +33,12 @@ def main(argv):
     run, state = train.restore_workdir(workdir)
     sample = train.make_sampler(run, sampler=_SAMPLER.value, num_steps=_STEPS.value,
                                 count=_COUNT.value, guidance_scale=_GUIDANCE.value)
-    images = np.asarray(sample(jax.random.key(_SEED.value), state.ema_params))
-    out = pathlib.Path(_OUT.value or workdir / f"samples_{_SAMPLER.value}_{_STEPS.value}.png")
-    train.save_image_grid(out, images, scale=max(1, 128 // images.shape[1]))
-    np.savez(out.with_suffix(".npz"), images=images, step=int(state.step))
-    print(f"wrote {out} and {out.with_suffix('.npz')} (step {int(state.step)})")
+    samples = np.asarray(sample(jax.random.key(_SEED.value), state.ema_params))
+    name = run.config.diffusion.process if run.is_text else _SAMPLER.value
+    stem = pathlib.Path(_OUT.value or workdir / f"samples_{name}_{_STEPS.value}")
+    path = train.save_samples(run, stem, samples)
+    np.savez(stem.with_suffix(".npz"), samples=samples, step=int(state.step))
+    print(f"wrote {path} and {stem.with_suffix('.npz')} (step {int(state.step)})")
 
 
 if __name__ == "__main__":

@@ -8,12 +8,19 @@ DATA_AXIS = "data"
 
 
 def data_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
-    """A 1-D mesh ``jax.make_mesh((n,), ("data",))`` over the first ``n`` devices (all)."""
+    """A 1-D mesh ``jax.make_mesh((n,), ("data",))`` over the first ``n`` devices (all).
+
+    The axis is ``AxisType.Auto``: batches are sharded on it and XLA propagates the
+    sharding through the step, so any model code (gathers, ``where`` with replicated
+    constants) runs data-parallel unchanged. (``make_mesh``'s default, ``Explicit``, would
+    ask every such op for an output sharding.)
+    """
     total = jax.device_count()
     n = total if num_devices is None else num_devices
     if not isinstance(n, int) or not 1 <= n <= total:
         raise ValueError(f"num_devices must be an int in [1, {total}], got {num_devices!r}")
-    return jax.make_mesh((n,), (DATA_AXIS,), devices=jax.devices()[:n])
+    return jax.make_mesh((n,), (DATA_AXIS,), devices=jax.devices()[:n],
+                         axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def global_batch(local_batch, mesh: jax.sharding.Mesh):

@@ -21,12 +21,22 @@ from jaxdiff.discrete.masking import check_masked_process, masked_q_sample
 from jaxdiff.discrete.transitions import D3PMProcess, check_d3pm_process, q_sample
 
 
-def d3pm_elbo(key, denoise_fn, process: D3PMProcess, x0, *, cond=None) -> jax.Array:
-    r"""D3PM's full bound :math:`L_{vb} = L_T + \sum_{t=0}^{T-1} L_t` per example, in nats.
+def d3pm_elbo(key, denoise_fn, process: D3PMProcess, x0, *, cond=None,
+              num_samples: int | None = None) -> jax.Array:
+    r"""D3PM's bound :math:`L_{vb} = L_T + \sum_{t=0}^{T-1} L_t` per example, in nats.
 
-    Every term is evaluated (one ``lax.scan`` over the ``T`` indices, so ``T`` calls of
-    ``denoise_fn``), each at its own draw :math:`x_t \sim q(x_t | x_0)` with key
-    ``fold_in(key, t)``; the sum is an unbiased estimate of the bound.
+    With ``num_samples=None`` every term is evaluated (one ``lax.scan`` over the ``T``
+    indices, so ``T`` calls of ``denoise_fn``). With ``num_samples = K`` the sum is
+    estimated by stratified Monte Carlo over the steps (``K`` calls):
+
+    .. math:: L_{vb} \approx L_T + \frac{T}{K} \sum_{k=0}^{K-1} L_{t_k},\qquad
+        t_k = \Big\lfloor \frac{(k + u) T}{K} \Big\rfloor,\ u \sim \mathcal U[0, 1)
+
+    (one :math:`u` per example; each :math:`t_k` is uniform on its stratum of
+    :math:`T/K` steps when ``K`` divides ``T``, so the estimate is unbiased). Term ``t``
+    draws :math:`x_t \sim q(x_t | x_0)` with key ``fold_in(key, t)`` (stratum ``k``
+    with ``fold_in(key, k)``; :math:`u` with ``fold_in(key, T)``), so ``K = T`` gives
+    the full sum exactly.
 
     Args:
       key: PRNG key.
@@ -34,6 +44,7 @@ def d3pm_elbo(key, denoise_fn, process: D3PMProcess, x0, *, cond=None) -> jax.Ar
       process: the forward process.
       x0: clean ids ``int [B, L]``.
       cond: conditioning passed to ``denoise_fn`` (batch first).
+      num_samples: ``K``, a divisor of ``T``; None evaluates all ``T`` terms.
 
     Returns:
       ``float32 [B]`` nats.
@@ -42,16 +53,25 @@ def d3pm_elbo(key, denoise_fn, process: D3PMProcess, x0, *, cond=None) -> jax.Ar
     check_tokens("x0", x0, process.vocab_size, mask_id=process.mask_id)
     batch = x0.shape[0]
     check_cond(cond, batch)
+    num_train = process.num_steps
+    num_samples = num_train if num_samples is None else check_positive_int("num_samples",
+                                                                           num_samples)
+    if num_train % num_samples:
+        raise ValueError(f"num_samples must divide the process's T = {num_train}, "
+                         f"got {num_samples}")
+    stride = num_train // num_samples
+    offset = jax.random.randint(jax.random.fold_in(key, num_train), (batch,), 0, stride,
+                                dtype=jnp.int32)
 
-    def body(total, t_index):
-        t = jnp.full((batch,), t_index, jnp.int32)
-        x_t = q_sample(jax.random.fold_in(key, t_index), process, x0, t)
+    def body(total, k):
+        t = k * stride + offset
+        x_t = q_sample(jax.random.fold_in(key, k), process, x0, t)
         logits = call_denoiser(denoise_fn, x_t, t, cond, process.vocab_size)
         return total + d3pm_vb_terms(process, logits, x0, x_t, t), None
 
     terms, _ = jax.lax.scan(body, jnp.zeros((batch,), jnp.float32),
-                            jnp.arange(process.num_steps, dtype=jnp.int32))
-    return terms + d3pm_prior_kl(process, x0)
+                            jnp.arange(num_samples, dtype=jnp.int32))
+    return stride * terms + d3pm_prior_kl(process, x0)
 
 
 def masked_elbo(key, denoise_fn, process, x0, *, num_samples: int = 128,

@@ -18,6 +18,9 @@ FID of model samples against a dataset, end to end::
 The report of a trained run (every metric with its protocol, JSON and Markdown):
 ``metrics.evaluate_run(workdir)`` then ``metrics.write_report(report, workdir + "/eval")``
 (the command is ``experiments/evaluate.py``; the protocol is in :mod:`jaxdiff.metrics.report`).
+Text runs: ``metrics.evaluate_text_run(workdir, ar_workdir=...)`` and
+``metrics.write_text_report`` (bits per character, generative perplexity, distinct-n,
+self-BLEU, generation time; protocol in :mod:`jaxdiff.metrics.text_report`).
 """
 
 from jaxdiff.metrics.classifier import (
@@ -102,6 +105,14 @@ from jaxdiff.metrics.text import (
     sentence_bleu,
     tokenize_13a,
 )
+from jaxdiff.metrics.text_report import (
+    bits_per_char,
+    draw_text_samples,
+    evaluate_text_run,
+    sample_quality,
+    text_report_markdown,
+    write_text_report,
+)
 
 __all__ = [
     "ClassifierConfig",
@@ -125,6 +136,12 @@ __all__ = [
     "report_markdown",
     "restore_run",
     "write_report",
+    "bits_per_char",
+    "draw_text_samples",
+    "evaluate_text_run",
+    "sample_quality",
+    "text_report_markdown",
+    "write_text_report",
     "TokenAccuracy",
     "bucket_edges",
     "chain_timesteps",

@@ -432,7 +432,7 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000, sampler
 # ----------------------------------------------------------------------------- output
 
 
-def _fmt(value) -> str:
+def format_value(value) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, (bool, np.bool_)):
@@ -462,7 +462,8 @@ def report_markdown(report: dict) -> str:
             ("classifier FID, train data vs test (floor)", report["classifier_fid_train_vs_test"],
              f"first {clf['fid_floor_train_images']} train images vs {ref_desc}"),
             ("classifier IS", report["classifier_is_mean"],
-             f"{sample_desc}; {clf['is_splits']} splits; std {_fmt(report['classifier_is_std'])}"),
+             f"{sample_desc}; {clf['is_splits']} splits; "
+             f"std {format_value(report['classifier_is_std'])}"),
             ("classifier IS of the test data", report["classifier_is_test_data"], ref_desc),
             ("class histogram total variation", report["class_histogram"]["total_variation"],
              "classifier argmax of the samples vs test labels"),
@@ -478,27 +479,28 @@ def report_markdown(report: dict) -> str:
     rows.append(("bits/dim (VLB)", report["bits_per_dim"],
                  f"{b['examples']} {b['split']} images, {b['chain_steps']}-step chain"
                  f"{' (respaced)' if b['respaced'] else ''}, {b['variance']} variance, "
-                 f"{b['num_bins']} levels; std err {_fmt(report['bits_per_dim_stderr'])}"))
+                 f"{b['num_bins']} levels; std err {format_value(report['bits_per_dim_stderr'])}"))
     lines = [f"# Evaluation of `{report['workdir']}` (step {report['step']})", "",
              "| metric | value | protocol |", "|---|---|---|"]
-    lines += [f"| {m} | {_fmt(v)} | {d} |" for m, v, d in rows]
+    lines += [f"| {m} | {format_value(v)} | {d} |" for m, v, d in rows]
     lines += ["", f"bits/dim: {b['note']}.", ""]
     d = p["diagnostics"]
     lines += [f"## Reconstruction ({d['examples']} {d['split']} images, clip_x0, "
               f"{d['chain_steps']}-step DDIM chain)", "",
               "| t | MSE one-step | PSNR one-step (dB) | MSE chain | PSNR chain (dB) |",
               "|---|---|---|---|---|"]
-    lines += [f"| {r['t']} | {_fmt(r['mse_one_step'])} | {_fmt(r['psnr_one_step'])} | "
-              f"{_fmt(r['mse_chain'])} | {_fmt(r['psnr_chain'])} |"
+    lines += [f"| {r['t']} | {format_value(r['mse_one_step'])} | "
+              f"{format_value(r['psnr_one_step'])} | "
+              f"{format_value(r['mse_chain'])} | {format_value(r['psnr_chain'])} |"
               for r in report["reconstruction"]]
     lines += ["", f"## Loss per timestep ({d['loss']})", "", "| t | loss |", "|---|---|"]
-    lines += [f"| [{r['t_from']}, {r['t_to']}) | {_fmt(r['loss'])} |"
+    lines += [f"| [{r['t_from']}, {r['t_to']}) | {format_value(r['loss'])} |"
               for r in report["loss_per_timestep"]]
     hist = report["class_histogram"]
     if isinstance(hist, dict):
         lines += ["", "## Class histogram (fractions)", "", "| class | samples | test data |",
                   "|---|---|---|"]
-        lines += [f"| {k} | {_fmt(a)} | {_fmt(c)} |"
+        lines += [f"| {k} | {format_value(a)} | {format_value(c)} |"
                   for k, (a, c) in enumerate(zip(hist["samples"], hist["test_data"],
                                                  strict=True))]
     lines += ["", "Wall time (s): " + ", ".join(f"{k} {v}" for k, v in
@@ -506,12 +508,14 @@ def report_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_report(report: dict, directory: str | os.PathLike) -> tuple[pathlib.Path,
-                                                                       pathlib.Path]:
-    """Writes ``metrics.json`` and ``metrics.md`` into ``directory`` (created)."""
+def write_report(report: dict, directory: str | os.PathLike, *,
+                 markdown=None) -> tuple[pathlib.Path, pathlib.Path]:
+    """Writes ``metrics.json`` and ``metrics.md`` (``markdown(report)``, by default
+    :func:`report_markdown`) into ``directory`` (created)."""
+    markdown = report_markdown if markdown is None else markdown
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     json_path, md_path = directory / "metrics.json", directory / "metrics.md"
     json_path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-    md_path.write_text(report_markdown(report))
+    md_path.write_text(markdown(report))
     return json_path, md_path

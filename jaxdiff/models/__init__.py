@@ -22,6 +22,7 @@ from jaxdiff.models.functional import (
     cast_floating,
     count_params,
     init,
+    make_decode_fns,
     make_denoise_fn,
 )
 from jaxdiff.models.presets import PRESETS, create, preset_config
@@ -48,6 +49,7 @@ __all__ = [
     "create",
     "drop_labels",
     "init",
+    "make_decode_fns",
     "make_denoise_fn",
     "preset_config",
 ]

@@ -129,3 +129,23 @@ def bind(denoise_fn: ApplyFn, params: nnx.State, key: PRNGKey | None = None) -> 
         return denoise_fn(params, x_t, t, cond, key)
 
     return bound
+
+
+def make_decode_fns(graphdef: nnx.GraphDef, rest: nnx.State) -> tuple[Callable, Callable]:
+    """The pure key-value-cache decoder of a causal ``TextTransformer``:
+    ``init_cache(params, batch_size) -> cache`` and
+    ``decode(params, tokens [B], cache) -> (logits [B, V] float32, cache)``, the functional
+    faces of ``TextTransformer.init_cache`` / ``decode_step`` (eval mode).
+
+    ``jaxdiff.autoregressive.ar_sample_cached`` takes ``functools.partial(decode, params)``
+    and ``init_cache(params, B)``.
+    """
+
+    def init_cache(params: nnx.State, batch_size: int):
+        return nnx.merge(graphdef, params, rest).init_cache(batch_size)
+
+    def decode(params: nnx.State, tokens: Array, cache):
+        logits, cache = nnx.merge(graphdef, params, rest).decode_step(tokens, cache)
+        return logits.astype(jnp.float32), cache
+
+    return init_cache, decode

@@ -1,5 +1,9 @@
 """The training run's settings as frozen dataclasses, validated before anything compiles.
 
+One config trains any of the five processes (``diffusion.process``): ``"gaussian"`` on an
+image dataset, or ``"absorbing"`` / ``"uniform"`` (D3PM), ``"masked"`` (continuous-time
+masked diffusion) or ``"autoregressive"`` (the causal baseline) on a character corpus.
+
 Experiment files (``experiments/configs/*.py``) build an ``ml_collections.ConfigDict``;
 ``from_dict`` turns its ``to_dict()`` into these dataclasses, rejecting unknown fields and
 invalid values with a message that names the field (``train.batch_size``, ...). Library code
@@ -10,21 +14,35 @@ import dataclasses
 from typing import Any
 
 from jaxdiff.data.embedded import EMBEDDED_NAMES
+from jaxdiff.data.text import TEXT_CORPUS_NAMES
 from jaxdiff.gaussian.forward import PREDICTIONS
 from jaxdiff.gaussian.losses import WEIGHTINGS
 from jaxdiff.gaussian.samplers import SAMPLERS
 from jaxdiff.models.presets import PRESETS
+from jaxdiff.models.text_transformer import TextTransformerConfig
 
-SCHEDULES = ("linear", "cosine", "sigmoid")
+TEXT_PROCESSES = ("absorbing", "uniform", "masked", "autoregressive")
+PROCESSES = ("gaussian",) + TEXT_PROCESSES
+# The schedules each process accepts (``diffusion.schedule``), the first its default (the
+# papers': cosine for improved DDPM, D3PM's 1/(T-t+1) for absorbing and cosine for uniform,
+# MDLM's log-linear); the autoregressive baseline has none and ignores the field.
+SCHEDULES = {"gaussian": ("cosine", "linear", "sigmoid"),
+             "absorbing": ("reciprocal", "mutual_information"),
+             "uniform": ("cosine", "reciprocal", "mutual_information"),
+             "masked": ("loglinear", "cosine")}
 
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """``name``: an embedded dataset or ``tfds:<name>``; ``image_size``: None keeps it."""
+    """``name``: an embedded image dataset, ``tfds:<name>``, or a character corpus
+    (``enwiki_gensim``, ``text8``); ``image_size``: None keeps it (images); ``seq_len``:
+    characters per training sequence (text); ``path``: the ``text8`` file."""
 
     name: str = "digits"
     image_size: int | None = 16
     conditional: bool = False      # feed the labels to the model (class conditioning)
+    seq_len: int = 256
+    path: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,12 +56,20 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DiffusionConfig:
-    schedule: str = "cosine"
+    """``schedule``: the noise schedule of ``process`` (see ``SCHEDULES``; None is the
+    process's default, see :func:`schedule_of`); ``num_steps``:
+    ``T`` of the discrete-time processes (gaussian, absorbing, uniform); ``prediction``,
+    ``weighting``, ``learned_variance`` and ``label_dropout`` are Gaussian settings;
+    ``hybrid_coeff``: D3PM's lambda."""
+
+    process: str = "gaussian"
+    schedule: str | None = None
     num_steps: int = 1000
     prediction: str = "eps"
     weighting: str = "uniform"
     learned_variance: bool = False
     label_dropout: float = 0.1     # classifier-free guidance training, when conditional
+    hybrid_coeff: float = 0.01
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +93,7 @@ class TrainConfig:
     eval_batches: int = 4
     sample_every: int = 0          # 0: only at the end
     sample_count: int = 64
-    sampler: str = "ddim"
+    sampler: str = "ddim"          # Gaussian runs; text runs use their process's sampler
     sample_steps: int = 50
     tensorboard: bool = False
     distributed: bool = False      # call jax.distributed.initialize() (multi-host)
@@ -82,6 +108,14 @@ class ExperimentConfig:
     train: TrainConfig = TrainConfig()
 
 
+def schedule_of(diffusion: DiffusionConfig) -> str | None:
+    """``diffusion.schedule``, or its process's default (None for the autoregressive
+    baseline)."""
+    if diffusion.schedule is not None or diffusion.process not in SCHEDULES:
+        return diffusion.schedule
+    return SCHEDULES[diffusion.process][0]
+
+
 def _fail(field: str, message: str):
     raise ValueError(f"config field {field}: {message}")
 
@@ -89,11 +123,27 @@ def _fail(field: str, message: str):
 def validate(config: ExperimentConfig, *, num_devices: int) -> ExperimentConfig:
     """Checks every field that can be checked before compiling; returns ``config``."""
     d, m, f, o, t = config.data, config.model, config.diffusion, config.optim, config.train
-    if d.name not in EMBEDDED_NAMES and not d.name.startswith("tfds:"):
+    if f.process not in PROCESSES:
+        _fail("diffusion.process", f"must be one of {list(PROCESSES)}, got {f.process!r}")
+    text = f.process in TEXT_PROCESSES
+    if text and d.name not in TEXT_CORPUS_NAMES:
+        _fail("data.name", f"process {f.process!r} trains on a character corpus, one of "
+                           f"{list(TEXT_CORPUS_NAMES)}; got {d.name!r}")
+    if not text and d.name not in EMBEDDED_NAMES and not d.name.startswith("tfds:"):
         _fail("data.name", f"must be one of {sorted(EMBEDDED_NAMES)} or 'tfds:<name>', "
                            f"got {d.name!r}")
+    if text and d.conditional:
+        _fail("data.conditional", "text runs are unconditional")
+    if d.seq_len < 1:
+        _fail("data.seq_len", f"must be >= 1, got {d.seq_len}")
+    if (d.path is not None) != (d.name == "text8"):
+        _fail("data.path", f"is required for the 'text8' corpus and only for it; got "
+                           f"path={d.path!r} with name={d.name!r}")
     if m.preset not in PRESETS:
         _fail("model.preset", f"must be one of {sorted(PRESETS)}, got {m.preset!r}")
+    if text != isinstance(PRESETS[m.preset], TextTransformerConfig):
+        _fail("model.preset", f"{m.preset!r} does not model "
+                              f"{'text' if text else 'images'} (process {f.process!r})")
     fields = {x.name for x in dataclasses.fields(PRESETS[m.preset])}
     for key in m.overrides:
         if key not in fields:
@@ -101,8 +151,11 @@ def validate(config: ExperimentConfig, *, num_devices: int) -> ExperimentConfig:
     if m.compute_dtype not in (None, "float32", "bfloat16"):
         _fail("model.compute_dtype", f"must be None, 'float32' or 'bfloat16', "
                                      f"got {m.compute_dtype!r}")
-    if f.schedule not in SCHEDULES:
-        _fail("diffusion.schedule", f"must be one of {list(SCHEDULES)}, got {f.schedule!r}")
+    if f.process in SCHEDULES and schedule_of(f) not in SCHEDULES[f.process]:
+        _fail("diffusion.schedule", f"for process {f.process!r} must be one of "
+                                    f"{list(SCHEDULES[f.process])}, got {f.schedule!r}")
+    if f.num_steps < 1:
+        _fail("diffusion.num_steps", f"must be >= 1, got {f.num_steps}")
     if f.prediction not in PREDICTIONS:
         _fail("diffusion.prediction", f"must be one of {list(PREDICTIONS)}, "
                                       f"got {f.prediction!r}")
@@ -110,6 +163,8 @@ def validate(config: ExperimentConfig, *, num_devices: int) -> ExperimentConfig:
         _fail("diffusion.weighting", f"must be one of {list(WEIGHTINGS)}, got {f.weighting!r}")
     if not 0 <= f.label_dropout < 1:
         _fail("diffusion.label_dropout", f"must be in [0, 1), got {f.label_dropout}")
+    if f.hybrid_coeff < 0:
+        _fail("diffusion.hybrid_coeff", f"must be >= 0, got {f.hybrid_coeff}")
     if t.sampler not in SAMPLERS:
         _fail("train.sampler", f"must be one of {list(SAMPLERS)}, got {t.sampler!r}")
     for name in ("batch_size", "num_steps", "checkpoint_every", "keep_checkpoints", "log_every",

@@ -159,6 +159,16 @@ def test_monte_carlo_d3pm_estimators_are_unbiased():
         jax.random.key(1))
     mean, se = _weighted_mean_and_se(process.num_steps * loss, replicas)
     assert abs(mean - exact) < 4 * se
+    # Stratified over the steps: K = 10 terms of 5-step strata, and K = T is the full sum.
+    strat = jax.jit(lambda k: jd.d3pm_elbo(k, fn, process, x0, num_samples=10))(
+        jax.random.key(2))
+    mean, se = _weighted_mean_and_se(strat, replicas)
+    assert abs(mean - exact) < 4 * se
+    full = jax.jit(lambda k: jd.d3pm_elbo(k, fn, process, x0, num_samples=50))(
+        jax.random.key(0))
+    np.testing.assert_array_equal(full, elbo)
+    with pytest.raises(ValueError, match="num_samples must divide"):
+        jd.d3pm_elbo(jax.random.key(0), fn, process, x0, num_samples=7)
 
 
 def test_hybrid_loss_at_the_last_index_matches_its_closed_form(absorbing):

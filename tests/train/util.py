@@ -1,4 +1,6 @@
-"""A tiny run config shared by the training tests (8x8 digits, a UNet of ~20k parameters)."""
+"""Tiny run configs shared by the training tests: 8x8 digits with a UNet of ~20k
+parameters, and 16-character windows of the embedded text corpus with a one-block text
+transformer."""
 
 from jaxdiff import train
 
@@ -13,10 +15,21 @@ TINY = {
               "eval_every": 12, "eval_batches": 1, "sample_count": 8, "sample_steps": 5},
 }
 
+TINY_TEXT = {
+    "data": {"name": "enwiki_gensim", "seq_len": 16},
+    "model": {"preset": "text_tiny",
+              "overrides": {"hidden_size": 16, "depth": 1, "num_heads": 2, "cond_dim": 16,
+                            "frequency_dim": 16}},
+    "diffusion": {"process": "masked", "schedule": "loglinear", "num_steps": 10},
+    "optim": {"learning_rate": 1e-2, "warmup_steps": 2, "ema_decay": 0.5},
+    "train": {"batch_size": 16, "num_steps": 4, "checkpoint_every": 2, "log_every": 2,
+              "eval_every": 4, "eval_batches": 2, "sample_count": 8, "sample_steps": 4},
+}
 
-def tiny_config(**sections) -> train.ExperimentConfig:
-    """``TINY`` with some fields replaced, e.g. ``tiny_config(train={"num_steps": 3})``."""
-    values = {k: dict(v) for k, v in TINY.items()}
+
+def tiny_config(base: dict = TINY, **sections) -> train.ExperimentConfig:
+    """``base`` with some fields replaced, e.g. ``tiny_config(train={"num_steps": 3})``."""
+    values = {k: dict(v) for k, v in base.items()}
     for section, fields in sections.items():
         values[section].update(fields)
     return train.from_dict(values)

@@ -1,0 +1,278 @@
+r"""The evaluation report of a trained text run (D3PM, masked diffusion or the autoregressive
+baseline): likelihood, sample quality and generation speed, as JSON and Markdown.
+
+:func:`evaluate_text_run` restores the newest checkpoint of a workdir written by
+:func:`jaxdiff.train.train`, takes its **EMA parameters** and measures:
+
+* **bits per character on the test split**: the first ``examples`` rows of the test split
+  cut into ``seq_len``-character rows (:func:`jaxdiff.data.chunk`), each row's bound in nats
+  divided by ``seq_len * ln 2``, with the standard error over rows. The bound is, per
+  process: D3PM's :math:`L_{vb}` estimated with ``bound_samples`` stratified steps
+  (:func:`jaxdiff.discrete.d3pm_elbo`, unbiased); the masked-diffusion ELBO with
+  ``bound_samples`` stratified times (:func:`jaxdiff.discrete.masked_elbo`, unbiased); the
+  exact NLL of the autoregressive model (:func:`jaxdiff.autoregressive.sequence_nll`).
+  Row batch ``i`` uses key ``fold_in(fold_in(key(seed), 1), i)``;
+* **perplexity bound** per character, :math:`\exp(\text{nats per character})`;
+* **token accuracy per timestep** (diffusion only): argmax :math:`x_0` accuracy in 10
+  buckets of the process's time (:func:`jaxdiff.metrics.d3pm_token_accuracy` /
+  :func:`~jaxdiff.metrics.masked_token_accuracy`) on the same rows;
+* **samples**: ``num_samples`` sequences of ``seq_len`` characters from the run's sampler
+  (:func:`jaxdiff.train.make_sampler`: D3PM ancestral or masked unmasking with ``steps``
+  steps; the autoregressive model left to right with its key-value cache), drawn in
+  batches of ``batch_size``, batch ``i`` with key ``fold_in(fold_in(key(seed), 0), i)``;
+* **generation time**: the median wall time of one jitted batch of ``batch_size`` samples
+  (compiled beforehand, ``timing_rounds`` calls);
+* **sample quality** (:func:`sample_quality`): distinct-1..4 and self-BLEU over the words of
+  the samples (whitespace tokens, sacreBLEU's exponential smoothing), and with an
+  autoregressive run (``ar_workdir``, or the run itself when it is one) the generative
+  perplexity of the samples under it; the same numbers for ``num_samples`` real test rows
+  are the reference.
+
+:func:`write_text_report` writes ``metrics.json`` and ``metrics.md``;
+``experiments/evaluate.py`` is the command (it dispatches on the run's process).
+"""
+
+import math
+import os
+import pathlib
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdiff import autoregressive, data, discrete, train
+from jaxdiff import models as jm
+from jaxdiff.metrics.diagnostics import d3pm_token_accuracy, masked_token_accuracy
+from jaxdiff.metrics.report import format_value, restore_run, write_report
+from jaxdiff.metrics.text import distinct_n, self_bleu
+
+DISTINCT_ORDERS = (1, 2, 3, 4)
+ACCURACY_BUCKETS = 10
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def test_rows(run: train.Run, examples: int | None = None) -> np.ndarray:
+    """The first ``examples`` rows (all if None) of the run's test split, ``int32 [N, L]``."""
+    d = run.config.data
+    rows = data.chunk(data.load_text_corpus(d.name, "test", path=d.path), d.seq_len)
+    return rows if examples is None else rows[:_check_int("examples", examples, 1)]
+
+
+def bound_fn(run: train.Run, *, bound_samples: int):
+    """``bound(params, key, tokens) -> nats [B]``, jitted: the run's NLL bound per row."""
+    apply_fn = train.apply_fn_for(run)
+    process = run.process
+    kind = run.config.diffusion.process
+
+    @jax.jit
+    def bound(params, key, tokens):
+        denoise_fn = jm.bind(apply_fn, params)
+        if kind == "autoregressive":
+            return autoregressive.sequence_nll(lambda x: denoise_fn(x, None), tokens,
+                                               bos_id=train.objectives.BOS_ID)
+        if kind == "masked":
+            return discrete.masked_elbo(key, denoise_fn, process, tokens,
+                                        num_samples=bound_samples)
+        return discrete.d3pm_elbo(key, denoise_fn, process, tokens, num_samples=bound_samples)
+
+    return bound
+
+
+def row_bits_per_char(run: train.Run, params, rows: np.ndarray, *, bound_samples: int,
+                      seed: int, batch_size: int) -> np.ndarray:
+    """Each row's bound in bits per character, ``float64 [N]`` (see the module doc for the
+    estimator and its keys); rows go in jitted batches of ``batch_size``."""
+    bound = bound_fn(run, bound_samples=bound_samples)
+    key = jax.random.fold_in(jax.random.key(seed), 1)
+    nats = np.concatenate([
+        np.asarray(bound(params, jax.random.fold_in(key, i),
+                         jnp.asarray(_padded(rows[start:start + batch_size], batch_size))))
+        [:len(rows[start:start + batch_size])]
+        for i, start in enumerate(range(0, len(rows), batch_size))])
+    return nats.astype(np.float64) / (rows.shape[1] * math.log(2.0))
+
+
+def bits_per_char(run: train.Run, params, rows: np.ndarray, *, bound_samples: int, seed: int,
+                  batch_size: int) -> dict:
+    """The test bound of ``rows`` in bits per character: mean, standard error over rows,
+    and the perplexity bound (per character)."""
+    per_char = row_bits_per_char(run, params, rows, bound_samples=bound_samples, seed=seed,
+                                 batch_size=batch_size)
+    return {"bpc": float(per_char.mean()),
+            "bpc_stderr": float(per_char.std(ddof=1) / math.sqrt(len(per_char)))
+            if len(per_char) > 1 else float("nan"),
+            "perplexity_bound": float(2.0 ** per_char.mean()),
+            "rows": int(len(per_char))}
+
+
+def _padded(rows: np.ndarray, batch_size: int) -> np.ndarray:
+    """``rows`` padded to ``batch_size`` with copies of its first row (one compilation)."""
+    missing = batch_size - len(rows)
+    return rows if missing == 0 else np.concatenate([rows, np.repeat(rows[:1], missing, 0)])
+
+
+def draw_text_samples(run: train.Run, params, *, num_samples: int, steps: int, seed: int,
+                      batch_size: int, timing_rounds: int = 3) -> tuple[np.ndarray, dict]:
+    """``num_samples`` sampled rows ``int32 [N, L]`` and the generation time of one batch:
+    ``{"batch_size", "median_s", "per_sequence_s", "rounds"}`` (compile excluded)."""
+    sample = train.make_sampler(run, num_steps=steps, count=batch_size)
+    key = jax.random.fold_in(jax.random.key(seed), 0)
+    batches = [np.asarray(sample(jax.random.fold_in(key, i), params))
+               for i in range(-(-num_samples // batch_size))]
+    times = []
+    for r in range(timing_rounds):
+        start = time.perf_counter()
+        jax.block_until_ready(sample(jax.random.fold_in(key, 10_000 + r), params))
+        times.append(time.perf_counter() - start)
+    median = statistics.median(times)
+    return (np.concatenate(batches)[:num_samples],
+            {"batch_size": batch_size, "median_s": median,
+             "per_sequence_s": median / batch_size, "rounds": timing_rounds})
+
+
+def sample_quality(texts: list[str], *, ar: tuple[train.Run, object] | None = None) -> dict:
+    """Word-level distinct-n and self-BLEU of ``texts``; with ``ar = (run, params)`` of an
+    autoregressive run, the generative perplexity (per character) of the texts under it.
+    Distinct-n is None when no text has ``n`` words."""
+    words = [text.split() for text in texts]
+    longest = max(len(w) for w in words)
+    quality = {f"distinct_{n}": distinct_n(words, n) if longest >= n else None
+               for n in DISTINCT_ORDERS}
+    quality["self_bleu"] = self_bleu(words)
+    if ar is not None:
+        ar_run, ar_params = ar
+        apply_fn = train.apply_fn_for(ar_run)
+        tokens = jnp.asarray(np.stack([train.TOKENIZER.encode(t) for t in texts]))
+
+        @jax.jit
+        def perplexity(params, tokens):
+            return autoregressive.generative_perplexity(
+                lambda x: apply_fn(params, x, None), tokens, bos_id=train.objectives.BOS_ID)
+
+        quality["generative_perplexity"] = float(perplexity(ar_params, tokens))
+    return quality
+
+
+def token_accuracy(run: train.Run, params, rows: np.ndarray, *, seed: int) -> list[dict]:
+    """Argmax x0 accuracy per time bucket (diffusion runs): corrupted and overall."""
+    denoise_fn = jm.bind(train.apply_fn_for(run), params)
+    key = jax.random.fold_in(jax.random.key(seed), 2)
+    fn = masked_token_accuracy if run.config.diffusion.process == "masked" else (
+        d3pm_token_accuracy)
+    curve = fn(key, denoise_fn, run.process, jnp.asarray(rows), num_buckets=ACCURACY_BUCKETS)
+    def number(x):   # JSON has no NaN: a bucket without corrupted tokens reads null
+        return None if np.isnan(x) else float(x)
+
+    return [{"t_from": float(lo), "t_to": float(hi), "corrupted": number(c),
+             "overall": number(a)}
+            for lo, hi, c, a in zip(curve.edges[:-1], curve.edges[1:], curve.corrupted,
+                                    curve.overall, strict=True)]
+
+
+def evaluate_text_run(workdir: str | os.PathLike, *, num_samples: int = 64,
+                      steps: int | None = None, bound_samples: int = 10,
+                      examples: int | None = 256, seed: int = 0, batch_size: int = 32,
+                      ar_workdir: str | os.PathLike | None = None) -> dict:
+    """Every text metric of the module doc for the run in ``workdir``; ``steps`` defaults to
+    the run's ``train.sample_steps``."""
+    restored = restore_run(workdir)
+    run, params = restored.run, restored.ema_params
+    if not run.is_text:
+        raise ValueError(f"workdir {str(workdir)!r} holds a {run.config.diffusion.process!r} "
+                         "image run; use jaxdiff.metrics.evaluate_run")
+    for name, value in (("num_samples", num_samples), ("bound_samples", bound_samples),
+                        ("batch_size", batch_size)):
+        _check_int(name, value, 2 if name == "num_samples" else 1)
+    kind = run.config.diffusion.process
+    steps = run.config.train.sample_steps if steps is None else _check_int("steps", steps, 1)
+    ar = (run, params) if kind == "autoregressive" else None
+    if ar_workdir is not None:
+        ar_restored = restore_run(ar_workdir)
+        if ar_restored.run.config.diffusion.process != "autoregressive":
+            raise ValueError(f"ar_workdir {str(ar_workdir)!r} is not an autoregressive run")
+        ar = (ar_restored.run, ar_restored.ema_params)
+    wall = {}
+    start = time.perf_counter()
+    rows = test_rows(run, examples)
+    likelihood = bits_per_char(run, params, rows, bound_samples=bound_samples, seed=seed,
+                               batch_size=batch_size)
+    wall["bpc"] = round(time.perf_counter() - start, 1)
+    start = time.perf_counter()
+    accuracy = None if kind == "autoregressive" else token_accuracy(run, params, rows,
+                                                                    seed=seed)
+    wall["token_accuracy"] = round(time.perf_counter() - start, 1)
+    start = time.perf_counter()
+    ids, timing = draw_text_samples(run, params, num_samples=num_samples, steps=steps,
+                                    seed=seed, batch_size=batch_size)
+    texts = [train.TOKENIZER.decode(row) for row in ids]
+    wall["samples"] = round(time.perf_counter() - start, 1)
+    start = time.perf_counter()
+    reference = [train.TOKENIZER.decode(row) for row in test_rows(run)[-num_samples:]]
+    quality = {"samples": sample_quality(texts, ar=ar),
+               "test_data": sample_quality(reference, ar=ar)}
+    wall["quality"] = round(time.perf_counter() - start, 1)
+    estimator = {"autoregressive": "exact NLL",
+                 "masked": f"masked ELBO, {bound_samples} stratified times",
+                 "absorbing": f"D3PM L_vb, {bound_samples} stratified steps of T",
+                 "uniform": f"D3PM L_vb, {bound_samples} stratified steps of T"}[kind]
+    return {
+        "kind": "text", "workdir": str(workdir), "process": kind, "step": restored.step,
+        "parameters": jm.count_params(params), **likelihood,
+        "token_accuracy": accuracy, "generation": timing, "quality": quality,
+        "examples": texts[:8],
+        "protocol": {"split": "test", "seq_len": run.config.data.seq_len,
+                     "estimator": estimator, "seed": seed, "num_samples": num_samples,
+                     "sampler": "autoregressive (KV cache)" if kind == "autoregressive"
+                     else f"{kind}, {steps} steps",
+                     "quality_reference": f"the last {num_samples} test rows",
+                     "generative_perplexity_under": None if ar is None
+                     else str(ar_workdir or workdir)},
+        "wall_seconds": wall,
+    }
+
+
+def text_report_markdown(report: dict) -> str:
+    """The text report as Markdown."""
+    p = report["protocol"]
+    q, ref = report["quality"]["samples"], report["quality"]["test_data"]
+    lines = [f"# Evaluation of `{report['workdir']}` ({report['process']}, step "
+             f"{report['step']}, {report['parameters']:,} parameters)", "",
+             "| metric | value | protocol |", "|---|---|---|",
+             f"| bits per character | {format_value(report['bpc'])} "
+             f"+- {format_value(report['bpc_stderr'])} | "
+             f"{report['rows']} {p['split']} rows of {p['seq_len']} characters; "
+             f"{p['estimator']} |",
+             f"| perplexity bound (per character) | {format_value(report['perplexity_bound'])} | "
+             f"exp(nats per character) |",
+             f"| generation time, batch of {report['generation']['batch_size']} | "
+             f"{format_value(report['generation']['median_s'])} s | {p['sampler']}; median of "
+             f"{report['generation']['rounds']} jitted calls |"]
+    lines += ["", f"## Sample quality ({p['num_samples']} samples vs "
+              f"{p['quality_reference']}; words)", "",
+              "| metric | samples | test data |", "|---|---|---|"]
+    lines += [f"| {k} | {format_value(v if v is not None else 'n/a')} | "
+              f"{format_value(ref[k] if ref[k] is not None else 'n/a')} |"
+              for k, v in q.items()]
+    if report["token_accuracy"]:
+        lines += ["", "## Token accuracy per timestep (argmax x0)", "",
+                  "| t | corrupted | overall |", "|---|---|---|"]
+        lines += [f"| [{format_value(r['t_from'])}, {format_value(r['t_to'])}) | "
+                  f"{format_value(r['corrupted'] if r['corrupted'] is not None else 'n/a')} | "
+                  f"{format_value(r['overall'])} |" for r in report["token_accuracy"]]
+    lines += ["", "## Samples", ""] + [f"    {text}" for text in report["examples"]]
+    lines += ["", "Wall time (s): " + ", ".join(f"{k} {v}" for k, v in
+                                                 report["wall_seconds"].items()), ""]
+    return "\n".join(lines)
+
+
+def write_text_report(report: dict, directory: str | os.PathLike) -> tuple[pathlib.Path,
+                                                                            pathlib.Path]:
+    """Writes ``metrics.json`` and ``metrics.md`` into ``directory`` (created)."""
+    return write_report(report, directory, markdown=text_report_markdown)

@@ -1,0 +1,107 @@
+"""Text runs through the training loop: the four processes train, report their held-out
+bound in bits per character and write text samples; the bounds are the right numbers."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxdiff import autoregressive, discrete, train
+from jaxdiff import models as jm
+from jaxdiff.train import objectives
+from tests.train.util import TINY, TINY_TEXT, tiny_config
+
+SCHEDULE = {"absorbing": "reciprocal", "uniform": "cosine", "masked": "loglinear",
+            "autoregressive": "cosine"}
+
+
+def text_config(process: str, **train_fields) -> train.ExperimentConfig:
+    return tiny_config(TINY_TEXT, diffusion={"process": process, "schedule": SCHEDULE[process]},
+                       train=train_fields)
+
+
+@pytest.mark.parametrize("process", ["absorbing", "uniform", "masked", "autoregressive"])
+def test_text_run_trains_reports_bpc_and_writes_samples(process, tmp_path):
+    config = text_config(process)
+    state = train.train(config, tmp_path, progress=False)
+    assert int(state.step) == 4
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    final = [m for m in lines if "eval_bpc" in m][-1]
+    # eval_bpc is eval_loss (nats per 16-character sequence) in bits per character.
+    assert final["eval_bpc"] == pytest.approx(final["eval_loss"] / (16 * np.log(2)), rel=1e-6)
+    # An untrained model is near log2(27) = 4.75 bits; a bound is never below 0 and a
+    # 4-step model is far from the corpus's ~2 bits.
+    assert 3.0 < final["eval_bpc"] < 8.0
+    samples = (tmp_path / "samples_0000004.txt").read_text().splitlines()
+    assert len(samples) == 8 and all(len(s) == 16 for s in samples)
+    assert all(set(s) <= set("abcdefghijklmnopqrstuvwxyz ") for s in samples)
+    if process == "autoregressive":   # the exact NLL of the first 32 validation rows
+        run, restored = train.restore_workdir(tmp_path)
+        apply_fn = train.apply_fn_for(run)
+        nll = autoregressive.sequence_nll(lambda x: apply_fn(restored.ema_params, x, None),
+                                          jnp.asarray(run.eval_dataset[:32]), bos_id=27)
+        assert final["eval_loss"] == pytest.approx(float(jnp.mean(nll)), rel=1e-5)
+
+
+def test_d3pm_bound_estimate_is_unbiased_for_the_full_elbo():
+    """Mean of T L_t + L_T over random t equals d3pm_elbo (all T terms) on a random model."""
+    process = discrete.d3pm_process("absorbing", vocab_size=28, num_steps=6, mask_id=27)
+    config = jm.preset_config("text_tiny", vocab_size=28, max_length=8, hidden_size=16,
+                              depth=1, num_heads=2, cond_dim=16, frequency_dim=16)
+    graphdef, params, rest = jm.init(config, key=jax.random.key(0))
+    apply_fn = jm.make_denoise_fn(graphdef, rest)
+    tokens = jax.random.randint(jax.random.key(1), (4, 8), 0, 27)
+    bound = objectives.d3pm_bound_objective(apply_fn, process)
+    draws = jax.jit(jax.vmap(lambda k: bound(params, k, {"tokens": tokens})))(
+        jax.random.split(jax.random.key(2), 2000))                          # [2000, 4]
+    exact = jax.jit(jax.vmap(lambda k: discrete.d3pm_elbo(k, jm.bind(apply_fn, params),
+                                                          process, tokens)))(
+        jax.random.split(jax.random.key(3), 400))                           # [400, 4]
+    se = np.sqrt(draws.var(0) / 2000 + exact.var(0) / 400)
+    assert np.all(np.abs(draws.mean(0) - exact.mean(0)) < 4 * se)
+
+
+def test_text_batches_resume_at_their_step():
+    run = train.build_run(text_config("masked"))
+    from_start = train.train_batches(run, start_step=0)
+    batches = [next(from_start)["tokens"] for _ in range(3)]
+    np.testing.assert_array_equal(next(train.train_batches(run, start_step=2))["tokens"],
+                                  batches[2])
+    assert not np.array_equal(batches[0], batches[1])
+    assert batches[0].shape == (16, 16) and batches[0].dtype == np.int32
+
+
+@pytest.mark.parametrize("sections,match", [
+    (dict(diffusion={"process": "absorbing", "schedule": "cosine"}), "diffusion.schedule"),
+    (dict(diffusion={"process": "diffusion"}), "diffusion.process"),
+    (dict(model={"preset": "unet_tiny", "overrides": {}}), "model.preset"),
+    (dict(data={"name": "digits"}), "data.name"),
+    (dict(data={"name": "text8"}), "data.path"),
+    (dict(data={"seq_len": 0}), "data.seq_len"),
+    (dict(diffusion={"process": "absorbing", "schedule": "reciprocal",
+                     "hybrid_coeff": -1.0}), "diffusion.hybrid_coeff"),
+])
+def test_invalid_text_config_is_named(sections, match):
+    with pytest.raises(ValueError, match=match):
+        train.validate(tiny_config(TINY_TEXT, **sections), num_devices=jax.device_count())
+
+
+def test_image_process_refuses_a_text_corpus():
+    config = tiny_config(data={"name": "enwiki_gensim"})
+    with pytest.raises(ValueError, match="data.name"):
+        train.validate(config, num_devices=1)
+
+
+def test_every_listed_schedule_builds_and_none_is_the_process_default():
+    for process, schedules in train.config.SCHEDULES.items():
+        base = TINY if process == "gaussian" else TINY_TEXT
+        for schedule in schedules + (None,):
+            config = tiny_config(base, diffusion={"process": process, "schedule": schedule})
+            assert train.diffusion_process(config) is not None
+    default = train.diffusion_process(tiny_config(TINY_TEXT, diffusion={
+        "process": "absorbing", "schedule": None}))
+    explicit = discrete.d3pm_process("absorbing", vocab_size=28, num_steps=10, mask_id=27)
+    np.testing.assert_array_equal(default.betas, explicit.betas)
+    assert train.diffusion_process(tiny_config(diffusion={"schedule": None})).num_steps == 100
