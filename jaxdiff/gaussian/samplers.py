@@ -112,7 +112,8 @@ def sample(key: jax.Array, denoise_fn, schedule: Schedule, shape, *, sampler: st
       variance: ``beta``, ``beta_tilde`` or ``learned``; the model's variance for ``ddpm``
         (``learned`` also tells every sampler that the output has twice the channels).
       eta: DDIM's stochasticity (0: deterministic, 1: DDPM with :math:`\tilde\beta`).
-      clip_x0: clip :math:`\hat x_0` to [-1, 1] at every step (ddpm, ddim, dpm_solver++).
+      clip_x0: clip :math:`\hat x_0` to [-1, 1] at every step (every sampler; for heun
+        both denoiser calls of a step).
       cond: conditioning for ``denoise_fn`` (batch first).
       guidance_scale: classifier-free guidance weight :math:`w`; needs ``null_cond``.
       null_cond: the unconditional input (e.g. the null class), shaped like ``cond``.
@@ -185,14 +186,14 @@ def sample(key: jax.Array, denoise_fn, schedule: Schedule, shape, *, sampler: st
         alpha_t, _, lam_t = _level(rs, i)
         sigma_e = jnp.exp(-0.5 * lam_t)
         y = x / alpha_t
-        x0, _ = denoised(x, i, clip=False)
+        x0, _ = denoised(x, i, clip=clip_x0)
         slope = (y - x0) / sigma_e
 
         def correct(_):
             alpha_s, _, lam_s = _level(rs, i - 1)
             sigma_e_next = jnp.exp(-0.5 * lam_s)
             y_euler = y + (sigma_e_next - sigma_e) * slope
-            x0_next, _ = denoised(alpha_s * y_euler, i - 1, clip=False)
+            x0_next, _ = denoised(alpha_s * y_euler, i - 1, clip=clip_x0)
             slope_next = (y_euler - x0_next) / sigma_e_next
             return alpha_s * (y + (sigma_e_next - sigma_e) * 0.5 * (slope + slope_next))
 

@@ -176,3 +176,21 @@ def test_bad_arguments_are_named(kwargs, match):
     shape = args.pop("shape")
     with pytest.raises(ValueError, match=match):
         jd.gaussian.sample(jax.random.key(0), lambda x, t, c: x, s, shape, **args)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm_solver++", "heun"])
+def test_clip_x0_is_honoured_by_every_sampler(sampler):
+    """A denoiser predicting eps = 0 claims x0 = x_t / alpha_t, far outside [-1, 1] at high
+    noise; with clip_x0 every sampler's output stays in [-1, 1], without it it does not."""
+    schedule = jd.gaussian.cosine_schedule(num_steps=100)
+
+    def zero_eps(x, t, cond=None):
+        return jnp.zeros_like(x)
+
+    def run(clip):
+        return jax.jit(lambda k: jd.gaussian.sample(
+            k, zero_eps, schedule, (64, 2), sampler=sampler, num_steps=10,
+            clip_x0=clip))(jax.random.key(0))
+
+    assert float(jnp.max(jnp.abs(run(True)))) <= 1.0 + 1e-6
+    assert float(jnp.max(jnp.abs(run(False)))) > 2.0
