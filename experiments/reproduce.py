@@ -23,9 +23,19 @@ _HERE = pathlib.Path(__file__).resolve().parent
 if str(_HERE) not in sys.path:   # run as a script or imported from the tests
     sys.path.insert(0, str(_HERE))
 
-from claims import forward_process  # noqa: E402
+from claims import (  # noqa: E402
+    forward_process,
+    guidance,
+    inpainting,
+    learned_variance,
+    mode_coverage,
+    reconstruction,
+    sampler_steps,
+    schedule_comparison,
+)
 
-CLAIMS = (forward_process,)
+CLAIMS = (forward_process, schedule_comparison, learned_variance, sampler_steps, guidance,
+          mode_coverage, reconstruction, inpainting)
 DEFAULT_OUT = _HERE / "results"
 
 

@@ -1,4 +1,5 @@
-"""experiments/reproduce.py and the claim modules: claim 1 (forward_process) end to end."""
+"""experiments/reproduce.py and the claim modules: claim 1 (forward_process) end to end;
+claims 2-7 and 12 on their committed results (they train models, so no rerun here)."""
 
 import copy
 import importlib.util
@@ -9,6 +10,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -104,10 +106,15 @@ def test_check_fails_on_doctored_results(claim1, doctor):
     assert forward_process.check(results)
 
 
-def test_check_script_passes_on_committed_results():
+def test_check_script_on_committed_results():
+    # Exit status 0 only if every claim holds; the image claims that do not hold at CPU scale
+    # are listed in HOLDS below (and in experiments/RESULTS.md).
     proc = _run_script("--check")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "forward_process] ok" in proc.stdout
+    for name, holds in HOLDS.items():
+        assert f"{name}] {'ok' if holds else 'FAIL'}" in proc.stdout, proc.stdout
+    if not all(HOLDS.values()):    # (with all of them holding, other claims decide)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
 
 
 def test_check_script_fails_on_doctored_results(tmp_path):
@@ -124,3 +131,188 @@ def test_check_script_fails_on_doctored_results(tmp_path):
 def test_check_script_fails_without_results(tmp_path):
     proc = _run_script("--check", "--out", str(tmp_path))
     assert proc.returncode != 0 and "no results file" in proc.stdout
+
+
+# ----------------------------------------------------------------------------- claims 2-7, 12
+# These claims train small digits models (experiments/claims/_image_runs.py, minutes on a CPU),
+# so the tests check their committed results and doctored copies, and the cheap helpers; no
+# test trains a model.
+
+# Whether each claim holds on its committed results (experiments/RESULTS.md says why not).
+HOLDS = {"schedule_comparison": False, "learned_variance": True, "sampler_steps": False,
+         "guidance": False, "mode_coverage": True, "reconstruction": True, "inpainting": False}
+IMAGE_CLAIMS = {c.NAME: c for c in reproduce.CLAIMS if c.NAME in HOLDS}
+
+
+def _committed(name):
+    return json.loads((COMMITTED / f"{name}.json").read_text())
+
+
+def test_every_image_claim_is_registered_in_order():
+    assert [c.NAME for c in reproduce.CLAIMS][:8] == [
+        "forward_process", "schedule_comparison", "learned_variance", "sampler_steps",
+        "guidance", "mode_coverage", "reconstruction", "inpainting"]
+    assert set(HOLDS) == set(IMAGE_CLAIMS)
+
+
+@pytest.mark.parametrize("name", sorted(HOLDS))
+def test_image_claim_check_on_committed_results(name):
+    results = _committed(name)
+    assert results["name"] == name and results["claim"] == IMAGE_CLAIMS[name].CLAIM
+    for figure in results["figures"]:
+        path = COMMITTED / figure
+        assert path.name.startswith(name) and path.exists() and path.stat().st_size < 300_000
+    failures = IMAGE_CLAIMS[name].check(results)
+    if HOLDS[name]:
+        assert failures == []
+    else:
+        assert failures, f"{name} is recorded as not holding but check() passes"
+
+
+def _set(path, value):
+    def doctor(results):
+        node = results
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value(node[path[-1]]) if callable(value) else value
+    return doctor
+
+
+def _swap_bpd(results):
+    runs = results["runs"]
+    for variance in ("beta", "beta_tilde"):
+        a = runs["cosine-eps"]["bits_per_dim"][variance]
+        b = runs["linear-eps"]["bits_per_dim"][variance]
+        a["mean"], b["mean"] = b["mean"], a["mean"]
+        d = results["bits_per_dim_difference_cosine_minus_linear"][variance]
+        d["mean"] = -d["mean"]
+
+
+def _learned_worse(results):
+    m = results["models"]
+    learned = m["learned (L_hybrid)"]
+    for label in ("fixed beta", "fixed beta_tilde"):
+        d = results["bits_per_dim_difference_learned_minus_fixed"][label]
+        d["mean"] = abs(d["mean"]) + 10 * d["stderr"] + 0.1
+        learned["bits_per_dim"]["mean"] = m[label]["bits_per_dim"]["mean"] + d["mean"]
+    learned["classifier_fid"]["50"] = 1e3
+
+
+def _ddim_worse(results):
+    t = results["table"]
+    t["ddim"]["10"]["classifier_fid"] = t["ddpm"]["10"]["classifier_fid"] + 1.0
+
+
+def _guidance_flat(results):
+    rows = results["scales"]
+    for row in rows.values():
+        row["accuracy"] = rows["0.0"]["accuracy"]
+    rows["4.0"]["pixel_diversity"] = rows["0.0"]["pixel_diversity"] + 1.0
+
+
+def _missing_mode(results):
+    counts = results["sample_counts"]
+    counts[3] = 0
+    s = np.asarray(counts, float)
+    d = np.asarray(results["data_counts"], float)
+    results["total_variation"] = float(0.5 * np.abs(s / s.sum() - d / d.sum()).sum())
+
+
+def _not_monotone(results):
+    mse = results["models"]["linear-eps"]["mse_one_step"]
+    mse[4] = mse[3] * 0.5
+    results["models"]["linear-eps"]["psnr_one_step"][4] = float(10 * np.log10(4 / mse[4]))
+
+
+def _known_changed(results):
+    results["masks"]["top"]["known_max_abs_error"] = 0.1
+
+
+def _no_better_than_baseline(results):
+    r = results["masks"]["left"]
+    r["agreement"] = r["agreement_mean_fill_baseline"]
+    r["agreement_difference"]["mean"] = 0.0
+
+
+DOCTORS = {
+    "schedule_comparison": [_set(("bits_per_dim_difference_cosine_minus_linear", "beta",
+                                  "mean"), -5.0),
+                            _set(("runs", "linear-eps", "classifier_fid"), float("nan")),
+                            lambda r: r.pop("runs")],
+    "learned_variance": [_learned_worse,
+                         _set(("bits_per_dim_difference_learned_minus_fixed", "fixed beta",
+                               "mean"), 5.0)],
+    "sampler_steps": [_ddim_worse,
+                      _set(("table", "dpm_solver++", "20", "classifier_fid"),
+                           lambda v: 1e4),
+                      _set(("table", "ddpm", "100", "classifier_fid"), 1e4)],
+    "guidance": [_guidance_flat, _set(("scales", "2.0", "pixel_diversity"), 1e3)],
+    "mode_coverage": [_missing_mode, _set(("null_tv_95th_percentile",), 0.5)],
+    "reconstruction": [_not_monotone, _set(("setup", "levels"), [0, 500])],
+    "inpainting": [_known_changed, _no_better_than_baseline],
+}
+
+
+@pytest.mark.parametrize("name,index", [(n, i) for n, ds in sorted(DOCTORS.items())
+                                        for i in range(len(ds))])
+def test_image_claim_check_fails_on_doctored_results(name, index):
+    results = copy.deepcopy(_committed(name))
+    DOCTORS[name][index](results)
+    assert IMAGE_CLAIMS[name].check(results)
+
+
+def test_schedule_check_follows_the_measured_direction():
+    # Claim 2 does not hold at CPU scale (linear has the lower bound); with the two schedules'
+    # numbers swapped, the same check passes: it tests the direction, not a fixed outcome.
+    results = _committed("schedule_comparison")
+    assert IMAGE_CLAIMS["schedule_comparison"].check(results)
+    swapped = copy.deepcopy(results)
+    _swap_bpd(swapped)
+    assert IMAGE_CLAIMS["schedule_comparison"].check(swapped) == []
+
+
+def test_vlb_bits_per_dim_helper_matches_the_library():
+    import jax
+    import jax.numpy as jnp
+    from claims import _image_runs as runs
+
+    import jaxdiff as jd
+    schedule = jd.gaussian.cosine_schedule(num_steps=20)
+    x0 = jnp.asarray(jd.data.load("digits", "test").images[:3])
+    denoise = lambda x, t, cond=None: 0.3 * x  # noqa: E731
+    key = jax.random.key(1)
+    got = runs._vlb_bpd(key, denoise, schedule, x0, None, variances=("beta", "beta_tilde"),
+                        prediction="eps")
+    for i, variance in enumerate(("beta", "beta_tilde")):
+        want = jd.gaussian.nll_bits_per_dim(key, denoise, schedule, x0, method="vlb",
+                                            variance=variance, num_bins=runs.NUM_BINS)
+        np.testing.assert_allclose(np.asarray(got[i]), np.asarray(want), rtol=1e-5)
+
+
+def test_image_run_configs_are_valid_and_differ_by_one_change():
+    from claims import _image_runs as runs
+
+    import jaxdiff as jd
+    base = jd.train.from_dict(runs.run_config("cosine-eps"))
+    assert base.train.num_steps == runs.NUM_STEPS
+    for name in runs.RUNS:
+        config = jd.train.from_dict(runs.run_config(name))
+        assert config.model == base.model and config.optim == base.optim
+    assert jd.train.from_dict(runs.run_config("linear-eps")).diffusion.schedule == "linear"
+    assert jd.train.from_dict(runs.run_config("cosine-hybrid")).diffusion.learned_variance
+    assert jd.train.from_dict(runs.run_config("cosine-conditional")).data.conditional
+
+
+def test_claim_helpers():
+    from claims import guidance, inpainting, mode_coverage
+    # Two tight classes far apart: diversity is the within-class distance only.
+    v = np.array([[0.0, 0.0], [3.0, 4.0], [100.0, 0.0], [100.0, 0.0]])
+    assert guidance.within_class_diversity(v, np.array([0, 0, 1, 1]), 2) == pytest.approx(2.5)
+    mask = inpainting.known_mask("top", (8, 8, 1))
+    assert mask[:4].min() == 1 and mask[4:].max() == 0
+    assert inpainting.known_mask("left", (8, 8, 1))[:, :4].min() == 1
+    q = np.full(10, 0.1)
+    null = mode_coverage.null_tv_quantile(q, 1000, 1438)
+    assert 0.03 < null < 0.1
+    stat, p = mode_coverage.chi_square(np.full(10, 100), np.full(10, 50))
+    assert stat == pytest.approx(0.0) and p == pytest.approx(1.0)

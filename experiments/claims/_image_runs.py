@@ -1,0 +1,281 @@
+"""The trained digits models that claims 2-7 and 12 share: train once, reuse everywhere.
+
+Each named run is ``experiments/configs/digits_cpu.py`` (the main job's 0.70M-parameter UNet,
+batch 64, lr 2e-3, EMA 0.995) shortened to :data:`NUM_STEPS` steps, with one change:
+
+==========================  =========================================================
+run                         change from digits_cpu
+==========================  =========================================================
+``cosine-eps``              none (cosine schedule, eps prediction, L_simple)
+``linear-eps``              ``diffusion.schedule = "linear"``
+``cosine-hybrid``           ``diffusion.learned_variance = True`` (L_hybrid, Nichol &
+                            Dhariwal 2021: L_simple + 0.001 L_vlb, learned interpolation)
+``cosine-conditional``      ``data.conditional = True``, ``diffusion.label_dropout = 0.1``
+                            (classifier-free guidance training, Ho & Salimans 2022)
+==========================  =========================================================
+
+:func:`trained_run` trains a run through :func:`jaxdiff.train.train` into
+``<root>/<run>`` (``root`` defaults to ``workdirs/claims`` at the repository root, which git
+ignores; ``JAXDIFF_CLAIMS_WORKDIR`` overrides it) unless that workdir already holds the final
+checkpoint, then restores it with :func:`jaxdiff.train.restore_workdir`. Training is
+deterministic (the README's main job gave bit-identical metrics twice), so a rerun from an
+empty cache should give the same models. Measured here: 6-9 minutes per run on 2 CPU cores
+shared with other jobs (3.9-5.6 steps/s; the runs' ``metrics.jsonl`` hold them). A file lock
+per run keeps two claims from training the same run at once. To train all four up front:
+``PYTHONPATH=. python experiments/claims/_image_runs.py [RUN ...]``.
+
+:func:`classifier` is the in-domain classifier of :mod:`jaxdiff.metrics.classifier` with its
+defaults (trained once, cached), and :func:`classifier_fid` the classifier FID of a sample
+set against the digits' test split, with the reference statistics cached.
+"""
+
+import copy
+import fcntl
+import json
+import os
+import pathlib
+import sys
+
+import jax
+import numpy as np
+
+import jaxdiff as jd
+from jaxdiff import metrics
+
+_REPO = pathlib.Path(__file__).resolve().parents[2]
+_CONFIGS = _REPO / "experiments" / "configs"
+if str(_CONFIGS.parent) not in sys.path:
+    sys.path.insert(0, str(_CONFIGS.parent))
+
+NUM_STEPS = 2000
+DATASET = "digits"
+
+RUNS = {
+    "cosine-eps": {},
+    "linear-eps": {"diffusion": {"schedule": "linear"}},
+    "cosine-hybrid": {"diffusion": {"learned_variance": True}},
+    "cosine-conditional": {"data": {"conditional": True}, "diffusion": {"label_dropout": 0.1}},
+}
+
+
+def default_root() -> pathlib.Path:
+    return pathlib.Path(os.environ.get("JAXDIFF_CLAIMS_WORKDIR", _REPO / "workdirs" / "claims"))
+
+
+def run_config(name: str) -> dict:
+    """The nested config dict of run ``name`` (digits_cpu with the run's changes)."""
+    from configs import digits_cpu  # experiments/configs/digits_cpu.py
+
+    if name not in RUNS:
+        raise ValueError(f"unknown run {name!r}; known: {sorted(RUNS)}")
+    values = copy.deepcopy(digits_cpu.get_config().to_dict())
+    values["train"].update(num_steps=NUM_STEPS, checkpoint_every=NUM_STEPS // 2,
+                           eval_every=NUM_STEPS // 2)
+    for section, changes in RUNS[name].items():
+        values[section].update(changes)
+    return values
+
+
+def _finished(workdir: pathlib.Path) -> bool:
+    return (workdir / "checkpoints" / str(NUM_STEPS)).exists()
+
+
+def trained_run(name: str, root: str | os.PathLike | None = None):
+    """``(run, state)`` of run ``name``, training it first unless its workdir is complete."""
+    workdir = pathlib.Path(root if root is not None else default_root()) / name
+    values = run_config(name)
+    if workdir.joinpath("config.json").exists():
+        recorded = jd.train.from_dict(json.loads(workdir.joinpath("config.json").read_text()))
+        if recorded != jd.train.from_dict(values):   # fields added since: their defaults
+            raise ValueError(f"{workdir} holds a run with another config; remove it")
+    workdir.mkdir(parents=True, exist_ok=True)
+    with open(workdir.parent / f".{name}.lock", "w") as lock:   # one trainer per run
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _finished(workdir):
+            print(f"[_image_runs] training {name} for {NUM_STEPS} steps in {workdir}",
+                  flush=True)
+            jd.train.train(jd.train.from_dict(values), workdir, progress=False)
+    return jd.train.restore_workdir(workdir)
+
+
+def run_info(name: str, root=None) -> dict:
+    """The run's settings and last logged numbers, for the results files."""
+    workdir = pathlib.Path(root if root is not None else default_root()) / name
+    lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()
+             if line.strip()]
+    evals = [m for m in lines if "eval_loss" in m]
+    speeds = [m["steps_per_second"] for m in lines if "steps_per_second" in m]
+    return {"run": name, "changes_from_digits_cpu": RUNS[name], "train_steps": NUM_STEPS,
+            "final_eval_loss": evals[-1]["eval_loss"] if evals else None,
+            "median_steps_per_second": float(np.median(speeds)) if speeds else None}
+
+
+def sampler_fn(run, *, sampler: str, num_steps: int, count: int, variance: str | None = None,
+               guidance_scale: float | None = None, cond=None, spacing: str = "uniform",
+               inpaint_mask=None, inpaint_values=None):
+    """A jitted ``sample(key, params) -> images`` (EMA parameters go in ``params``).
+
+    Like :func:`jaxdiff.train.make_sampler`, but the variance (``"beta"``, ``"beta_tilde"``
+    or ``"learned"``), the classes, the spacing and inpainting can be chosen."""
+    f = run.config.diffusion
+    apply_fn = jd.train.loop.apply_fn_for(run)
+    shape = (count,) + run.dataset.images.shape[1:]
+    if variance is None:
+        variance = "learned" if f.learned_variance else "beta"
+    null = None
+    if cond is not None:
+        cond = jax.numpy.asarray(cond, jax.numpy.int32)
+        null = jax.numpy.full_like(cond, run.num_classes)
+
+    @jax.jit
+    def sample(key, params):
+        return jd.gaussian.sample(
+            key, jd.models.bind(apply_fn, params), run.schedule, shape, sampler=sampler,
+            num_steps=num_steps, prediction=f.prediction, variance=variance, clip_x0=True,
+            spacing=spacing, cond=cond, null_cond=null,
+            guidance_scale=guidance_scale if cond is not None else None,
+            inpaint_mask=inpaint_mask, inpaint_values=inpaint_values)
+
+    return sample
+
+
+def denoise_fn(run, params):
+    """The run's ``denoise_fn(x_t, t, cond=None)`` bound to ``params``."""
+    return jd.models.bind(jd.train.loop.apply_fn_for(run), params)
+
+
+def classifier():
+    """The in-domain digits classifier (library defaults; trained once, then cached)."""
+    return metrics.train_or_load_classifier(DATASET)
+
+
+def test_split():
+    return jd.data.load(DATASET, "test")
+
+
+def classifier_fid(samples, clf=None) -> float:
+    """Classifier FID of ``samples`` against the digits' test split (359 images)."""
+    clf = clf or classifier()
+    test = test_split()
+    ref = metrics.cached_reference_stats(
+        lambda: metrics.feature_stats(clf.features_fn(), test.images),
+        dataset=DATASET, split="test", extractor=clf.name)
+    return float(metrics.fid_from_stats(metrics.feature_stats(clf.features_fn(),
+                                                              np.asarray(samples)), ref))
+
+
+def predicted_labels(samples, clf=None) -> np.ndarray:
+    clf = clf or classifier()
+    logits = metrics.features.extract_features(clf.logits_fn(), np.asarray(samples),
+                                               batch_size=500)
+    return np.argmax(np.asarray(logits), axis=1)
+
+
+if __name__ == "__main__":   # python experiments/claims/_image_runs.py [RUN ...]
+    for run_name in sys.argv[1:] or list(RUNS):
+        trained_run(run_name)
+
+
+# ----------------------------------------------------------------------------- measurements
+
+NUM_BINS = 17          # the digits' intensities are 0..16 (jaxdiff.metrics.report.data_levels)
+
+
+def bits_per_dim(run, params, *, variances, num_images: int, seed: int = 0,
+                 num_buckets: int | None = None) -> dict:
+    """Per-image VLB bits/dim ``{variance: [num_images]}`` of the first ``num_images`` test
+    digits on their 17-level grid, over the full chain of T steps: the protocol of
+    :func:`jaxdiff.gaussian.nll_bits_per_dim` (``method="vlb"``; term ``i`` draws its
+    :math:`x_t` with ``fold_in(key, i)``), written out so that one model call per step serves
+    every reverse variance in ``variances`` (``beta``, ``beta_tilde``, ``learned``). The same
+    ``seed`` gives the same noise for every model (paired comparisons);
+    ``tests/test_reproduce.py`` checks it against ``nll_bits_per_dim``.
+
+    With ``num_buckets``, also ``{"<variance>/buckets": [num_buckets + 1]}``: the mean over
+    images of the bound's terms summed over ``num_buckets`` equal ranges of steps (L_0 in the
+    first, ...), then the prior term L_T last, in bits/dim; they add up to the mean total;
+    and ``{"<variance>/last_step": float}``, the mean term L_{T-1} (the last reverse step)."""
+    f = run.config.diffusion
+    apply_fn = jd.train.loop.apply_fn_for(run)
+    test = test_split()
+    x0 = jax.numpy.asarray(test.images[:num_images])
+    cond = jax.numpy.asarray(test.labels[:num_images], jax.numpy.int32) if (
+        run.num_classes is not None) else None
+    variances = tuple(variances)
+    terms = np.asarray(_vlb_terms_bpd(jax.random.key(seed), jd.models.bind(apply_fn, params),
+                                      run.schedule, x0, cond, variances=variances,
+                                      prediction=f.prediction))      # [T + 1, V, B]
+    out = dict(zip(variances, terms.sum(0), strict=True))
+    if num_buckets:
+        steps = terms.shape[0] - 1
+        for k, variance in enumerate(variances):
+            per_step = terms[:steps, k].mean(-1)
+            out[f"{variance}/buckets"] = [float(b.sum()) for b in
+                                          np.array_split(per_step, num_buckets)] + [
+                                              float(terms[steps, k].mean())]
+            out[f"{variance}/last_step"] = float(terms[steps - 1, k].mean())
+    return out
+
+
+def _vlb_bpd(key, denoise_fn, schedule, x0, cond, *, variances, prediction):
+    """``[V, B]`` bits/dim; see :func:`bits_per_dim`."""
+    return _vlb_terms_bpd(key, denoise_fn, schedule, x0, cond, variances=variances,
+                          prediction=prediction).sum(0)
+
+
+def _vlb_terms_bpd(key, denoise_fn, schedule, x0, cond, *, variances, prediction):
+    """``[T + 1, V, B]``: the bound's terms L_0 .. L_{T-1}, then L_T, in bits/dim."""
+    import math
+
+    g = jd.gaussian
+    rs = g.respace(schedule, g.sampling_timesteps(schedule, schedule.num_steps))
+    taus = jax.numpy.asarray(g.sampling_timesteps(schedule, schedule.num_steps))
+    batch, dims = x0.shape[0], math.prod(x0.shape[1:])
+
+    @jax.jit
+    def terms(key, x0, cond):
+        def term(_, i):
+            index = jax.numpy.full((batch,), i, jax.numpy.int32)
+            noise = jax.random.normal(jax.random.fold_in(key, i), x0.shape, x0.dtype)
+            x_t = g.q_sample(rs, x0, index, noise)
+            out = denoise_fn(x_t, jax.numpy.full((batch,), taus[i], jax.numpy.int32), cond)
+            return None, jax.numpy.stack([
+                g.vlb_term(rs, out, x0, x_t, index, prediction=prediction, variance=v,
+                           num_bins=NUM_BINS) for v in variances])
+        _, per_step = jax.lax.scan(term, None, jax.numpy.arange(rs.num_steps))
+        prior = jax.numpy.broadcast_to(g.prior_kl(rs, x0), per_step.shape[1:])
+        return jax.numpy.concatenate([per_step, prior[None]], axis=0)
+
+    return terms(key, x0, cond) / (dims * math.log(2.0))
+
+
+def summary(values) -> dict:
+    """Mean and standard error of per-image values."""
+    values = np.asarray(values, np.float64)
+    return {"mean": float(values.mean()),
+            "stderr": float(values.std(ddof=1) / np.sqrt(len(values)))}
+
+
+def paired(a, b) -> dict:
+    """Mean and standard error of the per-image difference ``a - b``."""
+    return summary(np.asarray(a, np.float64) - np.asarray(b, np.float64))
+
+
+def draw(sample, params, count: int, *, batch: int, seed: int = 0):
+    """``count`` images from a :func:`sampler_fn` of batch ``batch`` and the wall time in
+    seconds of the draws after the first (compiling) call."""
+    import time
+
+    key = jax.random.key(seed)
+    first = np.asarray(sample(jax.random.fold_in(key, 0), params))
+    out, start = [first], time.perf_counter()
+    for i in range(1, -(-count // batch)):
+        out.append(np.asarray(sample(jax.random.fold_in(key, i), params)))
+    seconds = time.perf_counter() - start
+    per_batch = seconds / max(len(out) - 1, 1)
+    return np.concatenate(out)[:count], per_batch
+
+
+def save_grid(path, images, *, columns: int = 16, scale: int = 4) -> str:
+    jd.train.reporting.save_image_grid(path, np.asarray(images), scale=scale, columns=columns)
+    return pathlib.Path(path).name
