@@ -152,8 +152,10 @@ def masked_sample(key, denoise_fn, process, shape, *, num_steps: int, cond=None,
     x_init = clamp_known(jnp.full((batch, length), mask_id, jnp.int32), known, values)
 
     def step(z, i):
-        t = 1.0 - i.astype(jnp.float32) / num_steps
-        s = 1.0 - (i + 1).astype(jnp.float32) / num_steps
+        # (K - i) / K and (K - i - 1) / K: exact at s = 0 (1 - (i + 1) / K can round to
+        # -1.5e-8 in float32, whose NaN mask probability would leave [MASK] ids behind).
+        t = (num_steps - i).astype(jnp.float32) / num_steps
+        s = (num_steps - 1 - i).astype(jnp.float32) / num_steps
         m_t, m_s = mask_probability(process, t), mask_probability(process, s)
         logits = call_denoiser(denoise_fn, z, jnp.full((batch,), t, jnp.float32), cond,
                                process.vocab_size)
