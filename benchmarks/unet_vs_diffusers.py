@@ -89,6 +89,27 @@ def xla_flops(compiled) -> float:
     return float(cost["flops"])
 
 
+def unchunked_flops(jitted, *args) -> float:
+    """XLA's FLOP count of ``jitted(*args)`` lowered with attention in one chunk.
+
+    jaxdiff's attention runs its batch in chunks inside a ``lax.map`` (a while loop), and
+    XLA's cost analysis counts a loop body once; lowering with one chunk counts every
+    sequence (the arithmetic is the same). ``jitted`` must not have been traced before
+    (a cached trace keeps the chunked attention).
+    """
+    import jaxdiff.models.attention as attention
+    defaults = attention.multi_head_attention.__kwdefaults__
+    saved = defaults["chunk_bytes"]
+    defaults["chunk_bytes"] = None
+    try:
+        cost = jitted.lower(*args).cost_analysis()
+    finally:
+        defaults["chunk_bytes"] = saved
+    if isinstance(cost, (list, tuple)):
+        cost = cost[0]
+    return float(cost["flops"])
+
+
 def _rss_bytes() -> int:
     try:
         import psutil
@@ -115,6 +136,9 @@ def jaxdiff_worker(conn, args_dict):
     else:
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     t0 = time.perf_counter()
+    if args.xla_flags == "recommended":  # before JAX initialises its backend
+        import jaxdiff.perf
+        jaxdiff.perf.apply_recommended_xla_flags(args.device)
     import jax
     import jax.numpy as jnp
 
@@ -127,7 +151,8 @@ def jaxdiff_worker(conn, args_dict):
         make_optimizer,
         make_train_step,
     )
-    info = {"import_s": time.perf_counter() - t0, "rss_after_import": _rss_bytes()}
+    info = {"import_s": time.perf_counter() - t0, "rss_after_import": _rss_bytes(),
+            "xla_flags": os.environ.get("XLA_FLAGS", "")}
     compute_dtype = jnp.bfloat16 if args.dtype == "bfloat16" else None
     B = args.batch
     ctx = {}
@@ -159,7 +184,9 @@ def jaxdiff_worker(conn, args_dict):
         t = time.perf_counter()
         train_exec = train_step.lower(state, batch).compile()
         info["train_compile_s"] = time.perf_counter() - t
-        info["train_flops"] = xla_flops(train_exec)
+        info["train_flops_compiled_loop_body_once"] = xla_flops(train_exec)
+        info["train_flops"] = unchunked_flops(
+            jax.jit(make_train_step(loss_fn, optimizer, ema_decay=EMA_DECAY)), state, batch)
         t = time.perf_counter()
         state, metrics = train_exec(state, batch)
         block((state, metrics))
@@ -171,7 +198,10 @@ def jaxdiff_worker(conn, args_dict):
         t = time.perf_counter()
         fwd_exec = fwd.lower(eval_params, images, t_B).compile()
         info["forward_compile_s"] = time.perf_counter() - t
-        info["forward_flops"] = xla_flops(fwd_exec)
+        info["forward_flops_compiled_loop_body_once"] = xla_flops(fwd_exec)
+        # a fresh jit: `fwd`'s cached trace would reuse the chunked attention
+        info["forward_flops"] = unchunked_flops(jax.jit(lambda p, x, tt: apply_eval(p, x, tt)),
+                                                eval_params, images, t_B)
         block(fwd_exec(eval_params, images, t_B))
 
         sampler = jax.jit(lambda p, k: jd.gaussian.sample(
@@ -216,7 +246,14 @@ def jaxdiff_worker(conn, args_dict):
     def run_ddim(seed):
         t = time.perf_counter()
         x = block(ctx["ddim"](ctx["eval_params"], jax.random.key(100 + seed)))
-        return {"seconds": time.perf_counter() - t, "finite": bool(jnp.isfinite(x).all())}
+        seconds = time.perf_counter() - t
+        # the same number of forward calls as the sampler, back to back, right after it
+        t = time.perf_counter()
+        for _ in range(DDIM_STEPS):
+            out = ctx["fwd"](ctx["eval_params"], ctx["images"], ctx["t_B"])
+        block(out)
+        return {"seconds": seconds, "finite": bool(jnp.isfinite(x).all()),
+                "forward_x50_seconds": time.perf_counter() - t}
 
     def run_matmul(reps):
         dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
@@ -472,6 +509,7 @@ def summarize(raw, setup, flops, peak_gflops, batch):
     fwd_s = [r["seconds"] / r["calls"] for r in raw["forward"]]
     ddim_s = [r["seconds"] for r in raw["ddim"]]
     step_s, forward_s, sample_s = (statistics.median(v) for v in (train_s, fwd_s, ddim_s))
+    fwd50_s = [r["forward_x50_seconds"] for r in raw["ddim"] if "forward_x50_seconds" in r]
     train_gflops = gflops_per_s(flops["train"], step_s)
     forward_gflops = gflops_per_s(flops["forward"], forward_s)
     ddim_gflops = gflops_per_s(flops["ddim"], sample_s)
@@ -486,7 +524,12 @@ def summarize(raw, setup, flops, peak_gflops, batch):
         "train_mfu": mfu(train_gflops, peak_gflops),
         "forward_mfu": mfu(forward_gflops, peak_gflops),
         "ddim50_mfu": mfu(ddim_gflops, peak_gflops),
-        "per_round": {"train_step_s": train_s, "forward_s": fwd_s, "ddim50_s": ddim_s},
+        # the sampler (one lax.scan) over 50 back-to-back forward calls timed right after it
+        "ddim50_over_50_forwards": (statistics.median(
+            [r["seconds"] / r["forward_x50_seconds"] for r in raw["ddim"]])
+            if fwd50_s else None),
+        "per_round": {"train_step_s": train_s, "forward_s": fwd_s, "ddim50_s": ddim_s,
+                      "forward_x50_s": fwd50_s},
     }
 
 
@@ -498,6 +541,8 @@ ROWS = [  # (key, label, format, better)
     ("train_gflops_per_s", "train GFLOP/s (XLA count)", "{:.1f}", "higher"),
     ("forward_gflops_per_s", "forward GFLOP/s", "{:.1f}", "higher"),
     ("ddim50_gflops_per_s", "DDIM GFLOP/s", "{:.1f}", "higher"),
+    ("ddim50_over_50_forwards", "DDIM-50 time / 50 forward calls (jaxdiff: 1 = no sampler "
+     "overhead)", "{:.3f}", "lower"),
     ("train_mfu", "train MFU", "{:.1%}", "higher"),
     ("forward_mfu", "forward MFU", "{:.1%}", "higher"),
     ("init_s", "init s (jaxdiff: jitted init incl. compile; torch: construction)", "{:.2f}",
@@ -510,6 +555,10 @@ ROWS = [  # (key, label, format, better)
 ]
 
 
+def _fmt_load(load):
+    return "n/a" if not load else "/".join(f"{x:.1f}" for x in load)
+
+
 def markdown(result):
     B = result["config"]["batch"]
     j, d = result["peers"]["jaxdiff"], result["peers"]["diffusers"]
@@ -518,7 +567,9 @@ def markdown(result):
         f"# jaxdiff vs diffusers UNet ({result['config']['device']}, "
         f"{result['config']['dtype']}, batch {B})",
         "",
-        f"{result['timestamp']}; {m['cpu']}, {m['cores']} cores; rounds: "
+        f"{result['timestamp']}; {m['cpu']}, {m['cores']} cores; load average (1, 5, 15 min) "
+        f"at start {_fmt_load(m.get('loadavg_at_start'))}, at end "
+        f"{_fmt_load(m.get('loadavg_at_end'))}; rounds: "
         f"{result['config']['rounds']} (DDIM: {result['config']['ddim_rounds']}), peers "
         f"alternated each round; medians; ratio = jaxdiff / diffusers; wall "
         f"{result['wall_s']:.0f} s. Devices: jaxdiff {j['device']}, diffusers {d['device']}.",
@@ -538,7 +589,8 @@ def markdown(result):
     lines += [
         "",
         f"Parameters: jaxdiff {j['params']:,}, diffusers {d['params']:,}. "
-        f"FLOPs per call (XLA cost analysis of the jaxdiff programs, used for both peers): "
+        f"FLOPs per call (XLA cost analysis of the jaxdiff programs lowered with attention in "
+        f"one chunk, used for both peers): "
         f"forward {f['forward'] / 1e9:.2f} GFLOP, train step {f['train'] / 1e9:.2f} GFLOP, "
         f"DDIM-50 {f['ddim'] / 1e9:.1f} GFLOP (50 x forward). PyTorch FlopCounterMode "
         f"(matmul/conv/attention only): forward {f['torch_counter_forward'] / 1e9:.2f}, "
@@ -547,6 +599,9 @@ def markdown(result):
         "Matmul peak ({n}x{n}, {dt}): ".format(n=MATMUL_N, dt=result["config"]["dtype"])
         + ", ".join(f"{k} {v['gflops']:.1f}" for k, v in result["matmul"].items() if v)
         + f" GFLOP/s; MFU uses the best, {result['peak_gflops']:.1f} GFLOP/s.",
+        "",
+        f"jaxdiff worker XLA_FLAGS: `{j.get('xla_flags') or '(none)'}` "
+        f"(`--xla-flags {result['config']['xla_flags']}`).",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in {**j["versions"], **d["versions"]}.items()
                                  if v) + ".",
@@ -567,6 +622,9 @@ def main(argv=None):
     parser.add_argument("--forward-calls", type=int, default=None,
                         help="timed forward calls per round (default 5 on CPU, 100 on GPU)")
     parser.add_argument("--matmul-reps", type=int, default=5)
+    parser.add_argument("--xla-flags", choices=("recommended", "default"), default="recommended",
+                        help="jaxdiff worker: add jaxdiff.perf's recommended XLA_FLAGS (never "
+                        "overriding flags already set) or run with XLA's defaults")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = parser.parse_args(argv)
     gpu = args.device == "gpu"
@@ -604,6 +662,10 @@ def main(argv=None):
                     f"{args.forward_calls}" + (f", ddim {raw[name]['ddim'][-1]['seconds']:.2f}s"
                                                if r < args.ddim_rounds else ""))
         memory = {name: peer.call("memory") for name, peer in peers.items()}
+        try:
+            machine["loadavg_at_end"] = os.getloadavg()
+        except OSError:
+            pass
     finally:
         for peer in peers.values():
             try:
@@ -624,6 +686,7 @@ def main(argv=None):
         summary = summarize(raw[name], s, flops, peak, args.batch)
         summary.update(
             params=s["params"], device=s["device"], versions=s["versions"],
+            xla_flags=s.get("xla_flags"),
             init_s=s["init_s"], import_s=s["import_s"],
             train_first_step_s=s["train_first_step_s"], first_loss=s["first_loss"],
             peak_rss_mib=mem["peak_rss"] / mib, rss_after_import_mib=mem["rss_after_import"] / mib,

@@ -44,3 +44,27 @@ def test_configs_describe_the_same_network():
     assert count_params(abstract_init(config)[1]) == 6_472_195
     assert tuple(config.base_channels * m for m in config.channel_mults) == \
         bench.DIFFUSERS_UNET["block_out_channels"]
+
+
+def test_summary_reports_the_sampler_over_fifty_forward_calls():
+    raw = {"train": [{"seconds": 3.0, "steps": 3}], "forward": [{"seconds": 2.5, "calls": 5}],
+           "ddim": [{"seconds": 26.0, "forward_x50_seconds": 25.0},
+                    {"seconds": 24.0, "forward_x50_seconds": 25.0}]}
+    flops = {"train": 1e9, "forward": 1e9, "ddim": 50e9}
+    summary = bench.summarize(raw, {}, flops, 100.0, 16)
+    assert summary["ddim50_over_50_forwards"] == pytest.approx((26 / 25 + 24 / 25) / 2)
+    assert summary["forward_ms"] == pytest.approx(500.0)
+    assert summary["train_images_per_s"] == pytest.approx(16.0)
+    # the torch peer records no back-to-back forward calls: no ratio
+    raw["ddim"] = [{"seconds": 20.0}]
+    assert bench.summarize(raw, {}, flops, 100.0, 16)["ddim50_over_50_forwards"] is None
+
+
+def test_text_generation_speedup():
+    path = _PATH.parent / "text_generation.py"
+    spec = importlib.util.spec_from_file_location("text_generation", path)
+    text = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(text)
+    assert text.speedup(0.357, 0.0785) == pytest.approx(4.547770700636943)
+    assert text.PAPER_REFERENCE["speedup"] == pytest.approx(0.357 / 0.0785)
+    assert text.SAMPLERS == ("d3pm_absorbing_20", "masked_20", "ar_kv_cache", "ar_no_cache")

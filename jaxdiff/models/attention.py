@@ -1,11 +1,14 @@
 """Multi-head self-attention over token sequences, with an optional KV-cache decode step.
 
-Scaled dot-product attention (Vaswani et al. 2017, "Attention Is All You Need") through
-``jax.nn.dot_product_attention``, which computes logits and softmax in float32 even for
-bfloat16 inputs. The same module serves the UNet's spatial attention (Ho et al. 2020),
-DiT blocks (Peebles & Xie 2023) and the text transformer, bidirectional or causal.
+Scaled dot-product attention (Vaswani et al. 2017, "Attention Is All You Need"), logits and
+softmax in float32 even for bfloat16 inputs. The full-sequence path is
+:func:`multi_head_attention` (heads-major layout, batch processed in cache-sized chunks);
+the one-token decode step uses ``jax.nn.dot_product_attention`` with the cache lengths.
+The same module serves the UNet's spatial attention (Ho et al. 2020), DiT blocks (Peebles &
+Xie 2023) and the text transformer, bidirectional or causal.
 """
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -15,6 +18,121 @@ from flax import nnx
 from jaxdiff.models.embeddings import apply_rotary
 from jaxdiff.models.initializers import XAVIER_UNIFORM, ZEROS
 from jaxdiff.typing import Array
+
+# Target size of one chunk's float32 score tensor [b, H, L, S]. On CPU, XLA's
+# ``jax.nn.dot_product_attention`` (and a plain einsum) materialise the whole [B, H, L, L]
+# tensor and are memory bound on it; a few MiB per chunk keeps the logits, their
+# exponentials and the softmax sums in cache.
+ATTENTION_CHUNK_BYTES = 4 * 2**20
+# The softmax shift may be the Cauchy-Schwarz bound m (below) when m <= this: every
+# exp(logit - m) is then >= exp(-2 m) = exp(-40), and the backward pass's squared softmax
+# denominator >= exp(-80) stays a normal float32 / bfloat16 number (with m <= 40 it
+# underflowed to 0 and gave NaN gradients, e.g. a causal first row with q . k ~ -|q||k|).
+_BOUND_SHIFT_MAX = 20.0
+
+
+def _softmax_shift(logits_BxHxLxS: Array, q_BxHxLxK: Array, k_BxHxSxK: Array) -> Array:
+    r"""A per-query shift ``m >= max_s logits`` for a stable softmax, ``[b, H, L, 1]``.
+
+    By Cauchy-Schwarz, :math:`q_l \cdot k_s / \sqrt{K} \le m_l = |q_l| \max_s |k_s| /
+    \sqrt{K}`, which costs ``O(L K)`` instead of the ``O(L S)`` row maximum (a minor-axis
+    reduction that XLA:CPU runs slowly). Every logit is also ``>= -m_l``, so when all
+    ``m_l <= 20`` no ``exp(logit - m_l)`` (nor its square in the backward pass)
+    overflows or underflows; otherwise (one
+    ``lax.cond`` per chunk) the exact row maximum is used. Softmax is invariant to the
+    shift, so both give the same probabilities up to rounding.
+    """
+    head_dim = q_BxHxLxK.shape[-1]
+    q_norm_BxHxLx1 = jnp.sqrt(jnp.sum(jnp.square(q_BxHxLxK.astype(jnp.float32)), axis=-1,
+                                      keepdims=True))
+    k_norm_BxHx1x1 = jnp.max(jnp.sqrt(jnp.sum(jnp.square(k_BxHxSxK.astype(jnp.float32)),
+                                              axis=-1)), axis=-1)[..., None, None]
+    bound_BxHxLx1 = q_norm_BxHxLx1 * k_norm_BxHx1x1 / math.sqrt(head_dim)
+    return jax.lax.cond(jnp.max(bound_BxHxLx1) <= _BOUND_SHIFT_MAX,
+                        lambda: bound_BxHxLx1,
+                        lambda: jnp.max(logits_BxHxLxS, axis=-1, keepdims=True))
+
+
+def _attention_heads_major(q_BxHxLxK: Array, k_BxHxSxK: Array, v_BxHxSxK: Array,
+                           causal: bool) -> Array:
+    length, source, head_dim = q_BxHxLxK.shape[2], k_BxHxSxK.shape[2], q_BxHxLxK.shape[3]
+    logits_BxHxLxS = jnp.einsum("bhlk,bhsk->bhls", q_BxHxLxK, k_BxHxSxK,
+                                preferred_element_type=jnp.float32) / math.sqrt(head_dim)
+    if causal:
+        allowed_LxS = jnp.arange(length)[:, None] >= jnp.arange(source)[None, :]
+        logits_BxHxLxS = jnp.where(allowed_LxS, logits_BxHxLxS, -jnp.inf)
+    # softmax(l) = exp(l - m) / sum(exp(l - m)) for any m; the shift is a constant for the
+    # softmax, so stopping its gradient leaves every derivative exact.
+    if jnp.finfo(v_BxHxSxK.dtype).minexp < -120:  # float32 / bfloat16 range: see the bound
+        shift_BxHxLx1 = _softmax_shift(logits_BxHxLxS, q_BxHxLxK, k_BxHxSxK)
+    else:
+        shift_BxHxLx1 = jnp.max(logits_BxHxLxS, axis=-1, keepdims=True)
+    weights_BxHxLxS = jnp.exp(logits_BxHxLxS - jax.lax.stop_gradient(shift_BxHxLx1))
+    # The softmax denominator comes out of the same matmul as the numerator: a ones column
+    # appended to v (a dot instead of a second minor-axis reduction).
+    ones_BxHxSx1 = jnp.ones(v_BxHxSxK.shape[:-1] + (1,), v_BxHxSxK.dtype)
+    v_ext_BxHxSxK1 = jnp.concatenate([v_BxHxSxK, ones_BxHxSx1], axis=-1)
+    out_ext_BxHxLxK1 = jnp.einsum("bhls,bhsk->bhlk", weights_BxHxLxS.astype(v_BxHxSxK.dtype),
+                                  v_ext_BxHxSxK1, preferred_element_type=jnp.float32)
+    out_BxHxLxK = out_ext_BxHxLxK1[..., :-1] / out_ext_BxHxLxK1[..., -1:]
+    return out_BxHxLxK.astype(q_BxHxLxK.dtype)
+
+
+def attention_chunk_size(batch: int, num_heads: int, length: int, source: int, *,
+                         chunk_bytes: int = ATTENTION_CHUNK_BYTES) -> int:
+    """Sequences per chunk so that a chunk's float32 ``[b, H, L, S]`` logits fit ``chunk_bytes``
+    (at least 1, at most ``batch``)."""
+    per_sequence = 4 * num_heads * length * source
+    return max(1, min(batch, chunk_bytes // per_sequence))
+
+
+def multi_head_attention(q_BxLxHxK: Array, k_BxSxHxK: Array, v_BxSxHxK: Array, *,
+                         causal: bool = False,
+                         chunk_bytes: int | None = ATTENTION_CHUNK_BYTES) -> Array:
+    r"""Scaled dot-product attention, :math:`\mathrm{softmax}(q k^\top / \sqrt{K})\,v` per head.
+
+    Equals ``jax.nn.dot_product_attention(q, k, v, is_causal=causal)`` (to float32
+    rounding; the tests check 1e-5), computed for the CPU:
+
+    * heads-major (``[B, H, L, K]``), so each head's two matmuls are contiguous;
+    * in chunks of whole sequences (``lax.map`` over the batch), so that one chunk's
+      ``[b, H, L, S]`` logits are about ``chunk_bytes`` (``None``: one chunk) and stay in
+      cache;
+    * the softmax shift from a Cauchy-Schwarz bound on the logits when that is safe
+      (``_softmax_shift``), and the softmax denominator from the second matmul: no
+      reduction over the ``S`` axis of the logits.
+
+    Logits, softmax and the accumulation of ``softmax @ v`` are float32.
+
+    Args:
+      q_BxLxHxK: queries; ``k_BxSxHxK``, ``v_BxSxHxK``: keys and values.
+      causal: query ``i`` attends to keys ``0..i`` only (needs ``L == S``).
+      chunk_bytes: target float32 size of one chunk's logits.
+
+    Returns:
+      ``[B, L, H, K]`` in the dtype of ``q``.
+    """
+    batch, length, num_heads, _ = q_BxLxHxK.shape
+    source = k_BxSxHxK.shape[1]
+    if causal and source != length:
+        raise ValueError(f"causal attention needs as many keys as queries, got {source} keys "
+                         f"for {length} queries")
+    qkv = tuple(jnp.swapaxes(a, 1, 2) for a in (q_BxLxHxK, k_BxSxHxK, v_BxSxHxK))
+    size = (batch if chunk_bytes is None else
+            attention_chunk_size(batch, num_heads, length, source, chunk_bytes=chunk_bytes))
+    chunks, rest = divmod(batch, size)
+    if chunks <= 1 and rest == 0:
+        out_BxHxLxK = _attention_heads_major(*qkv, causal)
+    else:
+        # One chunk of `size` sequences per step (reshaped rather than lax.map's batch_size,
+        # which would vmap the chunk function and turn its lax.cond into a select).
+        head = tuple(a[:chunks * size].reshape((chunks, size) + a.shape[1:]) for a in qkv)
+        out = jax.lax.map(lambda c: _attention_heads_major(*c, causal), head)
+        parts = [out.reshape((chunks * size,) + out.shape[2:])]
+        if rest:
+            parts.append(_attention_heads_major(*(a[chunks * size:] for a in qkv), causal))
+        out_BxHxLxK = jnp.concatenate(parts, axis=0) if rest else parts[0]
+    return jnp.swapaxes(out_BxHxLxK, 1, 2)
 
 
 class LayerKVCache(NamedTuple):
@@ -81,8 +199,7 @@ class SelfAttention(nnx.Module):
         batch, length, _ = x_BxLxD.shape
         positions_BxL = jnp.broadcast_to(jnp.arange(length)[None, :], (batch, length))
         q_BxLxHxK, k_BxLxHxK, v_BxLxHxK = self._project(x_BxLxD, positions_BxL)
-        out_BxLxHxK = jax.nn.dot_product_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK,
-                                                   is_causal=causal)
+        out_BxLxHxK = multi_head_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, causal=causal)
         return self._merge_heads(out_BxLxHxK)
 
     def init_cache(self, batch_size: int, max_length: int, *, dtype=jnp.float32) -> LayerKVCache:

@@ -164,3 +164,37 @@ def test_drop_labels_replaces_a_fraction_rate_by_the_null_class():
         jm.drop_labels(jax.random.key(0), labels.astype(jnp.float32), num_classes=7, rate=0.1)
     with pytest.raises(ValueError, match="rate must lie in"):
         jm.drop_labels(jax.random.key(0), labels, num_classes=7, rate=1.5)
+
+
+def test_init_compiles_once_and_matches_an_optimised_compile(monkeypatch):
+    # init compiles its one-off initialiser without LLVM's expensive passes; the
+    # parameters must be bit-identical to the default jitted initialiser
+    from flax import nnx
+
+    from jaxdiff.models import functional
+
+    config = jm.UNetConfig(image_size=8, base_channels=8, channel_mults=(1, 2),
+                           num_res_blocks=1, attention_resolutions=(4,), num_groups=4,
+                           num_classes=3)
+    graphdef, params, rest = jm.init(config, key=jax.random.key(7))
+
+    def optimised(key):
+        _, p, r = nnx.split(jm.build_model(config, key=key), nnx.Param, ...)
+        return p, r
+
+    expected, _ = jax.jit(optimised)(jax.random.key(7))
+    assert graphdef == jm.abstract_init(config)[0]
+    for leaf, want in zip(_leaves(params), _leaves(expected), strict=True):
+        np.testing.assert_array_equal(leaf, want)
+    # a second init of the same config (any key) neither traces nor compiles again
+    calls = []
+    monkeypatch.setattr(functional, "build_model",
+                        lambda *a, **k: calls.append(1) or jm.build_model(*a, **k))
+    _, other, _ = jm.init(config, key=jax.random.key(8))
+    assert calls == []
+    assert not np.array_equal(_leaves(other)[0], _leaves(params)[0]) or \
+        not np.array_equal(_leaves(other)[-1], _leaves(params)[-1])
+    # inside jit the key is a tracer: init joins the caller's trace
+    inside = jax.jit(lambda key: jm.init(config, key=key)[1])(jax.random.key(7))
+    for leaf, want in zip(_leaves(inside), _leaves(expected), strict=True):
+        np.testing.assert_array_equal(leaf, want)

@@ -1,0 +1,112 @@
+"""multi_head_attention (heads-major, chunked over the batch) against XLA's reference."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from jaxdiff.models.attention import (
+    SelfAttention,
+    attention_chunk_size,
+    multi_head_attention,
+)
+
+
+def _qkv(batch, length, heads, head_dim, seed=0, dtype=jnp.float32, scale=1.0):
+    keys = jax.random.split(jax.random.key(seed), 3)
+    return tuple((scale * jax.random.normal(k, (batch, length, heads, head_dim))).astype(dtype)
+                 for k in keys)
+
+
+# chunk_bytes: None = one chunk; 4 * H * L * L * 2 = two sequences per chunk (with B = 5 the
+# last chunk is a remainder of one); 1 = one sequence per chunk.
+@pytest.mark.parametrize("chunk_bytes", [None, 4 * 4 * 17 * 17 * 2, 1])
+@pytest.mark.parametrize("causal", [False, True])
+def test_equals_reference_attention_and_its_gradient(causal, chunk_bytes):
+    q, k, v = _qkv(5, 17, 4, 8, scale=2.0)
+    expected = jax.nn.dot_product_attention(q, k, v, is_causal=causal)
+    got = multi_head_attention(q, k, v, causal=causal, chunk_bytes=chunk_bytes)
+    assert got.shape == (5, 17, 4, 8) and got.dtype == jnp.float32
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+    def loss(attend):
+        return lambda q, k, v: jnp.sum(jnp.sin(attend(q, k, v)))
+
+    ours = jax.grad(loss(lambda q, k, v: multi_head_attention(
+        q, k, v, causal=causal, chunk_bytes=chunk_bytes)), argnums=(0, 1, 2))(q, k, v)
+    ref = jax.grad(loss(lambda q, k, v: jax.nn.dot_product_attention(
+        q, k, v, is_causal=causal)), argnums=(0, 1, 2))(q, k, v)
+    for a, b in zip(ours, ref, strict=True):  # gradients reach ~10: relative 1e-5 as well
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_unet_shapes_and_large_logits():
+    # the benchmark UNet's 16x16 attention (16 heads of 8 channels), one sequence per chunk,
+    # with logits up to ~60 (q and k scaled by 4: the exact-maximum fallback of the
+    # softmax shift) and ~3 (unscaled: the Cauchy-Schwarz shift)
+    for scale in (4.0, 1.0):
+        q, k, v = _qkv(2, 256, 16, 8, seed=1)
+        q, k = scale * q, scale * k
+        expected = jax.nn.dot_product_attention(q, k, v)
+        got = multi_head_attention(q, k, v)
+        assert bool(jnp.isfinite(got).all())
+        np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+
+def test_keys_longer_than_queries_and_bfloat16():
+    q, _, _ = _qkv(3, 5, 2, 8, seed=2)
+    _, k, v = _qkv(3, 9, 2, 8, seed=3)
+    np.testing.assert_allclose(multi_head_attention(q, k, v, chunk_bytes=1),
+                               jax.nn.dot_product_attention(q, k, v), atol=1e-5, rtol=0)
+    qb, kb, vb = (a.astype(jnp.bfloat16) for a in (q, k, v))
+    got = multi_head_attention(qb, kb, vb)
+    assert got.dtype == jnp.bfloat16
+    expected = jax.nn.dot_product_attention(qb, kb, vb).astype(jnp.float32)
+    np.testing.assert_allclose(got.astype(jnp.float32), expected, atol=2e-2, rtol=0)
+    with pytest.raises(ValueError, match="causal attention needs as many keys"):
+        multi_head_attention(q, k, v, causal=True)
+
+
+def test_chunk_size():
+    # float32 logits of one sequence: 4 bytes * H * L * S
+    assert attention_chunk_size(16, 16, 256, 256) == 1        # 4 MiB per sequence
+    assert attention_chunk_size(32, 4, 256, 256) == 4         # 1 MiB per sequence
+    assert attention_chunk_size(16, 16, 64, 64) == 16         # capped at the batch
+    assert attention_chunk_size(8, 64, 1024, 1024) == 1       # never below one sequence
+    assert attention_chunk_size(16, 16, 256, 256, chunk_bytes=2**25) == 8
+
+
+def test_self_attention_matches_reference_module_math():
+    module = SelfAttention(32, num_heads=4, rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(4), (3, 10, 32))
+    qkv = module.qkv(x).reshape(3, 10, 3, 4, 8)
+    for causal in (False, True):
+        ref = jax.nn.dot_product_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2],
+                                           is_causal=causal)
+        expected = module.output(ref.reshape(3, 10, 32))
+        np.testing.assert_allclose(module(x, causal=causal), expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("norm", [10.0, 13.0, 15.0])
+def test_gradients_stay_finite_when_the_logits_sit_far_below_the_shift(norm):
+    """Anti-aligned queries and keys: the causal first row's only logit is -|q||k|/sqrt(K),
+    far below the Cauchy-Schwarz shift +|q||k|/sqrt(K); the gradients must still equal the
+    reference's (a shift of up to 40 once underflowed the backward pass to NaN)."""
+    k = jax.random.normal(jax.random.key(0), (1, 8, 1, 32))
+    k = norm * k / jnp.linalg.norm(k, axis=-1, keepdims=True)
+    v = jax.random.normal(jax.random.key(1), (1, 8, 1, 32))
+
+    def loss(fn, q, k, v):
+        return jnp.sum(fn(q, k, v) * v)
+
+    ours = jax.grad(lambda *a: loss(functools.partial(multi_head_attention, causal=True),
+                                    *a), argnums=(0, 1, 2))(-k, k, v)
+    ref = jax.grad(lambda *a: loss(functools.partial(jax.nn.dot_product_attention,
+                                                     is_causal=True), *a),
+                   argnums=(0, 1, 2))(-k, k, v)
+    for a, b in zip(ours, ref, strict=True):
+        assert bool(jnp.all(jnp.isfinite(a)))
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
