@@ -32,10 +32,15 @@ from claims import (  # noqa: E402
     reconstruction,
     sampler_steps,
     schedule_comparison,
+    text_inpainting,
+    text_likelihood,
+    text_quality,
+    text_speed,
 )
 
 CLAIMS = (forward_process, schedule_comparison, learned_variance, sampler_steps, guidance,
-          mode_coverage, reconstruction, inpainting)
+          mode_coverage, reconstruction, inpainting, text_likelihood, text_speed,
+          text_inpainting, text_quality)
 DEFAULT_OUT = _HERE / "results"
 
 
