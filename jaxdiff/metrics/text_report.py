@@ -41,6 +41,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 from jaxdiff import autoregressive, data, discrete, train
 from jaxdiff import models as jm
@@ -86,25 +87,27 @@ def bound_fn(run: train.Run, *, bound_samples: int):
 
 
 def row_bits_per_char(run: train.Run, params, rows: np.ndarray, *, bound_samples: int,
-                      seed: int, batch_size: int) -> np.ndarray:
+                      seed: int, batch_size: int, progress: bool = False) -> np.ndarray:
     """Each row's bound in bits per character, ``float64 [N]`` (see the module doc for the
-    estimator and its keys); rows go in jitted batches of ``batch_size``."""
+    estimator and its keys); rows go in jitted batches of ``batch_size`` (a progress bar
+    with ``progress``)."""
     bound = bound_fn(run, bound_samples=bound_samples)
     key = jax.random.fold_in(jax.random.key(seed), 1)
+    starts = range(0, len(rows), batch_size)
     nats = np.concatenate([
         np.asarray(bound(params, jax.random.fold_in(key, i),
                          jnp.asarray(_padded(rows[start:start + batch_size], batch_size))))
         [:len(rows[start:start + batch_size])]
-        for i, start in enumerate(range(0, len(rows), batch_size))])
+        for i, start in enumerate(tqdm(starts, desc="bits/char", disable=not progress))])
     return nats.astype(np.float64) / (rows.shape[1] * math.log(2.0))
 
 
 def bits_per_char(run: train.Run, params, rows: np.ndarray, *, bound_samples: int, seed: int,
-                  batch_size: int) -> dict:
+                  batch_size: int, progress: bool = False) -> dict:
     """The test bound of ``rows`` in bits per character: mean, standard error over rows,
     and the perplexity bound (per character)."""
     per_char = row_bits_per_char(run, params, rows, bound_samples=bound_samples, seed=seed,
-                                 batch_size=batch_size)
+                                 batch_size=batch_size, progress=progress)
     return {"bpc": float(per_char.mean()),
             "bpc_stderr": float(per_char.std(ddof=1) / math.sqrt(len(per_char)))
             if len(per_char) > 1 else float("nan"),
@@ -119,13 +122,15 @@ def _padded(rows: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 def draw_text_samples(run: train.Run, params, *, num_samples: int, steps: int, seed: int,
-                      batch_size: int, timing_rounds: int = 3) -> tuple[np.ndarray, dict]:
+                      batch_size: int, timing_rounds: int = 3,
+                      progress: bool = False) -> tuple[np.ndarray, dict]:
     """``num_samples`` sampled rows ``int32 [N, L]`` and the generation time of one batch:
     ``{"batch_size", "median_s", "per_sequence_s", "rounds"}`` (compile excluded)."""
     sample = train.make_sampler(run, num_steps=steps, count=batch_size)
     key = jax.random.fold_in(jax.random.key(seed), 0)
     batches = [np.asarray(sample(jax.random.fold_in(key, i), params))
-               for i in range(-(-num_samples // batch_size))]
+               for i in tqdm(range(-(-num_samples // batch_size)), desc="samples",
+                             disable=not progress)]
     times = []
     for r in range(timing_rounds):
         start = time.perf_counter()
@@ -179,9 +184,10 @@ def token_accuracy(run: train.Run, params, rows: np.ndarray, *, seed: int) -> li
 def evaluate_text_run(workdir: str | os.PathLike, *, num_samples: int = 64,
                       steps: int | None = None, bound_samples: int = 10,
                       examples: int | None = 256, seed: int = 0, batch_size: int = 32,
-                      ar_workdir: str | os.PathLike | None = None) -> dict:
+                      ar_workdir: str | os.PathLike | None = None,
+                      progress: bool = True) -> dict:
     """Every text metric of the module doc for the run in ``workdir``; ``steps`` defaults to
-    the run's ``train.sample_steps``."""
+    the run's ``train.sample_steps``; progress bars for the long passes."""
     restored = restore_run(workdir)
     run, params = restored.run, restored.ema_params
     if not run.is_text:
@@ -202,7 +208,7 @@ def evaluate_text_run(workdir: str | os.PathLike, *, num_samples: int = 64,
     start = time.perf_counter()
     rows = test_rows(run, examples)
     likelihood = bits_per_char(run, params, rows, bound_samples=bound_samples, seed=seed,
-                               batch_size=batch_size)
+                               batch_size=batch_size, progress=progress)
     wall["bpc"] = round(time.perf_counter() - start, 1)
     start = time.perf_counter()
     accuracy = None if kind == "autoregressive" else token_accuracy(run, params, rows,
@@ -210,7 +216,7 @@ def evaluate_text_run(workdir: str | os.PathLike, *, num_samples: int = 64,
     wall["token_accuracy"] = round(time.perf_counter() - start, 1)
     start = time.perf_counter()
     ids, timing = draw_text_samples(run, params, num_samples=num_samples, steps=steps,
-                                    seed=seed, batch_size=batch_size)
+                                    seed=seed, batch_size=batch_size, progress=progress)
     texts = [train.TOKENIZER.decode(row) for row in ids]
     wall["samples"] = round(time.perf_counter() - start, 1)
     start = time.perf_counter()
