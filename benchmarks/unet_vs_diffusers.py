@@ -15,7 +15,9 @@ computes at a time. Measured per peer:
   jitted; diffusers: ``DDIMScheduler`` with 50 steps in a Python loop).
 * init / compile s: jaxdiff ``models.init`` (jitted initialiser, compile included), the
   lower+compile time of the train step, forward and sampler, and the first train step;
-  torch: model + optimizer + EMA construction, and the first (warm-up) train step.
+  torch: model + optimizer + EMA construction, and the first (warm-up) train step. The
+  jaxdiff worker compiles into an empty persistent compilation cache (cold); after the
+  rounds a second jaxdiff process repeats the setup alone and loads them (warm).
 * peak memory: ``ru_maxrss`` of each worker (and RSS right after its imports); on GPU
   also the device's peak bytes.
 * model FLOPs from XLA (``jit(...).lower(...).compile().cost_analysis()``) for the forward
@@ -39,9 +41,11 @@ import multiprocessing as mp
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 # diffusers' UNet2DModel arguments; the jaxdiff UNetConfig below is the same network.
@@ -136,9 +140,12 @@ def jaxdiff_worker(conn, args_dict):
     else:
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     t0 = time.perf_counter()
+    import jaxdiff.perf
     if args.xla_flags == "recommended":  # before JAX initialises its backend
-        import jaxdiff.perf
         jaxdiff.perf.apply_recommended_xla_flags(args.device)
+    # every program is cached (threshold 0): the first worker compiles into an empty cache
+    # (cold), a second one started afterwards loads them (warm)
+    jaxdiff.perf.enable_compilation_cache(args.compilation_cache, min_compile_time_s=0.0)
     import jax
     import jax.numpy as jnp
 
@@ -549,6 +556,10 @@ ROWS = [  # (key, label, format, better)
      "lower"),
     ("train_first_step_s", "first train step s (after compile)", "{:.2f}", "lower"),
     ("compile_total_s", "compile s (train + forward + DDIM, jaxdiff only)", "{:.1f}", "lower"),
+    ("init_train_compile_s", "init + train-step compile s, cold (empty compilation cache)",
+     "{:.1f}", "lower"),
+    ("warm_init_train_compile_s", "init + train-step compile s, warm (a new process, "
+     "persistent compilation cache)", "{:.1f}", "lower"),
     ("peak_rss_mib", "peak RSS MiB (worker process)", "{:.0f}", "lower"),
     ("rss_after_import_mib", "RSS after imports MiB", "{:.0f}", "lower"),
     ("device_peak_mib", "device peak MiB", "{:.0f}", "lower"),
@@ -637,6 +648,7 @@ def main(argv=None):
     def log(msg):
         print(f"[{time.perf_counter() - wall0:6.1f}s] {msg}", flush=True)
 
+    args.compilation_cache = tempfile.mkdtemp(prefix="jaxdiff_bench_xla_cache_")
     peers = {"jaxdiff": Peer("jaxdiff", jaxdiff_worker, args),
              "diffusers": Peer("diffusers", diffusers_worker, args)}
     setup, raw = {}, {name: {"train": [], "forward": [], "ddim": []} for name in peers}
@@ -672,6 +684,14 @@ def main(argv=None):
                 peer.stop()
             except (OSError, EOFError):
                 pass
+    warm_peer = Peer("jaxdiff-warm", jaxdiff_worker, args)  # alone: the others have stopped
+    try:
+        warm = warm_peer.call("setup")
+        log(f"jaxdiff warm start: init {warm['init_s']:.2f}s, train compile "
+            f"{warm['train_compile_s']:.2f}s")
+    finally:
+        warm_peer.stop()
+        shutil.rmtree(args.compilation_cache, ignore_errors=True)
 
     j_setup, d_setup = setup["jaxdiff"], setup["diffusers"]
     flops = {"forward": j_setup["forward_flops"], "train": j_setup["train_flops"],
@@ -699,6 +719,10 @@ def main(argv=None):
                                               "ddim_compile_s")})
             summary["compile_total_s"] = (s["train_compile_s"] + s["forward_compile_s"]
                                           + s["ddim_compile_s"])
+            summary["init_train_compile_s"] = s["init_s"] + s["train_compile_s"]
+            summary["warm_init_train_compile_s"] = warm["init_s"] + warm["train_compile_s"]
+            summary["warm_start"] = {k: warm[k] for k in ("init_s", "train_compile_s",
+                                                          "forward_compile_s", "ddim_compile_s")}
         else:
             summary["torch_threads"] = s["torch_threads"]
         results[name] = summary

@@ -16,7 +16,7 @@ and ``DIR/eval/metrics.md``; the Markdown is printed.
 
 from absl import app, flags
 
-from jaxdiff import gaussian, train
+from jaxdiff import gaussian, perf, train
 from jaxdiff.metrics import report, text_report
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "a training run's directory")
@@ -44,6 +44,7 @@ flags.mark_flags_as_required(["workdir"])
 
 def main(argv):
     del argv
+    perf.configure()   # recommended XLA flags, persistent compilation cache
     workdir = _WORKDIR.value
     if train.load_config(workdir).diffusion.process in train.config.TEXT_PROCESSES:
         result = text_report.evaluate_text_run(

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from jaxdiff import gaussian, train
+from jaxdiff import gaussian, perf, train
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "a training run's directory")
 _SAMPLER = flags.DEFINE_enum("sampler", "ddim", list(gaussian.SAMPLERS), "image sampler")
@@ -29,6 +29,7 @@ flags.mark_flags_as_required(["workdir"])
 
 def main(argv):
     del argv
+    perf.configure()   # recommended XLA flags, persistent compilation cache
     workdir = pathlib.Path(_WORKDIR.value)
     run, state = train.restore_workdir(workdir)
     sample = train.make_sampler(run, sampler=_SAMPLER.value, num_steps=_STEPS.value,

@@ -8,7 +8,7 @@ command line, e.g. ``--config.train.num_steps=100``.
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxdiff import train
+from jaxdiff import perf, train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment config file",
                                           lock_config=True)
@@ -18,6 +18,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     del argv
+    perf.configure()   # recommended XLA flags, persistent compilation cache
     logging.set_verbosity(logging.WARNING)   # orbax logs every save at INFO
     train.train(train.from_dict(_CONFIG.value.to_dict()), _WORKDIR.value)
 

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -59,3 +60,28 @@ def test_warns_after_backend_initialisation(monkeypatch):
     with pytest.warns(RuntimeWarning, match="already initialised"):
         perf.apply_recommended_xla_flags()
     assert os.environ["XLA_FLAGS"] == YNN_OFF
+
+
+def test_compilation_cache_is_written_and_reused_across_processes(tmp_path):
+    """``configure`` turns on JAX's persistent cache in JAXDIFF_COMPILATION_CACHE: the first
+    process writes the compiled program, a second process with the same program loads it
+    (no new entry); ``off`` disables it."""
+    script = textwrap.dedent("""
+        import jax, jax.numpy as jnp
+        from jaxdiff import perf
+        print(perf.configure())
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        print(float(jax.jit(lambda x: jnp.sin(x) @ x.T)(jnp.ones((8, 8))).sum()))
+    """)
+    cache = tmp_path / "cache"
+
+    def run(setting):
+        env = dict(os.environ, JAXDIFF_COMPILATION_CACHE=setting)
+        return subprocess.run([sys.executable, "-c", script], env=env, check=True,
+                              capture_output=True, text=True).stdout.split()
+
+    first = run(str(cache))
+    entries = sorted(p.name for p in cache.iterdir())
+    assert first[0] == str(cache) and any(name.startswith("jit_") for name in entries)
+    assert run(str(cache)) == first and sorted(p.name for p in cache.iterdir()) == entries
+    assert run("off")[0] == "None"

@@ -74,24 +74,34 @@ def vlb_terms(key: jax.Array, denoise_fn, schedule: Schedule, x0: jax.Array, *,
 
 
 def _trace_fn(denoiser, trace: str, shape):
-    """``(D(y), tr dD/dy)`` per example: Hutchinson with a fixed probe, or exact."""
+    r"""``(D(y), tr dD/dy)`` per example: Hutchinson with a fixed probe, or exact.
+
+    Both use vector-Jacobian products, :math:`\epsilon^\top J \epsilon =
+    (J^\top \epsilon)^\top \epsilon` (the models' attention is reverse-mode only); the
+    per-example sums assume, as any per-example trace does, that the denoiser does not mix
+    examples."""
+    def per_example(a):
+        return a.reshape(shape[0], -1).sum(axis=1)
+
     if trace == "exact":
         dims = math.prod(shape[1:])
         basis = jnp.eye(dims, dtype=jnp.float32).reshape((dims,) + shape[1:])
 
         def exact(y, probe):
             del probe
-            def column(e):
+            out, vjp_fn = jax.vjp(denoiser, y)
+
+            def diagonal_entry(e):
                 e = jnp.broadcast_to(e, y.shape)
-                _, jvp = jax.jvp(denoiser, (y,), (e,))
-                return (jvp * e).reshape(shape[0], -1).sum(axis=1)
-            return denoiser(y), jax.vmap(column)(basis).sum(axis=0)
+                return per_example(vjp_fn(e)[0] * e)
+
+            return out, jax.vmap(diagonal_entry)(basis).sum(axis=0)
 
         return exact
 
     def hutchinson(y, probe):
-        out, jvp = jax.jvp(denoiser, (y,), (probe,))
-        return out, (jvp * probe).reshape(shape[0], -1).sum(axis=1)
+        out, vjp_fn = jax.vjp(denoiser, y)
+        return out, per_example(vjp_fn(probe)[0] * probe)
 
     return hutchinson
 

@@ -2,12 +2,14 @@
 
 Scaled dot-product attention (Vaswani et al. 2017, "Attention Is All You Need"), logits and
 softmax in float32 even for bfloat16 inputs. The full-sequence path is
-:func:`multi_head_attention` (heads-major layout, batch processed in cache-sized chunks);
-the one-token decode step uses ``jax.nn.dot_product_attention`` with the cache lengths.
-The same module serves the UNet's spatial attention (Ho et al. 2020), DiT blocks (Peebles &
-Xie 2023) and the text transformer, bidirectional or causal.
+:func:`multi_head_attention`: memory-efficient attention with a hand-written backward pass
+(Dao et al. 2022, "FlashAttention"; Rabe & Staats 2021), run over cache-sized chunks of
+(sequence, head) rows. The one-token decode step uses ``jax.nn.dot_product_attention`` with
+the cache lengths. The same module serves the UNet's spatial attention (Ho et al. 2020), DiT
+blocks (Peebles & Xie 2023) and the text transformer, bidirectional or causal.
 """
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -19,71 +21,147 @@ from jaxdiff.models.embeddings import apply_rotary
 from jaxdiff.models.initializers import XAVIER_UNIFORM, ZEROS
 from jaxdiff.typing import Array
 
-# Target size of one chunk's float32 score tensor [b, H, L, S]. On CPU, XLA's
-# ``jax.nn.dot_product_attention`` (and a plain einsum) materialise the whole [B, H, L, L]
-# tensor and are memory bound on it; a few MiB per chunk keeps the logits, their
-# exponentials and the softmax sums in cache.
+# Target size of one chunk's float32 logits [n, L, S] (n rows = sequence x head pairs). On
+# CPU, XLA materialises every intermediate of attention; a few MiB per chunk keeps the
+# logits, their exponentials and the backward pass's products in cache.
 ATTENTION_CHUNK_BYTES = 4 * 2**20
-# The softmax shift may be the Cauchy-Schwarz bound m (below) when m <= this: every
-# exp(logit - m) is then >= exp(-2 m) = exp(-40), and the backward pass's squared softmax
-# denominator >= exp(-80) stays a normal float32 / bfloat16 number (with m <= 40 it
-# underflowed to 0 and gave NaN gradients, e.g. a causal first row with q . k ~ -|q||k|).
+# The softmax shift may be the Cauchy-Schwarz bound m (below) when m <= this: every logit is
+# then >= -m, so every exp(logit - m) >= exp(-40) stays a normal float32 / bfloat16 number
+# and the softmax denominator cannot underflow.
 _BOUND_SHIFT_MAX = 20.0
+_F32 = jnp.float32
 
 
-def _softmax_shift(logits_BxHxLxS: Array, q_BxHxLxK: Array, k_BxHxSxK: Array) -> Array:
-    r"""A per-query shift ``m >= max_s logits`` for a stable softmax, ``[b, H, L, 1]``.
+def attention_chunk_rows(rows: int, length: int, source: int, *,
+                         chunk_bytes: int | None = ATTENTION_CHUNK_BYTES) -> int:
+    """Rows (sequence x head pairs) per chunk: the largest divisor of ``rows`` whose float32
+    ``[n, L, S]`` logits fit ``chunk_bytes`` (at least 1; ``None``: all rows at once)."""
+    if chunk_bytes is None:
+        return rows
+    target = max(1, min(rows, chunk_bytes // (4 * length * source)))
+    return max(n for n in range(1, target + 1) if rows % n == 0)
+
+
+def _scaled_logits(q_NxLxK: Array, kt_NxKxS: Array, causal: bool) -> Array:
+    r"""Float32 :math:`q k^\top / \sqrt{K}` ``[n, L, S]``; ``-inf`` above the diagonal when
+    ``causal``."""
+    logits = jnp.einsum("nlk,nks->nls", q_NxLxK, kt_NxKxS,
+                        preferred_element_type=_F32) / math.sqrt(q_NxLxK.shape[-1])
+    if causal:
+        length, source = logits.shape[1:]
+        allowed_LxS = jnp.arange(length)[:, None] >= jnp.arange(source)[None, :]
+        logits = jnp.where(allowed_LxS, logits, -jnp.inf)
+    return logits
+
+
+def _softmax_shift(logits_t_NxSxL: Array, q_NxLxK: Array, kt_NxKxS: Array,
+                   weights_dtype) -> Array:
+    r"""A per-query shift ``m >= max_s logits`` for a stable softmax, ``[n, 1, L]`` (from the
+    transposed logits ``[n, S, L]``).
 
     By Cauchy-Schwarz, :math:`q_l \cdot k_s / \sqrt{K} \le m_l = |q_l| \max_s |k_s| /
-    \sqrt{K}`, which costs ``O(L K)`` instead of the ``O(L S)`` row maximum (a minor-axis
-    reduction that XLA:CPU runs slowly). Every logit is also ``>= -m_l``, so when all
-    ``m_l <= 20`` no ``exp(logit - m_l)`` (nor its square in the backward pass)
-    overflows or underflows; otherwise (one
-    ``lax.cond`` per chunk) the exact row maximum is used. Softmax is invariant to the
-    shift, so both give the same probabilities up to rounding.
+    \sqrt{K}`, which costs ``O(L K)`` instead of the ``O(L S)`` maximum over the keys. Every
+    logit is also ``>= -m_l``, so when all ``m_l <= 20`` no ``exp(logit - m_l)`` underflows
+    in ``weights_dtype`` (float32 or bfloat16; float16 always takes the exact maximum);
+    otherwise (one ``lax.cond`` per chunk) the exact maximum is used. Softmax is invariant
+    to the shift.
     """
-    head_dim = q_BxHxLxK.shape[-1]
-    q_norm_BxHxLx1 = jnp.sqrt(jnp.sum(jnp.square(q_BxHxLxK.astype(jnp.float32)), axis=-1,
-                                      keepdims=True))
-    k_norm_BxHx1x1 = jnp.max(jnp.sqrt(jnp.sum(jnp.square(k_BxHxSxK.astype(jnp.float32)),
-                                              axis=-1)), axis=-1)[..., None, None]
-    bound_BxHxLx1 = q_norm_BxHxLx1 * k_norm_BxHx1x1 / math.sqrt(head_dim)
-    return jax.lax.cond(jnp.max(bound_BxHxLx1) <= _BOUND_SHIFT_MAX,
-                        lambda: bound_BxHxLx1,
-                        lambda: jnp.max(logits_BxHxLxS, axis=-1, keepdims=True))
+    if jnp.finfo(weights_dtype).minexp >= -120:  # e.g. float16: exp(-40) underflows
+        return jnp.max(logits_t_NxSxL, axis=1, keepdims=True)
+    q_norm_NxL = jnp.sqrt(jnp.sum(jnp.square(q_NxLxK.astype(_F32)), -1))
+    k_norm_N = jnp.max(jnp.sqrt(jnp.sum(jnp.square(kt_NxKxS.astype(_F32)), 1)), -1)
+    bound_Nx1xL = (q_norm_NxL * k_norm_N[:, None] / math.sqrt(q_NxLxK.shape[-1]))[:, None, :]
+    return jax.lax.cond(jnp.max(bound_Nx1xL) <= _BOUND_SHIFT_MAX,
+                        lambda: bound_Nx1xL,
+                        lambda: jnp.max(logits_t_NxSxL, axis=1, keepdims=True))
 
 
-def _attention_heads_major(q_BxHxLxK: Array, k_BxHxSxK: Array, v_BxHxSxK: Array,
-                           causal: bool) -> Array:
-    length, source, head_dim = q_BxHxLxK.shape[2], k_BxHxSxK.shape[2], q_BxHxLxK.shape[3]
-    logits_BxHxLxS = jnp.einsum("bhlk,bhsk->bhls", q_BxHxLxK, k_BxHxSxK,
-                                preferred_element_type=jnp.float32) / math.sqrt(head_dim)
+def _forward_chunk(q_NxLxK: Array, kt_NxKxS: Array, vt_NxKxS: Array,
+                   causal: bool) -> tuple[Array, Array]:
+    """Output ``[n, L, K]`` and the softmax's log normaliser ``[n, L]`` (float32).
+
+    Computed on the transposed logits ``[n, S, L]``: both products then have the large
+    operand in the layout XLA:CPU multiplies fastest (``k q^T`` and ``v_ext^T P^T``, about
+    1.5x faster than ``q k^T`` and ``P v``, which the backward pass uses).
+    """
+    head_dim, source = q_NxLxK.shape[-1], kt_NxKxS.shape[-1]
+    logits_t_NxSxL = jnp.einsum("nks,nlk->nsl", kt_NxKxS, q_NxLxK,
+                                preferred_element_type=_F32) / math.sqrt(head_dim)
     if causal:
-        allowed_LxS = jnp.arange(length)[:, None] >= jnp.arange(source)[None, :]
-        logits_BxHxLxS = jnp.where(allowed_LxS, logits_BxHxLxS, -jnp.inf)
-    # softmax(l) = exp(l - m) / sum(exp(l - m)) for any m; the shift is a constant for the
-    # softmax, so stopping its gradient leaves every derivative exact.
-    if jnp.finfo(v_BxHxSxK.dtype).minexp < -120:  # float32 / bfloat16 range: see the bound
-        shift_BxHxLx1 = _softmax_shift(logits_BxHxLxS, q_BxHxLxK, k_BxHxSxK)
-    else:
-        shift_BxHxLx1 = jnp.max(logits_BxHxLxS, axis=-1, keepdims=True)
-    weights_BxHxLxS = jnp.exp(logits_BxHxLxS - jax.lax.stop_gradient(shift_BxHxLx1))
-    # The softmax denominator comes out of the same matmul as the numerator: a ones column
-    # appended to v (a dot instead of a second minor-axis reduction).
-    ones_BxHxSx1 = jnp.ones(v_BxHxSxK.shape[:-1] + (1,), v_BxHxSxK.dtype)
-    v_ext_BxHxSxK1 = jnp.concatenate([v_BxHxSxK, ones_BxHxSx1], axis=-1)
-    out_ext_BxHxLxK1 = jnp.einsum("bhls,bhsk->bhlk", weights_BxHxLxS.astype(v_BxHxSxK.dtype),
-                                  v_ext_BxHxSxK1, preferred_element_type=jnp.float32)
-    out_BxHxLxK = out_ext_BxHxLxK1[..., :-1] / out_ext_BxHxLxK1[..., -1:]
-    return out_BxHxLxK.astype(q_BxHxLxK.dtype)
+        length = q_NxLxK.shape[1]
+        allowed_SxL = jnp.arange(source)[:, None] <= jnp.arange(length)[None, :]
+        logits_t_NxSxL = jnp.where(allowed_SxL, logits_t_NxSxL, -jnp.inf)
+    shift_Nx1xL = _softmax_shift(logits_t_NxSxL, q_NxLxK, kt_NxKxS, vt_NxKxS.dtype)
+    weights_t_NxSxL = jnp.exp(logits_t_NxSxL - shift_Nx1xL)
+    # The softmax denominator comes out of the same matmul as the numerator: a row of ones
+    # appended to v^T (a dot instead of a reduction over S).
+    ones_Nx1xS = jnp.ones(vt_NxKxS.shape[:1] + (1, source), vt_NxKxS.dtype)
+    vt_ext_NxK1xS = jnp.concatenate([vt_NxKxS, ones_Nx1xS], axis=1)
+    out_ext_t_NxK1xL = jnp.einsum("nks,nsl->nkl", vt_ext_NxK1xS,
+                                  weights_t_NxSxL.astype(vt_NxKxS.dtype),
+                                  preferred_element_type=_F32)
+    denominator_Nx1xL = out_ext_t_NxK1xL[:, -1:]
+    out_t_NxKxL = out_ext_t_NxK1xL[:, :-1] / denominator_Nx1xL
+    log_normaliser_NxL = (shift_Nx1xL + jnp.log(denominator_Nx1xL))[:, 0]
+    return jnp.swapaxes(out_t_NxKxL, 1, 2).astype(q_NxLxK.dtype), log_normaliser_NxL
 
 
-def attention_chunk_size(batch: int, num_heads: int, length: int, source: int, *,
-                         chunk_bytes: int = ATTENTION_CHUNK_BYTES) -> int:
-    """Sequences per chunk so that a chunk's float32 ``[b, H, L, S]`` logits fit ``chunk_bytes``
-    (at least 1, at most ``batch``)."""
-    per_sequence = 4 * num_heads * length * source
-    return max(1, min(batch, chunk_bytes // per_sequence))
+def _backward_chunk(q_NxLxK: Array, kt_NxKxS: Array, vt_NxKxS: Array, out_NxLxK: Array,
+                    log_normaliser_NxL: Array, dout_NxLxK: Array,
+                    causal: bool) -> tuple[Array, Array, Array]:
+    r"""Gradients with respect to ``q``, ``k^T``, ``v^T`` from the recomputed softmax
+    :math:`P = \exp(S - \mathrm{lse})`: :math:`dV = P^\top dO`, :math:`dP = dO\,V^\top`,
+    :math:`dS = P \odot (dP - \mathrm{rowsum}(dO \odot O))`, :math:`dQ = dS\,K/\sqrt{K}`,
+    :math:`dK = dS^\top Q/\sqrt{K}` (FlashAttention's backward pass, Dao et al. 2022, Alg. 4).
+    """
+    dtype, scale = q_NxLxK.dtype, 1.0 / math.sqrt(q_NxLxK.shape[-1])
+    probs_NxLxS = jnp.exp(_scaled_logits(q_NxLxK, kt_NxKxS, causal)
+                          - log_normaliser_NxL[..., None])
+    row_dot_NxLx1 = jnp.sum(dout_NxLxK.astype(_F32) * out_NxLxK.astype(_F32), -1,
+                            keepdims=True)
+    dprobs_NxLxS = jnp.einsum("nlk,nks->nls", dout_NxLxK, vt_NxKxS,
+                              preferred_element_type=_F32)
+    dlogits_NxLxS = (probs_NxLxS * (dprobs_NxLxS - row_dot_NxLx1)).astype(dtype)
+    # Every product keeps the [n, L, S] operand in its natural layout (XLA:CPU's dots are
+    # several times slower when they contract the first axis of a large operand).
+    dq = jnp.einsum("nls,nks->nlk", dlogits_NxLxS, kt_NxKxS, preferred_element_type=_F32)
+    dkt = jnp.einsum("nlk,nls->nks", q_NxLxK, dlogits_NxLxS, preferred_element_type=_F32)
+    dvt = jnp.einsum("nlk,nls->nks", dout_NxLxK, probs_NxLxS.astype(dtype),
+                     preferred_element_type=_F32)
+    return ((scale * dq).astype(dtype), (scale * dkt).astype(kt_NxKxS.dtype),
+            dvt.astype(vt_NxKxS.dtype))
+
+
+def _over_chunks(fn, rows_per_chunk: int, *arrays: Array):
+    """``fn`` over consecutive chunks of ``rows_per_chunk`` leading rows (one ``lax.map``)."""
+    rows = arrays[0].shape[0]
+    if rows_per_chunk >= rows:
+        return fn(*arrays)
+    chunks = rows // rows_per_chunk
+    out = jax.lax.map(lambda chunk: fn(*chunk),
+                      tuple(a.reshape((chunks, rows_per_chunk) + a.shape[1:]) for a in arrays))
+    return jax.tree.map(lambda a: a.reshape((rows,) + a.shape[2:]), out)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
+def _attention_rows(q_NxLxK: Array, kt_NxKxS: Array, vt_NxKxS: Array, causal: bool,
+                    rows_per_chunk: int) -> Array:
+    return _attention_rows_forward(q_NxLxK, kt_NxKxS, vt_NxKxS, causal, rows_per_chunk)[0]
+
+
+def _attention_rows_forward(q_NxLxK, kt_NxKxS, vt_NxKxS, causal, rows_per_chunk):
+    out_NxLxK, log_normaliser_NxL = _over_chunks(
+        functools.partial(_forward_chunk, causal=causal), rows_per_chunk,
+        q_NxLxK, kt_NxKxS, vt_NxKxS)
+    return out_NxLxK, (q_NxLxK, kt_NxKxS, vt_NxKxS, out_NxLxK, log_normaliser_NxL)
+
+
+def _attention_rows_backward(causal, rows_per_chunk, residuals, dout_NxLxK):
+    return _over_chunks(functools.partial(_backward_chunk, causal=causal), rows_per_chunk,
+                        *residuals, dout_NxLxK)
+
+
+_attention_rows.defvjp(_attention_rows_forward, _attention_rows_backward)
 
 
 def multi_head_attention(q_BxLxHxK: Array, k_BxSxHxK: Array, v_BxSxHxK: Array, *,
@@ -91,18 +169,23 @@ def multi_head_attention(q_BxLxHxK: Array, k_BxSxHxK: Array, v_BxSxHxK: Array, *
                          chunk_bytes: int | None = ATTENTION_CHUNK_BYTES) -> Array:
     r"""Scaled dot-product attention, :math:`\mathrm{softmax}(q k^\top / \sqrt{K})\,v` per head.
 
-    Equals ``jax.nn.dot_product_attention(q, k, v, is_causal=causal)`` (to float32
-    rounding; the tests check 1e-5), computed for the CPU:
+    Equals ``jax.nn.dot_product_attention(q, k, v, is_causal=causal)`` and its gradients (to
+    float32 rounding; the tests check 1e-5), computed the FlashAttention way (Dao et al.
+    2022) with XLA operations:
 
-    * heads-major (``[B, H, L, K]``), so each head's two matmuls are contiguous;
-    * in chunks of whole sequences (``lax.map`` over the batch), so that one chunk's
-      ``[b, H, L, S]`` logits are about ``chunk_bytes`` (``None``: one chunk) and stay in
-      cache;
-    * the softmax shift from a Cauchy-Schwarz bound on the logits when that is safe
-      (``_softmax_shift``), and the softmax denominator from the second matmul: no
+    * the forward pass keeps only the output and the softmax's log normaliser per query;
+      the backward pass recomputes the softmax (a ``jax.custom_vjp``), so no ``[B, H, L, S]``
+      tensor is stored for the gradient;
+    * both run over chunks of (sequence, head) rows sized so that one chunk's ``[n, L, S]``
+      float32 logits are about ``chunk_bytes`` (``None``: one chunk) and stay in cache;
+    * the softmax shift comes from a Cauchy-Schwarz bound on the logits when that is safe
+      (``_softmax_shift``), and the softmax denominator from the output matmul: no
       reduction over the ``S`` axis of the logits.
 
-    Logits, softmax and the accumulation of ``softmax @ v`` are float32.
+    Reverse-mode only, like any ``custom_vjp``: ``jax.grad`` / ``jax.vjp`` work (also under
+    ``jit``, ``vmap`` and ``remat``), ``jax.jvp`` raises; jaxdiff itself never takes
+    forward-mode derivatives of a model (``gaussian.ode_nll`` uses vector-Jacobian
+    products).
 
     Args:
       q_BxLxHxK: queries; ``k_BxSxHxK``, ``v_BxSxHxK``: keys and values.
@@ -112,27 +195,18 @@ def multi_head_attention(q_BxLxHxK: Array, k_BxSxHxK: Array, v_BxSxHxK: Array, *
     Returns:
       ``[B, L, H, K]`` in the dtype of ``q``.
     """
-    batch, length, num_heads, _ = q_BxLxHxK.shape
+    batch, length, num_heads, head_dim = q_BxLxHxK.shape
     source = k_BxSxHxK.shape[1]
     if causal and source != length:
         raise ValueError(f"causal attention needs as many keys as queries, got {source} keys "
                          f"for {length} queries")
-    qkv = tuple(jnp.swapaxes(a, 1, 2) for a in (q_BxLxHxK, k_BxSxHxK, v_BxSxHxK))
-    size = (batch if chunk_bytes is None else
-            attention_chunk_size(batch, num_heads, length, source, chunk_bytes=chunk_bytes))
-    chunks, rest = divmod(batch, size)
-    if chunks <= 1 and rest == 0:
-        out_BxHxLxK = _attention_heads_major(*qkv, causal)
-    else:
-        # One chunk of `size` sequences per step (reshaped rather than lax.map's batch_size,
-        # which would vmap the chunk function and turn its lax.cond into a select).
-        head = tuple(a[:chunks * size].reshape((chunks, size) + a.shape[1:]) for a in qkv)
-        out = jax.lax.map(lambda c: _attention_heads_major(*c, causal), head)
-        parts = [out.reshape((chunks * size,) + out.shape[2:])]
-        if rest:
-            parts.append(_attention_heads_major(*(a[chunks * size:] for a in qkv), causal))
-        out_BxHxLxK = jnp.concatenate(parts, axis=0) if rest else parts[0]
-    return jnp.swapaxes(out_BxHxLxK, 1, 2)
+    rows = batch * num_heads
+    q_NxLxK = jnp.swapaxes(q_BxLxHxK, 1, 2).reshape(rows, length, head_dim)
+    kt_NxKxS, vt_NxKxS = (jnp.transpose(a, (0, 2, 3, 1)).reshape(rows, head_dim, source)
+                          for a in (k_BxSxHxK, v_BxSxHxK))
+    rows_per_chunk = attention_chunk_rows(rows, length, source, chunk_bytes=chunk_bytes)
+    out_NxLxK = _attention_rows(q_NxLxK, kt_NxKxS, vt_NxKxS, causal, rows_per_chunk)
+    return jnp.swapaxes(out_NxLxK.reshape(batch, num_heads, length, head_dim), 1, 2)
 
 
 class LayerKVCache(NamedTuple):

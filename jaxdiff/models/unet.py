@@ -21,6 +21,8 @@ from jaxdiff.models.attention import SelfAttention
 from jaxdiff.models.conditioning import class_labels
 from jaxdiff.models.embeddings import Embedding, TimestepMLP
 from jaxdiff.models.initializers import STANDARD_NORMAL, XAVIER_UNIFORM, ZEROS
+from jaxdiff.models.normalization import GroupNorm
+from jaxdiff.models.reductions import add_bias
 from jaxdiff.typing import Array, PRNGKey
 
 Resampling = Literal["up", "down"] | None
@@ -116,13 +118,25 @@ class UNetConfig:
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1,
-          zero_init: bool = False, rngs: nnx.Rngs) -> nnx.Conv:
+          zero_init: bool = False, rngs: nnx.Rngs) -> "Conv":
     """Convolution with symmetric padding ``k // 2`` and Xavier-uniform (or zero) init."""
     pad = kernel_size // 2
     kernel_init = ZEROS if zero_init else XAVIER_UNIFORM
-    return nnx.Conv(in_channels, out_channels, (kernel_size, kernel_size),
-                    strides=(stride, stride), padding=((pad, pad), (pad, pad)),
-                    kernel_init=kernel_init, rngs=rngs)
+    return Conv(in_channels, out_channels, (kernel_size, kernel_size),
+                strides=(stride, stride), padding=((pad, pad), (pad, pad)),
+                kernel_init=kernel_init, rngs=rngs)
+
+
+class Conv(nnx.Conv):
+    """``nnx.Conv`` (same parameters and initialisation) for NHWC images whose bias
+    gradient is a product with ones (``reductions.add_bias``) instead of XLA:CPU's slow
+    fused reduction."""
+
+    def __call__(self, x_BxHxWxC: Array) -> Array:
+        kernel = self.kernel[...].astype(x_BxHxWxC.dtype)
+        y = jax.lax.conv_general_dilated(x_BxHxWxC, kernel, self.strides, self.padding,
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return add_bias(y, self.bias[...].astype(y.dtype))
 
 
 def upsample_nearest(x_BxHxWxC: Array) -> Array:
@@ -174,13 +188,13 @@ class ResBlock(nnx.Module):
                  rngs: nnx.Rngs):
         self.scale_shift_norm = scale_shift_norm
         self.resampling = resampling
-        self.input_norm = nnx.GroupNorm(in_channels, num_groups=num_groups, rngs=rngs)
+        self.input_norm = GroupNorm(in_channels, num_groups=num_groups)
         self.input_conv = _conv(in_channels, out_channels, 3, rngs=rngs)
         embed_out = 2 * out_channels if scale_shift_norm else out_channels
         self.embed_projection = nnx.Linear(embed_dim, embed_out,
                                            kernel_init=XAVIER_UNIFORM,
                                            rngs=rngs)
-        self.output_norm = nnx.GroupNorm(out_channels, num_groups=num_groups, rngs=rngs)
+        self.output_norm = GroupNorm(out_channels, num_groups=num_groups)
         self.dropout = nnx.Dropout(dropout)
         self.output_conv = _conv(out_channels, out_channels, 3, zero_init=True, rngs=rngs)
         self.skip = (None if in_channels == out_channels
@@ -207,7 +221,7 @@ class SpatialAttention(nnx.Module):
     """``x + Attention(GroupNorm(x))`` over the ``H*W`` positions, zero-initialised output."""
 
     def __init__(self, channels: int, *, num_heads: int, num_groups: int, rngs: nnx.Rngs):
-        self.norm = nnx.GroupNorm(channels, num_groups=num_groups, rngs=rngs)
+        self.norm = GroupNorm(channels, num_groups=num_groups)
         self.attention = SelfAttention(channels, num_heads=num_heads, zero_init_output=True,
                                        rngs=rngs)
 
@@ -343,7 +357,7 @@ class UNet(nnx.Module):
             channels = out
         self.up = nnx.List(up)
 
-        self.output_norm = nnx.GroupNorm(channels, num_groups=config.num_groups, rngs=rngs)
+        self.output_norm = GroupNorm(channels, num_groups=config.num_groups)
         self.output_conv = _conv(channels, config.out_channels, 3, zero_init=True, rngs=rngs)
 
     def _embed(self, t_B: Array, labels_B: Array | None) -> Array:

@@ -131,3 +131,34 @@ def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         jd.gaussian.nll_bits_per_dim(jax.random.key(0), lambda x, t, c: x, s,
                                      jnp.zeros((2, 1)), **kwargs)
+
+
+def test_trace_through_a_unet_with_attention_equals_the_dense_jacobian():
+    """The ODE's trace term uses vector-Jacobian products (the models' attention is
+    reverse-mode only): through a UNet with attention, the exact trace equals the trace of
+    its dense Jacobian and Hutchinson's estimate equals p^T J p, per example."""
+    import jaxdiff.models as jm
+    from jaxdiff.gaussian.likelihood import _trace_fn
+    config = jm.UNetConfig(image_size=4, in_channels=1, base_channels=8, channel_mults=(1,),
+                           num_res_blocks=1, attention_resolutions=(4,), head_channels=4,
+                           num_groups=4)
+    graphdef, params, rest = jm.init(config, key=jax.random.key(0))
+    params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(jax.random.key(1), p.shape),
+                          params)  # the zero-initialised output layers would give J = 0
+    apply = jm.make_denoise_fn(graphdef, rest)
+    y = jax.random.normal(jax.random.key(2), (2, 4, 4, 1))
+
+    def denoiser(y):
+        return apply(params, y, jnp.full((2,), 5, jnp.int32))
+
+    jacobian = jax.jit(jax.jacrev(denoiser))(y).reshape(2, 16, 2, 16)
+    expected = np.array([np.trace(jacobian[b, :, b, :]) for b in range(2)])
+    exact = jax.jit(lambda y: _trace_fn(denoiser, "exact", y.shape)(y, None)[1])(y)
+    np.testing.assert_allclose(exact, expected, rtol=1e-4, atol=1e-4)
+    hutchinson = jax.jit(lambda y, p: _trace_fn(denoiser, "hutchinson", y.shape)(y, p)[1])
+    for seed in range(3):  # Hutchinson's one-probe estimate is exactly p^T J p per example
+        probe = jax.random.rademacher(jax.random.key(seed), y.shape, jnp.float32)
+        estimate = hutchinson(y, probe)
+        p = np.asarray(probe).reshape(2, 16)
+        expected_b = [p[b] @ jacobian[b, :, b, :] @ p[b] for b in range(2)]
+        np.testing.assert_allclose(estimate, expected_b, rtol=1e-4, atol=1e-4)

@@ -1,4 +1,4 @@
-"""multi_head_attention (heads-major, chunked over the batch) against XLA's reference."""
+"""multi_head_attention (FlashAttention-style, chunked over rows) against XLA's reference."""
 
 import functools
 
@@ -10,7 +10,7 @@ from flax import nnx
 
 from jaxdiff.models.attention import (
     SelfAttention,
-    attention_chunk_size,
+    attention_chunk_rows,
     multi_head_attention,
 )
 
@@ -21,9 +21,9 @@ def _qkv(batch, length, heads, head_dim, seed=0, dtype=jnp.float32, scale=1.0):
                  for k in keys)
 
 
-# chunk_bytes: None = one chunk; 4 * H * L * L * 2 = two sequences per chunk (with B = 5 the
-# last chunk is a remainder of one); 1 = one sequence per chunk.
-@pytest.mark.parametrize("chunk_bytes", [None, 4 * 4 * 17 * 17 * 2, 1])
+# chunk_bytes: None = one chunk; 4 * L * L * 3 = at most three of the B * H = 20 (sequence,
+# head) rows per chunk, i.e. 2 (the largest divisor of 20 up to 3); 1 = one row per chunk.
+@pytest.mark.parametrize("chunk_bytes", [None, 4 * 17 * 17 * 3, 1])
 @pytest.mark.parametrize("causal", [False, True])
 def test_equals_reference_attention_and_its_gradient(causal, chunk_bytes):
     q, k, v = _qkv(5, 17, 4, 8, scale=2.0)
@@ -70,13 +70,34 @@ def test_keys_longer_than_queries_and_bfloat16():
         multi_head_attention(q, k, v, causal=True)
 
 
-def test_chunk_size():
-    # float32 logits of one sequence: 4 bytes * H * L * S
-    assert attention_chunk_size(16, 16, 256, 256) == 1        # 4 MiB per sequence
-    assert attention_chunk_size(32, 4, 256, 256) == 4         # 1 MiB per sequence
-    assert attention_chunk_size(16, 16, 64, 64) == 16         # capped at the batch
-    assert attention_chunk_size(8, 64, 1024, 1024) == 1       # never below one sequence
-    assert attention_chunk_size(16, 16, 256, 256, chunk_bytes=2**25) == 8
+def test_chunk_rows():
+    # float32 logits of one (sequence, head) row: 4 bytes * L * S; the rows per chunk divide
+    # the rows and fit chunk_bytes
+    assert attention_chunk_rows(256, 256, 256) == 16                 # 256 KiB per row, 4 MiB
+    assert attention_chunk_rows(20, 17, 17, chunk_bytes=4 * 17 * 17 * 3) == 2
+    assert attention_chunk_rows(13, 17, 17, chunk_bytes=4 * 17 * 17 * 5) == 1   # 13 is prime
+    assert attention_chunk_rows(16, 8, 8) == 16                      # capped at the rows
+    assert attention_chunk_rows(64, 4096, 4096) == 1                 # never below one row
+    assert attention_chunk_rows(48, 256, 256, chunk_bytes=None) == 48
+
+
+def test_reverse_mode_under_vmap_and_remat_and_no_forward_mode():
+    q, k, v = _qkv(3, 9, 2, 8, seed=5)
+
+    def loss(attend):
+        return lambda q, k, v: jnp.sum(jnp.cos(attend(q, k, v)))
+
+    expected = jax.grad(loss(jax.nn.dot_product_attention), argnums=(0, 1, 2))(q, k, v)
+    def vmapped(attend):  # over the batch, each example a batch of one
+        return lambda *qkv: jax.vmap(attend)(*(a[:, None] for a in qkv))[:, 0]
+
+    for wrap in (jax.checkpoint, vmapped):
+        got = jax.grad(loss(wrap(lambda q, k, v: multi_head_attention(q, k, v, chunk_bytes=1))),
+                       argnums=(0, 1, 2))(q, k, v)
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+    with pytest.raises(TypeError, match="jvp"):
+        jax.jvp(multi_head_attention, (q, k, v), (q, k, v))
 
 
 def test_self_attention_matches_reference_module_math():

@@ -84,10 +84,13 @@ def test_train_mode_requires_a_key():
 
 
 def _matmul_operand_dtypes(jaxpr) -> set[str]:
-    """dtypes of every operand of a dot_general or convolution, sub-jaxprs included."""
+    """dtypes of every operand of a dot_general or convolution, sub-jaxprs included, except
+    GroupNorm's float32 statistics (``reductions.sum_positions``: ones [B, P] x [B, P, C])."""
     dtypes = set()
     for eqn in jaxpr.eqns:
-        if eqn.primitive.name in ("dot_general", "conv_general_dilated"):
+        statistics_sum = (eqn.primitive.name == "dot_general" and eqn.invars[0].aval.ndim == 2
+                          and eqn.params["dimension_numbers"] == (((1,), (1,)), ((0,), (0,))))
+        if eqn.primitive.name in ("dot_general", "conv_general_dilated") and not statistics_sum:
             dtypes.update(str(var.aval.dtype) for var in eqn.invars)
         for param in eqn.params.values():
             for sub in param if isinstance(param, tuple | list) else (param,):
