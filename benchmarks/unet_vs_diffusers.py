@@ -629,9 +629,9 @@ def main(argv=None):
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
     parser.add_argument("--train-steps", type=int, default=None,
-                        help="timed train steps per round (default 3 on CPU, 50 on GPU)")
+                        help="timed train steps per round (default 8 on CPU, 50 on GPU)")
     parser.add_argument("--forward-calls", type=int, default=None,
-                        help="timed forward calls per round (default 5 on CPU, 100 on GPU)")
+                        help="timed forward calls per round (default 10 on CPU, 100 on GPU)")
     parser.add_argument("--matmul-reps", type=int, default=5)
     parser.add_argument("--xla-flags", choices=("recommended", "default"), default="recommended",
                         help="jaxdiff worker: add jaxdiff.perf's recommended XLA_FLAGS (never "
@@ -639,8 +639,8 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = parser.parse_args(argv)
     gpu = args.device == "gpu"
-    args.train_steps = args.train_steps or (50 if gpu else 3)
-    args.forward_calls = args.forward_calls or (100 if gpu else 5)
+    args.train_steps = args.train_steps or (50 if gpu else 8)
+    args.forward_calls = args.forward_calls or (100 if gpu else 10)
     args.ddim_rounds = min(args.ddim_rounds or args.rounds, args.rounds)
     wall0 = time.perf_counter()
     machine = machine_info()
