@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxdiff as jd
+from claims._figures import save_figure
 
 NAME = "forward_process"
 CLAIM = ("The forward process turns data into N(0, I) (KL(q(x_T|x_0) || N(0, I)) per dimension "
@@ -177,11 +178,7 @@ def _plot_curves(out_dir: pathlib.Path, curves: dict) -> list[str]:
     ax_ab.axhline(0.5, color="grey", lw=0.5, ls=":")
     ax_snr.axhline(0.0, color="grey", lw=0.5, ls=":")
     ax_ab.legend()
-    fig.tight_layout()
-    path = out_dir / f"{NAME}_curves.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return [path.name]
+    return [save_figure(fig, out_dir, f"{NAME}_curves.png")]
 
 
 def run(out_dir) -> dict:

@@ -30,6 +30,7 @@ import numpy as np
 
 import jaxdiff as jd
 from claims import _image_runs as runs
+from claims._figures import save_figure
 
 NAME = "guidance"
 CLAIM = ("Classifier-free guidance: as the guidance scale grows, samples match their "
@@ -139,11 +140,7 @@ def _plot(out_dir, rows) -> list[str]:
                title="diversity")
     for ax in (ax_acc, ax_div):
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = out_dir / f"{NAME}_curves.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return [path.name]
+    return [save_figure(fig, out_dir, f"{NAME}_curves.png")]
 
 
 def check(results: dict) -> list[str]:

@@ -31,6 +31,7 @@ import numpy as np
 
 import jaxdiff as jd
 from claims import _image_runs as runs
+from claims._figures import save_figure
 
 NAME = "mode_coverage"
 CLAIM = ("No mode collapse: the classifier's class histogram of unconditional samples matches "
@@ -125,11 +126,7 @@ def _plot(out_dir, p, q, true) -> list[str]:
     ax.bar(x + 0.27, true, 0.27, label="train digits (true labels)")
     ax.set(xticks=x, xlabel="class", ylabel="fraction", title="class histogram")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out_dir / f"{NAME}_histogram.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return [path.name]
+    return [save_figure(fig, out_dir, f"{NAME}_histogram.png")]
 
 
 def check(results: dict) -> list[str]:

@@ -28,6 +28,7 @@ import numpy as np
 
 import jaxdiff as jd
 from claims import _image_runs as runs
+from claims._figures import save_figure
 
 NAME = "reconstruction"
 CLAIM = ("The reconstruction error of a trained denoiser (one-step x0 estimate and the DDIM "
@@ -137,11 +138,7 @@ def _plot(out_dir, models) -> list[str]:
     for ax in (ax_rec, ax_loss):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=6)
-    fig.tight_layout()
-    path = out_dir / f"{NAME}_curves.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return [path.name]
+    return [save_figure(fig, out_dir, f"{NAME}_curves.png")]
 
 
 def check(results: dict) -> list[str]:

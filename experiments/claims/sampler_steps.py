@@ -34,6 +34,7 @@ import numpy as np
 
 import jaxdiff as jd
 from claims import _image_runs as runs
+from claims._figures import save_figure
 
 NAME = "sampler_steps"
 CLAIM = ("DDIM and DPM-Solver++ give much better samples than ancestral DDPM sampling at "
@@ -121,11 +122,7 @@ def _plot(out_dir, table) -> list[str]:
     for ax in (ax_fid, ax_time):
         ax.grid(alpha=0.3, which="both")
     ax_fid.legend()
-    fig.tight_layout()
-    path = out_dir / f"{NAME}_curves.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return [path.name]
+    return [save_figure(fig, out_dir, f"{NAME}_curves.png")]
 
 
 def check(results: dict) -> list[str]:

@@ -32,6 +32,7 @@ import numpy as np
 
 import jaxdiff as jd
 from claims import _image_runs as runs
+from claims._figures import save_figure
 
 NAME = "schedule_comparison"
 CLAIM = ("With the same model and training budget, the cosine noise schedule gives lower "
@@ -112,11 +113,7 @@ def _plot_terms(out_dir, per_run) -> list[str]:
            title="VLB terms by step range (variance beta_t)")
     ax.set_xticklabels(labels, rotation=45, fontsize=7)
     ax.legend()
-    fig.tight_layout()
-    path = out_dir / f"{NAME}_terms.png"
-    fig.savefig(path)
-    plt.close(fig)
-    return [path.name]
+    return [save_figure(fig, out_dir, f"{NAME}_terms.png")]
 
 
 def check(results: dict) -> list[str]:

@@ -26,6 +26,7 @@ import numpy as np
 
 import jaxdiff as jd
 from claims import _text_runs
+from claims._figures import save_figure
 from jaxdiff.metrics import text_report
 
 NAME = "text_speed"
@@ -135,11 +136,7 @@ def _plot(out_dir, generation) -> str:
         ax.set_ylabel(label)
         ax.legend(fontsize=8)
     ax_time.set_yscale("log")
-    fig.tight_layout()
-    path = out_dir / f"{NAME}.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path.name
+    return save_figure(fig, out_dir, f"{NAME}.png", dpi=100)
 
 
 def check(results: dict) -> list[str]:
