@@ -103,8 +103,9 @@ def enable_compilation_cache(directory: str | os.PathLike | None = None, *,
     for every program that takes at least ``min_compile_time_s`` to compile; returns the
     directory.
 
-    XLA:CPU compiles the benchmark UNet's train step in 12-15 s; a later process with the
-    same program, shapes, flags and versions loads it in about 2 s (``benchmarks/README.md``).
+    XLA:CPU compiles the benchmark UNet's train step in 15-18 s; a later process with the
+    same program, shapes, flags and versions traces and loads it in about 4 s
+    (``benchmarks/README.md``).
     """
     import jax
 
