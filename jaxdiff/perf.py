@@ -1,6 +1,6 @@
 """Opt-in XLA settings measured to speed up jaxdiff's networks, and JAX's persistent
-compilation cache; nothing here runs on import. The command-line programs in
-``experiments/`` call :func:`configure` first.
+compilation cache; nothing here runs on import. ``experiments/train.py``, ``sample.py`` and
+``evaluate.py`` call :func:`configure` first.
 
 XLA reads ``XLA_FLAGS`` once, when JAX first initialises a backend (the first computation
 or ``jax.devices()``), so apply these before that::
