@@ -19,9 +19,10 @@ Both networks are the presets with ``max_length = length``: width 64, 2 blocks, 
 vocabulary 257; the causal one has no time conditioning (see the parameter counts in the
 output). Weights are random (speed does not depend on them; the samples are noise). Each
 sampler is one jitted program (compiled before timing); rounds alternate the order of the
-samplers; results are medians. Writes ``<out>/text_generation_cpu.json`` and ``.md``.
+samplers; results are medians. Writes ``<out>/text_generation_<device>.json`` and ``.md``.
 
     python benchmarks/text_generation.py --rounds 5
+    python benchmarks/text_generation.py --rounds 5 --device gpu
 """
 
 import argparse
@@ -127,8 +128,8 @@ def markdown(result):
         "",
         f"{result['timestamp']}; {result['machine']['cpu']}, {result['machine']['cores']} "
         f"cores; load average (1/5/15 min) {_fmt_load(result['machine']['loadavg_at_start'])} "
-        f"at start, {_fmt_load(result['machine']['loadavg_at_end'])} at end (the machine is "
-        f"shared); {c['rounds']} rounds per batch size, samplers alternated; medians; "
+        f"at start, {_fmt_load(result['machine']['loadavg_at_end'])} at end; "
+        f"{c['rounds']} rounds per batch size, samplers alternated; medians; "
         f"random-init weights. Speed-up = AR-with-KV-cache time / this sampler's time.",
         "",
         "| batch | sampler | network calls | s per batch | ms per sequence | speed-up vs AR "
@@ -175,15 +176,16 @@ def main(argv=None):
     parser.add_argument("--length", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20, help="diffusion steps")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--default-xla-flags", action="store_true",
                         help="do not add jaxdiff.perf's recommended XLA flags")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = parser.parse_args(argv)
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    os.environ.setdefault("JAX_PLATFORMS", "cpu" if args.device == "cpu" else "cuda")
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     import jaxdiff.perf
     if not args.default_xla_flags:
-        jaxdiff.perf.apply_recommended_xla_flags()
+        jaxdiff.perf.apply_recommended_xla_flags(args.device)
     import flax
     import jax
 
@@ -220,7 +222,8 @@ def main(argv=None):
         "config": vars(args) | {"train_steps_T": TRAIN_STEPS_T, "mask_id": MASK_ID,
                                 "weights": "random init (+0.05 N(0,1))"},
         "machine": {"cpu": cpu, "cores": len(os.sched_getaffinity(0)),
-                    "device": str(jax.devices()[0]), "loadavg_at_start": load,
+                    "device": f"{jax.devices()[0]} ({jax.devices()[0].device_kind})",
+                    "loadavg_at_start": load,
                     "loadavg_at_end": os.getloadavg()},
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "versions": {"jax": jax.__version__, "flax": flax.__version__},
@@ -235,7 +238,7 @@ def main(argv=None):
         "wall_s": time.perf_counter() - wall0,
     }
     os.makedirs(args.out, exist_ok=True)
-    stem = os.path.join(args.out, "text_generation_cpu")
+    stem = os.path.join(args.out, f"text_generation_{args.device}")
     with open(stem + ".json", "w") as f:
         json.dump(result, f, indent=1, default=str)
     with open(stem + ".md", "w") as f:

@@ -20,12 +20,13 @@ computes at a time. Measured per peer:
   rounds a second jaxdiff process repeats the setup alone and loads them (warm).
 * peak memory: ``ru_maxrss`` of each worker (and RSS right after its imports); on GPU
   also the device's peak bytes.
-* model FLOPs from XLA (``jit(...).lower(...).compile().cost_analysis()``) for the forward
-  and the train step; the same counts are used for both peers. DDIM FLOPs = 50 x forward
-  (XLA counts a scan body once). PyTorch's ``FlopCounterMode`` (matmul/conv/attention
-  only) is reported as a cross-check.
+* model FLOPs (``model_flops``): on CPU from XLA (``jit(...).lower(...).cost_analysis()``)
+  for the forward and the train step, on GPU from PyTorch's ``FlopCounterMode`` (XLA:GPU
+  does not count cuDNN convolutions); the same counts are used for both peers. DDIM FLOPs
+  = 50 x forward (XLA counts a scan body once). Both counts are reported.
 * achieved GFLOP/s and MFU against a measured matmul peak: the best of numpy, jax and
-  torch on a 2048x2048 matmul in the benchmark's dtype on this machine.
+  torch on a 2048x2048 (CPU) or 8192x8192 (GPU) matmul in the benchmark's dtype on this
+  machine.
 
 Medians over rounds; ratios are jaxdiff / diffusers. Writes
 ``<out>/unet_vs_diffusers_<device>.json`` and ``.md``.
@@ -62,7 +63,7 @@ JAXDIFF_UNET = dict(
     num_groups=32, scale_shift_norm=False, resblock_updown=False, conv_resample=True)
 
 LEARNING_RATE, EMA_DECAY, CLIP_NORM, T_TRAIN, DDIM_STEPS = 2e-4, 0.9999, 1.0, 1000, 50
-MATMUL_N = 2048
+MATMUL_N = {"cpu": 2048, "gpu": 8192}  # the peak matmul's size: large enough to fill the device
 
 
 # ---------------------------------------------------------------- helpers (pure math)
@@ -106,12 +107,38 @@ def unchunked_flops(jitted, *args) -> float:
     saved = defaults["chunk_bytes"]
     defaults["chunk_bytes"] = None
     try:
-        cost = jitted.lower(*args).cost_analysis()
+        lowered = jitted.lower(*args)
     finally:
         defaults["chunk_bytes"] = saved
+    cost = lowered.cost_analysis()
+    if cost is None:  # no cost analysis of unoptimised HLO on this platform (GPU)
+        return xla_flops(lowered.compile())
     if isinstance(cost, (list, tuple)):
         cost = cost[0]
     return float(cost["flops"])
+
+
+def model_flops(device: str, jaxdiff_setup: dict, diffusers_setup: dict) -> dict:
+    """FLOPs per forward call, train step and DDIM-50 (50 x forward), the same for both peers.
+
+    On CPU: XLA's cost analysis of the jaxdiff programs. XLA:GPU's cost analysis leaves out
+    the convolutions (cuDNN custom calls: 6.5 of ~50 GFLOP per forward), so on GPU the counts
+    are PyTorch's ``FlopCounterMode`` (matmul / convolution / attention; within 2% of XLA's
+    count on CPU).
+    """
+    torch_forward = diffusers_setup["torch_counter_forward_flops"]
+    torch_train = diffusers_setup["torch_counter_train_flops"]
+    if device == "cpu":
+        forward, train, source = (jaxdiff_setup["forward_flops"], jaxdiff_setup["train_flops"],
+                                  "XLA cost analysis of the jaxdiff programs lowered with "
+                                  "attention in one chunk")
+    else:
+        forward, train, source = (torch_forward, torch_train, "PyTorch FlopCounterMode; "
+                                  "XLA:GPU's cost analysis omits convolutions")
+    return {"forward": forward, "train": train, "ddim": DDIM_STEPS * forward, "source": source,
+            "xla_forward": jaxdiff_setup["forward_flops"],
+            "xla_train": jaxdiff_setup["train_flops"],
+            "torch_counter_forward": torch_forward, "torch_counter_train": torch_train}
 
 
 def _rss_bytes() -> int:
@@ -220,9 +247,9 @@ def jaxdiff_worker(conn, args_dict):
         info["ddim_xla_flops_scan_body_once"] = xla_flops(ddim_exec)
         ctx.update(state=state, batch=batch, train=train_exec, fwd=fwd_exec, images=images,
                    t_B=t_B, ddim=ddim_exec, eval_params=eval_params)
-        info["device"] = str(jax.devices()[0])
-        info["versions"] = {"jax": jax.__version__, "jaxlib": jax.lib.__version__
-                            if hasattr(jax.lib, "__version__") else None,
+        info["device"] = f"{jax.devices()[0]} ({jax.devices()[0].device_kind})"
+        import jaxlib
+        info["versions"] = {"jax": jax.__version__, "jaxlib": jaxlib.__version__,
                             "jaxdiff": jd.__version__}
         try:
             import flax
@@ -264,8 +291,9 @@ def jaxdiff_worker(conn, args_dict):
 
     def run_matmul(reps):
         dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
-        a = jax.random.normal(jax.random.key(0), (MATMUL_N, MATMUL_N), dtype)
-        b = jax.random.normal(jax.random.key(1), (MATMUL_N, MATMUL_N), dtype)
+        n = MATMUL_N[args.device]
+        a = jax.random.normal(jax.random.key(0), (n, n), dtype)
+        b = jax.random.normal(jax.random.key(1), (n, n), dtype)
         mm = jax.jit(jnp.matmul)
         block(mm(a, b))
         best = float("inf")
@@ -273,7 +301,7 @@ def jaxdiff_worker(conn, args_dict):
             t = time.perf_counter()
             block(mm(a, b))
             best = min(best, time.perf_counter() - t)
-        return {"best_s": best, "gflops": gflops_per_s(matmul_flops(MATMUL_N), best)}
+        return {"best_s": best, "gflops": gflops_per_s(matmul_flops(n), best)}
 
     def memory():
         mem = {"peak_rss": _peak_rss_bytes(), "rss_after_import": info["rss_after_import"],
@@ -369,7 +397,8 @@ def diffusers_worker(conn, args_dict):
         ddim = DDIMScheduler(num_train_timesteps=T_TRAIN, beta_schedule="linear",
                              clip_sample=False)
         ctx.update(model=model, train_step=train_step, images=images, t_fwd=t_fwd, ddim=ddim)
-        info["device"] = str(device)
+        info["device"] = str(device) + (f" ({torch.cuda.get_device_name()})"
+                                        if device.type == "cuda" else "")
         info["versions"] = {"torch": torch.__version__, "diffusers": diffusers.__version__}
         return info
 
@@ -409,8 +438,9 @@ def diffusers_worker(conn, args_dict):
 
     def run_matmul(reps):
         dtype = torch.bfloat16 if bf16 else torch.float32
-        a = torch.randn(MATMUL_N, MATMUL_N, device=device, dtype=dtype)
-        b = torch.randn(MATMUL_N, MATMUL_N, device=device, dtype=dtype)
+        n = MATMUL_N[args.device]
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
         torch.mm(a, b)
         sync()
         best = float("inf")
@@ -419,7 +449,7 @@ def diffusers_worker(conn, args_dict):
             torch.mm(a, b)
             sync()
             best = min(best, time.perf_counter() - t)
-        return {"best_s": best, "gflops": gflops_per_s(matmul_flops(MATMUL_N), best)}
+        return {"best_s": best, "gflops": gflops_per_s(matmul_flops(n), best)}
 
     def memory():
         mem = {"peak_rss": _peak_rss_bytes(), "rss_after_import": info["rss_after_import"],
@@ -469,20 +499,21 @@ class Peer:
 
 # ---------------------------------------------------------------- parent
 
-def numpy_matmul(reps, dtype):
+def numpy_matmul(reps, dtype, device):
     import numpy as np
-    if dtype != "float32":
-        return None  # numpy has no bfloat16 matmul
+    if dtype != "float32" or device != "cpu":
+        return None  # numpy has no bfloat16 matmul and runs on the CPU only
+    n = MATMUL_N[device]
     rng = np.random.default_rng(0)
-    a = rng.standard_normal((MATMUL_N, MATMUL_N), dtype=np.float32)
-    b = rng.standard_normal((MATMUL_N, MATMUL_N), dtype=np.float32)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
     a @ b
     best = float("inf")
     for _ in range(reps):
         t = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - t)
-    return {"best_s": best, "gflops": gflops_per_s(matmul_flops(MATMUL_N), best)}
+    return {"best_s": best, "gflops": gflops_per_s(matmul_flops(n), best)}
 
 
 def machine_info():
@@ -545,7 +576,7 @@ ROWS = [  # (key, label, format, better)
     ("train_step_ms", "train step ms", "{:.0f}", "lower"),
     ("forward_ms", "forward ms (batch {B})", "{:.1f}", "lower"),
     ("ddim50_s", "DDIM 50 steps s (batch {B})", "{:.2f}", "lower"),
-    ("train_gflops_per_s", "train GFLOP/s (XLA count)", "{:.1f}", "higher"),
+    ("train_gflops_per_s", "train GFLOP/s", "{:.1f}", "higher"),
     ("forward_gflops_per_s", "forward GFLOP/s", "{:.1f}", "higher"),
     ("ddim50_gflops_per_s", "DDIM GFLOP/s", "{:.1f}", "higher"),
     ("ddim50_over_50_forwards", "DDIM-50 time / 50 forward calls (jaxdiff: 1 = no sampler "
@@ -600,14 +631,16 @@ def markdown(result):
     lines += [
         "",
         f"Parameters: jaxdiff {j['params']:,}, diffusers {d['params']:,}. "
-        f"FLOPs per call (XLA cost analysis of the jaxdiff programs lowered with attention in "
-        f"one chunk, used for both peers): "
+        f"FLOPs per call ({f['source']}; used for both peers): "
         f"forward {f['forward'] / 1e9:.2f} GFLOP, train step {f['train'] / 1e9:.2f} GFLOP, "
-        f"DDIM-50 {f['ddim'] / 1e9:.1f} GFLOP (50 x forward). PyTorch FlopCounterMode "
-        f"(matmul/conv/attention only): forward {f['torch_counter_forward'] / 1e9:.2f}, "
-        f"forward+backward {f['torch_counter_train'] / 1e9:.2f} GFLOP.",
+        f"DDIM-50 {f['ddim'] / 1e9:.1f} GFLOP (50 x forward). XLA's count: forward "
+        f"{f['xla_forward'] / 1e9:.2f}, train step {f['xla_train'] / 1e9:.2f} GFLOP; "
+        f"PyTorch FlopCounterMode (matmul/conv/attention only): forward "
+        f"{f['torch_counter_forward'] / 1e9:.2f}, forward+backward "
+        f"{f['torch_counter_train'] / 1e9:.2f} GFLOP.",
         "",
-        "Matmul peak ({n}x{n}, {dt}): ".format(n=MATMUL_N, dt=result["config"]["dtype"])
+        "Matmul peak ({n}x{n}, {dt}): ".format(n=MATMUL_N[result["config"]["device"]],
+                                               dt=result["config"]["dtype"])
         + ", ".join(f"{k} {v['gflops']:.1f}" for k, v in result["matmul"].items() if v)
         + f" GFLOP/s; MFU uses the best, {result['peak_gflops']:.1f} GFLOP/s.",
         "",
@@ -657,7 +690,7 @@ def main(argv=None):
             setup[name] = peer.call("setup")
             shown = {k: v for k, v in setup[name].items() if k != "versions"}
             log(f"{name} setup: {json.dumps(shown)}")
-        matmul = {"numpy": numpy_matmul(args.matmul_reps, args.dtype),
+        matmul = {"numpy": numpy_matmul(args.matmul_reps, args.dtype, args.device),
                   "jax": peers["jaxdiff"].call("matmul", args.matmul_reps),
                   "torch": peers["diffusers"].call("matmul", args.matmul_reps)}
         log("matmul GFLOP/s: " + ", ".join(f"{k} {v['gflops']:.1f}" for k, v in matmul.items()
@@ -693,11 +726,7 @@ def main(argv=None):
         warm_peer.stop()
         shutil.rmtree(args.compilation_cache, ignore_errors=True)
 
-    j_setup, d_setup = setup["jaxdiff"], setup["diffusers"]
-    flops = {"forward": j_setup["forward_flops"], "train": j_setup["train_flops"],
-             "ddim": DDIM_STEPS * j_setup["forward_flops"],
-             "torch_counter_forward": d_setup["torch_counter_forward_flops"],
-             "torch_counter_train": d_setup["torch_counter_train_flops"]}
+    flops = model_flops(args.device, setup["jaxdiff"], setup["diffusers"])
     peak = max(v["gflops"] for v in matmul.values() if v)
     mib = 2.0 ** 20
     results = {}

@@ -60,6 +60,19 @@ def test_summary_reports_the_sampler_over_fifty_forward_calls():
     assert bench.summarize(raw, {}, flops, 100.0, 16)["ddim50_over_50_forwards"] is None
 
 
+def test_model_flops_counts_xla_on_cpu_and_torch_on_gpu():
+    jaxdiff_setup = {"forward_flops": 48.5e9, "train_flops": 146.5e9}
+    diffusers_setup = {"torch_counter_forward_flops": 48.1e9,
+                       "torch_counter_train_flops": 144.2e9}
+    cpu = bench.model_flops("cpu", jaxdiff_setup, diffusers_setup)
+    assert (cpu["forward"], cpu["train"], cpu["ddim"]) == (48.5e9, 146.5e9, 50 * 48.5e9)
+    # XLA:GPU does not count cuDNN convolutions: the GPU rows use PyTorch's count
+    gpu = bench.model_flops("gpu", {"forward_flops": 6.5e9, "train_flops": 20.7e9},
+                            diffusers_setup)
+    assert (gpu["forward"], gpu["train"], gpu["ddim"]) == (48.1e9, 144.2e9, 50 * 48.1e9)
+    assert (gpu["xla_forward"], gpu["xla_train"]) == (6.5e9, 20.7e9)
+
+
 def test_text_generation_speedup():
     path = _PATH.parent / "text_generation.py"
     spec = importlib.util.spec_from_file_location("text_generation", path)

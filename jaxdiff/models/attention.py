@@ -4,9 +4,10 @@ Scaled dot-product attention (Vaswani et al. 2017, "Attention Is All You Need"),
 softmax in float32 even for bfloat16 inputs. The full-sequence path is
 :func:`multi_head_attention`: memory-efficient attention with a hand-written backward pass
 (Dao et al. 2022, "FlashAttention"; Rabe & Staats 2021), run over cache-sized chunks of
-(sequence, head) rows. The one-token decode step uses ``jax.nn.dot_product_attention`` with
-the cache lengths. The same module serves the UNet's spatial attention (Ho et al. 2020), DiT
-blocks (Peebles & Xie 2023) and the text transformer, bidirectional or causal.
+(sequence, head) rows on CPU and in one piece on GPU / TPU. The one-token decode step uses
+``jax.nn.dot_product_attention`` with the cache lengths. The same module serves the UNet's
+spatial attention (Ho et al. 2020), DiT blocks (Peebles & Xie 2023) and the text transformer,
+bidirectional or causal.
 """
 
 import functools
@@ -23,8 +24,16 @@ from jaxdiff.typing import Array
 
 # Target size of one chunk's float32 logits [n, L, S] (n rows = sequence x head pairs). On
 # CPU, XLA materialises every intermediate of attention; a few MiB per chunk keeps the
-# logits, their exponentials and the backward pass's products in cache.
+# logits, their exponentials and the backward pass's products in cache. On a GPU the chunks
+# run one after another in a loop of small kernels: one chunk was 2-3.8x faster there
+# (benchmarks/attention.py on an H200, bfloat16), so ``chunk_bytes="auto"`` chunks on CPU only.
 ATTENTION_CHUNK_BYTES = 4 * 2**20
+
+
+def default_chunk_bytes(platform: str | None = None) -> int | None:
+    """``chunk_bytes="auto"``: ``ATTENTION_CHUNK_BYTES`` on ``"cpu"``, ``None`` (one chunk)
+    on other platforms; ``platform`` defaults to ``jax.default_backend()``."""
+    return ATTENTION_CHUNK_BYTES if (platform or jax.default_backend()) == "cpu" else None
 # The softmax shift may be the Cauchy-Schwarz bound m (below) when m <= this: every logit is
 # then >= -m, so every exp(logit - m) >= exp(-40) stays a normal float32 / bfloat16 number
 # and the softmax denominator cannot underflow.
@@ -166,7 +175,7 @@ _attention_rows.defvjp(_attention_rows_forward, _attention_rows_backward)
 
 def multi_head_attention(q_BxLxHxK: Array, k_BxSxHxK: Array, v_BxSxHxK: Array, *,
                          causal: bool = False,
-                         chunk_bytes: int | None = ATTENTION_CHUNK_BYTES) -> Array:
+                         chunk_bytes: int | None | str = "auto") -> Array:
     r"""Scaled dot-product attention, :math:`\mathrm{softmax}(q k^\top / \sqrt{K})\,v` per head.
 
     Equals ``jax.nn.dot_product_attention(q, k, v, is_causal=causal)`` and its gradients (to
@@ -190,7 +199,8 @@ def multi_head_attention(q_BxLxHxK: Array, k_BxSxHxK: Array, v_BxSxHxK: Array, *
     Args:
       q_BxLxHxK: queries; ``k_BxSxHxK``, ``v_BxSxHxK``: keys and values.
       causal: query ``i`` attends to keys ``0..i`` only (needs ``L == S``).
-      chunk_bytes: target float32 size of one chunk's logits.
+      chunk_bytes: target float32 size of one chunk's logits; ``"auto"``:
+        :func:`default_chunk_bytes` (chunks on CPU, one chunk on GPU / TPU).
 
     Returns:
       ``[B, L, H, K]`` in the dtype of ``q``.
@@ -204,6 +214,8 @@ def multi_head_attention(q_BxLxHxK: Array, k_BxSxHxK: Array, v_BxSxHxK: Array, *
     q_NxLxK = jnp.swapaxes(q_BxLxHxK, 1, 2).reshape(rows, length, head_dim)
     kt_NxKxS, vt_NxKxS = (jnp.transpose(a, (0, 2, 3, 1)).reshape(rows, head_dim, source)
                           for a in (k_BxSxHxK, v_BxSxHxK))
+    if chunk_bytes == "auto":
+        chunk_bytes = default_chunk_bytes()
     rows_per_chunk = attention_chunk_rows(rows, length, source, chunk_bytes=chunk_bytes)
     out_NxLxK = _attention_rows(q_NxLxK, kt_NxKxS, vt_NxKxS, causal, rows_per_chunk)
     return jnp.swapaxes(out_NxLxK.reshape(batch, num_heads, length, head_dim), 1, 2)

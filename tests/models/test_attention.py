@@ -9,8 +9,10 @@ import pytest
 from flax import nnx
 
 from jaxdiff.models.attention import (
+    ATTENTION_CHUNK_BYTES,
     SelfAttention,
     attention_chunk_rows,
+    default_chunk_bytes,
     multi_head_attention,
 )
 
@@ -79,6 +81,21 @@ def test_chunk_rows():
     assert attention_chunk_rows(16, 8, 8) == 16                      # capped at the rows
     assert attention_chunk_rows(64, 4096, 4096) == 1                 # never below one row
     assert attention_chunk_rows(48, 256, 256, chunk_bytes=None) == 48
+
+
+def test_auto_chunks_on_cpu_only():
+    assert default_chunk_bytes("cpu") == ATTENTION_CHUNK_BYTES
+    assert default_chunk_bytes("gpu") is None and default_chunk_bytes("tpu") is None
+    assert jax.default_backend() == "cpu"  # the test suite runs on CPU
+    # 4 x 16 (sequence, head) rows of 256 x 256 float32 logits = 4 chunks of 4 MiB: "auto"
+    # traces to the same program as the explicit chunk size, not the one-chunk one
+    q, k, v = _qkv(4, 256, 16, 8)
+
+    def program(chunk_bytes):
+        return str(jax.make_jaxpr(functools.partial(multi_head_attention,
+                                                    chunk_bytes=chunk_bytes))(q, k, v))
+
+    assert program("auto") == program(ATTENTION_CHUNK_BYTES) != program(None)
 
 
 def test_reverse_mode_under_vmap_and_remat_and_no_forward_mode():
