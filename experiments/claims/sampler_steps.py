@@ -8,11 +8,12 @@ every sampler of :func:`jaxdiff.gaussian.sample` at several step counts (``clip_
   DDPM's respacing) -- the DDIM paper's :math:`\eta = 1` baseline family;
 * ``ddim``: :math:`\eta = 0`, uniform spacing;
 * ``dpm_solver++``: 2M, log-SNR spacing;
-* ``heun``: EDM's 2nd-order sampler, log-SNR spacing (two model calls per step but the last);
-  the library's ``heun`` does not clip :math:`\hat x_0` (``clip_x0`` applies to the other
-  three), so its samples are also scored clipped to [-1, 1] (``classifier_fid_output_clipped``,
-  identical to ``classifier_fid`` for samplers that stay in range). Heun is reported, not part
-  of the claim.
+* ``heun``: EDM's 2nd-order sampler, log-SNR spacing (two model calls per step but the last).
+  Heun is reported, not part of the claim.
+
+Every sample set is also scored clipped to [-1, 1] (``classifier_fid_output_clipped``,
+identical to ``classifier_fid`` for a sampler that stays in range; results from before the
+library's ``heun`` honoured ``clip_x0`` needed it).
 
 For each: classifier FID of :data:`NUM_SAMPLES` samples against the test split, and the wall
 time of one jitted batch of :data:`SAMPLE_BATCH` (mean of the batches after the compiling
@@ -73,7 +74,7 @@ def run(out_dir) -> dict:
             table[sampler][str(steps)] = {
                 "classifier_fid": runs.classifier_fid(images, clf) if finite else float("nan"),
                 # the same samples clipped to the data range [-1, 1]: differs from the above
-                # only where a sampler leaves the range (heun has no clip_x0)
+                # only where a sampler leaves the range
                 "classifier_fid_output_clipped": runs.classifier_fid(
                     np.clip(np.nan_to_num(images), -1, 1), clf),
                 "max_abs_pixel": float(np.max(np.abs(images))),
