@@ -105,19 +105,28 @@ def check_float64(float64: bool) -> None:
 
 
 def categorical(key, log_probs, *, float64: bool) -> jax.Array:
-    r"""One Gumbel-max draw per row of ``log_probs [..., V]``, as int32 ids.
+    r"""One draw per row of ``log_probs [..., V]`` (log-probabilities up to a constant per row;
+    ``-inf`` = impossible), as int32 ids, by inverting the row's cumulative distribution:
 
-    .. math:: x = \arg\max_v \big(\log p_v + g_v\big),\quad g_v = -\log(-\log u_v),
-        \ u_v \sim \mathcal U(0, 1)
+    .. math:: x = \min\{v : w_v > 0,\ F_v \ge u \max_{w_{v'} > 0} F_{v'}\},\quad
+        F_v = \sum_{v' \le v} w_{v'},\ w_v = e^{\ell_v - \max \ell},
+        \ u \sim \mathcal U(0, 1]
 
-    With ``float64`` the uniforms, the Gumbel noise and the sum are float64 (Zheng et al. 2024
-    show that float32 Gumbel noise truncates the tail of the draw and lowers the diversity of
-    masked-diffusion text samples). Callers check :func:`check_float64` first.
+    One uniform per row, where Gumbel-max needs ``V`` uniforms and ``2V`` logarithms: 4x faster
+    for the text samplers' ``[32, 256, 257]`` draws on 2 CPU cores (8 vs 34 ms). Only tokens with
+    ``w_v > 0`` can be drawn, however the cumulative sum rounds. With ``float64`` the weights,
+    their cumulative sum and the uniforms are float64 (Zheng et al. 2024 show that float32
+    categorical sampling -- Gumbel noise there -- lowers the diversity of masked-diffusion
+    text). Callers check :func:`check_float64` first.
     """
     dtype = jnp.float64 if float64 else jnp.float32
     log_probs = log_probs.astype(dtype)
-    gumbel = jax.random.gumbel(key, log_probs.shape, dtype)
-    return jnp.argmax(log_probs + gumbel, axis=-1).astype(jnp.int32)
+    weights = jnp.exp(log_probs - jnp.max(log_probs, axis=-1, keepdims=True))
+    cdf = jnp.cumsum(weights, axis=-1)
+    possible = weights > 0
+    total = jnp.max(jnp.where(possible, cdf, 0), axis=-1, keepdims=True)
+    u = 1 - jax.random.uniform(key, log_probs.shape[:-1] + (1,), dtype)  # (0, 1]
+    return jnp.argmax(possible & (cdf >= u * total), axis=-1).astype(jnp.int32)
 
 
 def clamp_known(x, inpaint_mask, inpaint_values) -> jax.Array:

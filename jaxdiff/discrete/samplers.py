@@ -9,7 +9,7 @@ state and after every step, so they are never changed and the denoiser sees them
 every step (for absorbing / masked processes this is exact conditioning: a known token is an
 unmasked one). Step ``i`` draws with ``fold_in(key, i)``.
 
-``float64=True`` makes every categorical draw (uniforms, Gumbel noise, argmax) float64. It
+``float64=True`` makes every categorical draw (weights, cumulative sum, uniforms) float64. It
 needs JAX's 64-bit mode, which must be on while the sampler is traced::
 
     with jax.enable_x64(True):

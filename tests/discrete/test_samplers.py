@@ -106,7 +106,7 @@ def test_float64_draws_are_float64_and_fail_loudly_without_x64():
     with jax.enable_x64(True):
         jaxpr = str(jax.make_jaxpr(sample)(jax.random.key(0)))
         out = np.asarray(jax.jit(sample)(jax.random.key(0)))
-    # The Gumbel noise comes from 64-bit random bits turned into float64 uniforms.
+    # The uniforms come from 64-bit random bits; the weights and their cumulative sum are f64.
     assert "random_bits[bit_width=64" in jaxpr and "f64[8,4,4]" in jaxpr
     assert out.dtype == np.int32 and out.min() >= 0 and out.max() < o.NUM_SYMBOLS
     # float32 (the default) draws from 32-bit bits.
