@@ -29,16 +29,17 @@ from jaxdiff.typing import Array
 # (benchmarks/attention.py on an H200, bfloat16), so ``chunk_bytes="auto"`` chunks on CPU only.
 ATTENTION_CHUNK_BYTES = 4 * 2**20
 
-
-def default_chunk_bytes(platform: str | None = None) -> int | None:
-    """``chunk_bytes="auto"``: ``ATTENTION_CHUNK_BYTES`` on ``"cpu"``, ``None`` (one chunk)
-    on other platforms; ``platform`` defaults to ``jax.default_backend()``."""
-    return ATTENTION_CHUNK_BYTES if (platform or jax.default_backend()) == "cpu" else None
 # The softmax shift may be the Cauchy-Schwarz bound m (below) when m <= this: every logit is
 # then >= -m, so every exp(logit - m) >= exp(-40) stays a normal float32 / bfloat16 number
 # and the softmax denominator cannot underflow.
 _BOUND_SHIFT_MAX = 20.0
 _F32 = jnp.float32
+
+
+def default_chunk_bytes(platform: str | None = None) -> int | None:
+    """``chunk_bytes="auto"``: ``ATTENTION_CHUNK_BYTES`` on ``"cpu"``, ``None`` (one chunk)
+    on other platforms; ``platform`` defaults to ``jax.default_backend()``."""
+    return ATTENTION_CHUNK_BYTES if (platform or jax.default_backend()) == "cpu" else None
 
 
 def attention_chunk_rows(rows: int, length: int, source: int, *,
@@ -214,7 +215,9 @@ def multi_head_attention(q_BxLxHxK: Array, k_BxSxHxK: Array, v_BxSxHxK: Array, *
     q_NxLxK = jnp.swapaxes(q_BxLxHxK, 1, 2).reshape(rows, length, head_dim)
     kt_NxKxS, vt_NxKxS = (jnp.transpose(a, (0, 2, 3, 1)).reshape(rows, head_dim, source)
                           for a in (k_BxSxHxK, v_BxSxHxK))
-    if chunk_bytes == "auto":
+    if isinstance(chunk_bytes, str):
+        if chunk_bytes != "auto":
+            raise ValueError(f"chunk_bytes must be an int, None or 'auto', got {chunk_bytes!r}")
         chunk_bytes = default_chunk_bytes()
     rows_per_chunk = attention_chunk_rows(rows, length, source, chunk_bytes=chunk_bytes)
     out_NxLxK = _attention_rows(q_NxLxK, kt_NxKxS, vt_NxKxS, causal, rows_per_chunk)

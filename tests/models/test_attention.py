@@ -96,6 +96,8 @@ def test_auto_chunks_on_cpu_only():
                                                     chunk_bytes=chunk_bytes))(q, k, v))
 
     assert program("auto") == program(ATTENTION_CHUNK_BYTES) != program(None)
+    with pytest.raises(ValueError, match="chunk_bytes must be an int, None or 'auto'"):
+        multi_head_attention(q, k, v, chunk_bytes="big")
 
 
 def test_reverse_mode_under_vmap_and_remat_and_no_forward_mode():
