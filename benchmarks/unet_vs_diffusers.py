@@ -541,7 +541,7 @@ def machine_info():
     return info
 
 
-def summarize(raw, setup, flops, peak_gflops, batch):
+def summarize(raw, flops, peak_gflops, batch):
     """Medians over rounds and derived throughput for one peer."""
     train_s = [r["seconds"] / r["steps"] for r in raw["train"]]
     fwd_s = [r["seconds"] / r["calls"] for r in raw["forward"]]
@@ -732,7 +732,7 @@ def main(argv=None):
     results = {}
     for name in peers:
         s, mem = setup[name], memory[name]
-        summary = summarize(raw[name], s, flops, peak, args.batch)
+        summary = summarize(raw[name], flops, peak, args.batch)
         summary.update(
             params=s["params"], device=s["device"], versions=s["versions"],
             xla_flags=s.get("xla_flags"),

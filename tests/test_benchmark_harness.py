@@ -51,13 +51,13 @@ def test_summary_reports_the_sampler_over_fifty_forward_calls():
            "ddim": [{"seconds": 26.0, "forward_x50_seconds": 25.0},
                     {"seconds": 24.0, "forward_x50_seconds": 25.0}]}
     flops = {"train": 1e9, "forward": 1e9, "ddim": 50e9}
-    summary = bench.summarize(raw, {}, flops, 100.0, 16)
+    summary = bench.summarize(raw, flops, 100.0, 16)
     assert summary["ddim50_over_50_forwards"] == pytest.approx((26 / 25 + 24 / 25) / 2)
     assert summary["forward_ms"] == pytest.approx(500.0)
     assert summary["train_images_per_s"] == pytest.approx(16.0)
     # the torch peer records no back-to-back forward calls: no ratio
     raw["ddim"] = [{"seconds": 20.0}]
-    assert bench.summarize(raw, {}, flops, 100.0, 16)["ddim50_over_50_forwards"] is None
+    assert bench.summarize(raw, flops, 100.0, 16)["ddim50_over_50_forwards"] is None
 
 
 def test_model_flops_counts_xla_on_cpu_and_torch_on_gpu():
