@@ -159,7 +159,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     reps = args.reps or (100 if args.device == "gpu" else 10)
     os.environ.setdefault("JAX_PLATFORMS", "cpu" if args.device == "cpu" else "cuda")
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     import jaxdiff.perf
     jaxdiff.perf.apply_recommended_xla_flags(args.device)
     import jax

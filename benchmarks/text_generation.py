@@ -67,19 +67,19 @@ def build(args, B):
     # distribution uniform): speed does not depend on the values
     d_params = _randomise(d_params, 2)
     c_params = _randomise(c_params, 3)
-    denoise = jm.make_denoise_fn(d_graphdef, d_rest)
-    causal = jm.make_denoise_fn(c_graphdef, c_rest)
+    diffusion = jm.make_apply_fn(d_graphdef, d_rest)
+    causal = jm.make_apply_fn(c_graphdef, c_rest)
     absorbing = d3pm_process("absorbing", vocab_size=diffusion_config.vocab_size,
                              num_steps=TRAIN_STEPS_T, mask_id=MASK_ID)
     masking = masked_process("loglinear", vocab_size=diffusion_config.vocab_size,
                              mask_id=MASK_ID)
 
     def d3pm(params, key):
-        return d3pm_sample(key, lambda x, t, c=None: denoise(params, x, t, c), absorbing,
+        return d3pm_sample(key, lambda x, t, c=None: diffusion(params, x, t, c), absorbing,
                            (B, L), num_steps=args.steps)
 
     def masked(params, key):
-        return masked_sample(key, lambda x, t, c=None: denoise(params, x, t, c), masking,
+        return masked_sample(key, lambda x, t, c=None: diffusion(params, x, t, c), masking,
                              (B, L), num_steps=args.steps)
 
     def ar_cached(params, key):
@@ -182,7 +182,6 @@ def main(argv=None):
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     args = parser.parse_args(argv)
     os.environ.setdefault("JAX_PLATFORMS", "cpu" if args.device == "cpu" else "cuda")
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     import jaxdiff.perf
     if not args.default_xla_flags:
         jaxdiff.perf.apply_recommended_xla_flags(args.device)

@@ -177,7 +177,7 @@ def jaxdiff_worker(conn, args_dict):
     import jax.numpy as jnp
 
     import jaxdiff as jd
-    from jaxdiff.models.functional import bind, count_params, init, make_denoise_fn
+    from jaxdiff.models.functional import bind, count_params, init, make_apply_fn
     from jaxdiff.models.unet import UNetConfig
     from jaxdiff.train import (
         create_train_state,
@@ -207,8 +207,8 @@ def jaxdiff_worker(conn, args_dict):
         optimizer = make_optimizer(learning_rate=LEARNING_RATE, total_steps=10**6,
                                    weight_decay=0.0, clip_norm=CLIP_NORM)
         state = create_train_state(params, optimizer, jax.random.key(1))
-        apply_train = make_denoise_fn(graphdef, rest, train=True, compute_dtype=compute_dtype)
-        apply_eval = make_denoise_fn(graphdef, rest, compute_dtype=compute_dtype)
+        apply_train = make_apply_fn(graphdef, rest, train=True, compute_dtype=compute_dtype)
+        apply_eval = make_apply_fn(graphdef, rest, compute_dtype=compute_dtype)
         loss_fn = gaussian_objective(apply_train, schedule, prediction="eps")
         train_step = jax.jit(make_train_step(loss_fn, optimizer, ema_decay=EMA_DECAY),
                              donate_argnums=0)

@@ -1,44 +1,48 @@
 """Evaluates a trained run: ``python experiments/evaluate.py --workdir DIR [flags]``.
 
 Restores the newest checkpoint of DIR (EMA parameters) and writes ``DIR/eval/metrics.json``
-and ``DIR/eval/metrics.md``; the Markdown is printed.
+and ``DIR/eval/metrics.md``; the Markdown is printed. The report is the run's modality's
+(:mod:`jaxdiff.evaluation`); a flag left unset takes that report's default, and a flag the
+report does not take is an error naming it.
 
 * Image runs (``--num_samples 1000 --sampler ddim --steps 50 --nll_examples N --nll_steps S
-  --guidance G``): classifier FID/IS, Inception FID (when the weights are at hand), bits/dim
-  by the VLB, reconstruction error and loss per timestep, and the class histogram of the
-  samples; protocol in :mod:`jaxdiff.metrics.report`.
+  --guidance G --inception``): classifier FID/IS, Inception FID (when the weights are at
+  hand), bits/dim, reconstruction error and loss per timestep, and the class histogram of
+  the samples; protocol in :mod:`jaxdiff.evaluation.images`.
 * Text runs (``--num_samples 64 --steps K --bound_samples 10 --examples 256
   --ar_workdir AR_DIR``): bits per character on the test split, token accuracy per
   timestep, samples with their generation time, distinct-n, self-BLEU and the generative
   perplexity under the autoregressive run AR_DIR; protocol in
-  :mod:`jaxdiff.metrics.text_report`.
+  :mod:`jaxdiff.evaluation.text`.
 """
+
+import inspect
 
 from absl import app, flags
 
-from jaxdiff import gaussian, perf, train
-from jaxdiff.metrics import report, text_report
+from jaxdiff import evaluation, perf
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "a training run's directory")
-_NUM_SAMPLES = flags.DEFINE_integer("num_samples", None,
-                                    "samples to draw (default: 1000 images, 64 texts)")
-_SAMPLER = flags.DEFINE_enum("sampler", "ddim", list(gaussian.SAMPLERS), "image sampler")
-_STEPS = flags.DEFINE_integer("steps", None, "sampling steps (default: 50 for images, the "
-                                             "run's train.sample_steps for text)")
-_NLL_EXAMPLES = flags.DEFINE_integer("nll_examples", None,
-                                     "test images for bits/dim (default: the whole test split)")
-_NLL_STEPS = flags.DEFINE_integer("nll_steps", None,
-                                  "respace the VLB chain to this many steps (default: full T)")
-_SEED = flags.DEFINE_integer("seed", 0, "seed of every key")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", None,
-                                   "compiled batch size (default: 500 images, 32 texts)")
-_GUIDANCE = flags.DEFINE_float("guidance", None, "classifier-free guidance scale")
-_INCEPTION = flags.DEFINE_bool("inception", True, "compute the standard Inception FID")
-_BOUND_SAMPLES = flags.DEFINE_integer("bound_samples", 10,
-                                      "text: stratified terms of the diffusion bound")
-_EXAMPLES = flags.DEFINE_integer("examples", 256, "text: test rows for bits per character")
-_AR_WORKDIR = flags.DEFINE_string("ar_workdir", None,
-                                  "text: an autoregressive run for generative perplexity")
+# The report's arguments as flags (flag name, argument, kind, help); unset: its default.
+_OPTIONS = {argument: define(flag, None, help) for flag, argument, define, help in (
+    ("num_samples", "num_samples", flags.DEFINE_integer, "samples to draw"),
+    ("sampler", "sampler", flags.DEFINE_string, "images: one of the process's samplers"),
+    ("steps", "steps", flags.DEFINE_integer, "sampling steps"),
+    ("nll_examples", "nll_examples", flags.DEFINE_integer,
+     "images: test images for bits/dim (default: all)"),
+    ("nll_steps", "nll_steps", flags.DEFINE_integer,
+     "images: respace the bound's chain to this many steps (default: T)"),
+    ("seed", "seed", flags.DEFINE_integer, "seed of every key (default 0)"),
+    ("batch_size", "batch_size", flags.DEFINE_integer, "compiled batch size"),
+    ("guidance", "guidance_scale", flags.DEFINE_float, "images: classifier-free guidance"),
+    ("inception", "inception", flags.DEFINE_bool,
+     "images: the standard Inception FID (default True)"),
+    ("bound_samples", "bound_samples", flags.DEFINE_integer,
+     "text: stratified terms of the diffusion bound"),
+    ("examples", "examples", flags.DEFINE_integer, "text: test rows for bits/char"),
+    ("ar_workdir", "ar_workdir", flags.DEFINE_string,
+     "text: an autoregressive run for generative perplexity"),
+)}
 flags.mark_flags_as_required(["workdir"])
 
 
@@ -46,21 +50,16 @@ def main(argv):
     del argv
     perf.configure()   # recommended XLA flags, persistent compilation cache
     workdir = _WORKDIR.value
-    if train.load_config(workdir).diffusion.process in train.config.TEXT_PROCESSES:
-        result = text_report.evaluate_text_run(
-            workdir, num_samples=_NUM_SAMPLES.value or 64, steps=_STEPS.value,
-            bound_samples=_BOUND_SAMPLES.value, examples=_EXAMPLES.value, seed=_SEED.value,
-            batch_size=_BATCH_SIZE.value or 32, ar_workdir=_AR_WORKDIR.value)
-        paths = text_report.write_text_report(result, f"{workdir}/eval")
-        print(text_report.text_report_markdown(result))
-    else:
-        result = report.evaluate_run(
-            workdir, num_samples=_NUM_SAMPLES.value or 1000, sampler=_SAMPLER.value,
-            steps=_STEPS.value or 50, nll_examples=_NLL_EXAMPLES.value,
-            nll_steps=_NLL_STEPS.value, seed=_SEED.value, batch_size=_BATCH_SIZE.value or 500,
-            guidance_scale=_GUIDANCE.value, inception=_INCEPTION.value)
-        paths = report.write_report(result, f"{workdir}/eval")
-        print(report.report_markdown(result))
+    evaluate, markdown = evaluation.report_for(workdir)
+    given = {name: flag.value for name, flag in _OPTIONS.items() if flag.value is not None}
+    accepted = inspect.signature(evaluate).parameters
+    unknown = sorted(_OPTIONS[name].name for name in given if name not in accepted)
+    if unknown:
+        raise app.UsageError(f"--{', --'.join(unknown)} do(es) not apply to the run in "
+                             f"{workdir} ({evaluate.__name__})")
+    result = evaluate(workdir, **given)
+    paths = evaluation.write_files(result, f"{workdir}/eval", markdown=markdown)
+    print(markdown(result))
     print(f"wrote {paths[0]} and {paths[1]}")
 
 

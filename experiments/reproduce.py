@@ -19,11 +19,9 @@ import pathlib
 import sys
 import time
 
-_HERE = pathlib.Path(__file__).resolve().parent
-if str(_HERE) not in sys.path:   # run as a script or imported from the tests
-    sys.path.insert(0, str(_HERE))
-
-from claims import (  # noqa: E402
+# experiments/ is on the path: as a script (its own directory) or from the tests (pytest's
+# pythonpath setting in pyproject.toml).
+from claims import (
     forward_process,
     guidance,
     inpainting,
@@ -37,6 +35,9 @@ from claims import (  # noqa: E402
     text_quality,
     text_speed,
 )
+
+_HERE = pathlib.Path(__file__).resolve().parent
+
 
 CLAIMS = (forward_process, schedule_comparison, learned_variance, sampler_steps, guidance,
           mode_coverage, reconstruction, inpainting, text_likelihood, text_speed,

@@ -2,7 +2,7 @@ r"""The autoregressive (left-to-right) baseline as pure functions; no Flax.
 
 Every function talks to a causal ``logits_fn(inputs) -> logits``: ``int32 [B, L]`` ids in,
 ``float32 [B, L, V]`` out, row ``i`` depending only on ``inputs[:, :i + 1]`` (e.g.
-``lambda x: denoise_fn(params, x, None)`` for a causal ``TextTransformer`` with
+``lambda x: apply_fn(params, x, None)`` for a causal ``TextTransformer`` with
 ``time_conditioning=False``). The cached sampler talks instead to a one-token decoder
 ``decode_fn(tokens [B], state) -> (logits [B, V], state)`` (``TextTransformer.decode_step``
 with ``state = model.init_cache(B)``).
@@ -17,6 +17,8 @@ diffusion models and predicts over the 27 real characters.
 .. math::
     -\log p(x) = -\sum_{i=0}^{L-1} \log p(x_i \mid \mathrm{BOS}, x_{<i}),\qquad
     \mathrm{bpc} = \frac{-\log p(x)}{L \ln 2}
+
+(bits per character: :func:`jaxdiff.bits_per_unit` of :func:`sequence_nll` and ``L``).
 
 Samplers are one ``lax.scan`` over positions with per-step keys
 ``jax.random.fold_in(key, i)``, so the cached and uncached samplers draw the same ids from
@@ -34,14 +36,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdiff.discrete._common import (
-    categorical,
+from jaxdiff._validation import (
     check_float64,
-    check_positive_int,
-    check_shape,
+    check_int,
+    check_sequence_shape,
     check_tokens,
     is_concrete,
 )
+from jaxdiff.discrete.distributions import categorical, log_softmax_excluding
 from jaxdiff.discrete.text import CharTokenizer, expand_template
 
 LogitsFn = Callable[[jax.Array], jax.Array]
@@ -71,14 +73,6 @@ def shift_right(tokens: jax.Array, *, bos_id: int) -> jax.Array:
     return jnp.concatenate([bos, tokens[:, :-1].astype(jnp.int32)], axis=1)
 
 
-def predictive_log_probs(logits: jax.Array, *, bos_id: int) -> jax.Array:
-    """Log-softmax over the last axis with ``bos_id`` excluded (probability 0)."""
-    is_bos = jnp.arange(logits.shape[-1]) == bos_id
-    shape = (1,) * (logits.ndim - 1) + (logits.shape[-1],)
-    logits = jnp.where(is_bos.reshape(shape), -jnp.inf, logits.astype(jnp.float32))
-    return jax.nn.log_softmax(logits, axis=-1)
-
-
 def _teacher_forced_logits(logits_fn: LogitsFn, tokens, bos_id: int) -> jax.Array:
     if getattr(tokens, "ndim", None) != 2:
         raise ValueError(f"tokens must have shape [B, L], got {getattr(tokens, 'shape', None)}")
@@ -104,7 +98,7 @@ def token_log_probs(logits_fn: LogitsFn, tokens: jax.Array, *, bos_id: int) -> j
       bos_id: the begin-of-sequence id (module doc).
     """
     logits = _teacher_forced_logits(logits_fn, tokens, bos_id)
-    log_probs = predictive_log_probs(logits, bos_id=bos_id)
+    log_probs = log_softmax_excluding(logits.astype(jnp.float32), bos_id)
     return jnp.take_along_axis(log_probs, tokens.astype(jnp.int32)[..., None], axis=-1)[..., 0]
 
 
@@ -112,11 +106,6 @@ def sequence_nll(logits_fn: LogitsFn, tokens: jax.Array, *, bos_id: int) -> jax.
     r"""Exact negative log-likelihood in nats per sequence, ``float32 [B]``:
     :math:`-\sum_i \log p(x_i \mid \mathrm{BOS}, x_{<i})`."""
     return -jnp.sum(token_log_probs(logits_fn, tokens, bos_id=bos_id), axis=-1)
-
-
-def bits_per_char(nll_nats: jax.Array, num_chars) -> jax.Array:
-    r"""Nats per sequence to bits per character: :math:`\mathcal L / (N \ln 2)`."""
-    return jnp.asarray(nll_nats) / (jnp.asarray(num_chars) * math.log(2.0))
 
 
 def generative_perplexity(logits_fn: LogitsFn, samples: jax.Array, *, bos_id: int) -> jax.Array:
@@ -130,7 +119,7 @@ def generative_perplexity(logits_fn: LogitsFn, samples: jax.Array, *, bos_id: in
 def ar_loss(logits_fn: LogitsFn, tokens: jax.Array, *, bos_id: int) -> jax.Array:
     """The training loss: mean cross-entropy in nats per token (scalar, float32).
 
-    Equals ``mean(sequence_nll) / L``; ``bits_per_char`` of it times ``L`` is the bpc.
+    Equals ``mean(sequence_nll) / L``; ``jaxdiff.bits_per_unit(loss, 1)`` is the bpc.
     """
     return -jnp.mean(token_log_probs(logits_fn, tokens, bos_id=bos_id))
 
@@ -161,7 +150,7 @@ def _draw(key, logits, i, *, bos_id, temperature, float64, known_mask, known_val
     if logits.shape != (batch, vocab_size):
         raise ValueError(f"next-token logits must have shape [B, V] = {(batch, vocab_size)}, "
                          f"got {logits.shape}")
-    log_probs = predictive_log_probs(logits, bos_id=bos_id) / temperature
+    log_probs = log_softmax_excluding(logits.astype(jnp.float32), bos_id) / temperature
     token = categorical(jax.random.fold_in(key, i), log_probs, float64=float64)
     if known_mask is not None:
         token = jnp.where(known_mask[:, i], known_values[:, i], token)
@@ -191,7 +180,7 @@ def ar_sample(key, logits_fn: LogitsFn, shape: tuple[int, int], *, bos_id: int,
     Returns:
       ``int32 [B, L]`` ids in ``[0, V)``, never ``bos_id``.
     """
-    batch, length = check_shape(shape)
+    batch, length = check_sequence_shape(shape)
     temperature = _check_temperature(temperature)
     check_float64(float64)
     buffer = jnp.full((batch, length), bos_id, jnp.int32)
@@ -236,7 +225,7 @@ def ar_sample_cached(key, decode_fn: DecodeFn, state, shape: tuple[int, int], *,
     Returns:
       ``int32 [B, L]`` ids.
     """
-    batch, length = check_shape(shape)
+    batch, length = check_sequence_shape(shape)
     temperature = _check_temperature(temperature)
     check_float64(float64)
     first = jnp.full((batch,), bos_id, jnp.int32)
@@ -284,7 +273,7 @@ def ar_inpaint_text(key, logits_fn: LogitsFn, template: str, *,
       ``num_samples`` strings as long as the expanded template.
     """
     tokenizer = CharTokenizer() if tokenizer is None else tokenizer
-    num_samples = check_positive_int("num_samples", num_samples)
+    num_samples = check_int("num_samples", num_samples)
     ids = expand_template(template, mask_length, tokenizer)
     if ids.size == 0:
         raise ValueError("template is empty")

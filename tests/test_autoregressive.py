@@ -10,7 +10,8 @@ import pytest
 from flax import nnx
 
 from jaxdiff import autoregressive as ar
-from jaxdiff.models.functional import init, make_denoise_fn
+from jaxdiff import bits_per_unit
+from jaxdiff.models.functional import init, make_apply_fn
 from jaxdiff.models.text_transformer import TextTransformerConfig
 
 BOS = 3  # bigram tests: symbols 0, 1, 2 and the input-only BOS id 3
@@ -72,12 +73,12 @@ def test_nll_matches_brute_force_bigram():
 
 
 def test_bits_per_char():
-    np.testing.assert_allclose(ar.bits_per_char(jnp.array([8 * math.log(2.0)]), 8), [1.0])
+    np.testing.assert_allclose(bits_per_unit(jnp.array([8 * math.log(2.0)]), 8), [1.0])
     # A uniform model over 27 characters: log2(27) bits per character.
     uniform = lambda x: jnp.zeros((*x.shape, 28), jnp.float32)  # noqa: E731
     tokens = jnp.zeros((2, 256), jnp.int32)
     nll = ar.sequence_nll(uniform, tokens, bos_id=27)
-    np.testing.assert_allclose(ar.bits_per_char(nll, 256), [math.log2(27)] * 2, rtol=1e-5)
+    np.testing.assert_allclose(bits_per_unit(nll, 256), [math.log2(27)] * 2, rtol=1e-5)
 
 
 def test_generative_perplexity():
@@ -219,12 +220,12 @@ def causal_model():
 
 def test_transformer_sampler_jits_and_cache_matches(causal_model):
     graphdef, params, rest = causal_model
-    denoise_fn = make_denoise_fn(graphdef, rest)
+    apply_fn = make_apply_fn(graphdef, rest)
     shape = (4, 8)
 
     @jax.jit
     def uncached(key, params):
-        return ar.ar_sample(key, lambda x: denoise_fn(params, x, None), shape, bos_id=27)
+        return ar.ar_sample(key, lambda x: apply_fn(params, x, None), shape, bos_id=27)
 
     @jax.jit
     def cached(key, params):
@@ -239,7 +240,7 @@ def test_transformer_sampler_jits_and_cache_matches(causal_model):
     np.testing.assert_array_equal(a, b)
     assert len(np.unique(np.asarray(a))) > 3  # not a constant sequence
     # The teacher-forced NLL of the draws is finite and below the uniform model's.
-    nll = jax.jit(lambda p, x: ar.sequence_nll(lambda y: denoise_fn(p, y, None), x,
+    nll = jax.jit(lambda p, x: ar.sequence_nll(lambda y: apply_fn(p, y, None), x,
                                                bos_id=27))(params, a)
     assert np.all(np.isfinite(nll)) and np.all(np.asarray(nll) > 0)
     assert float(jnp.mean(nll)) < shape[1] * math.log(27)

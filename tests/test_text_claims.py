@@ -5,14 +5,11 @@ experiments/RESULTS.md says the claim does not hold, and doctored results change
 import copy
 import json
 import pathlib
-import sys
 
 import pytest
+from claims import text_inpainting, text_likelihood, text_quality, text_speed
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "experiments"))
-
-from claims import text_inpainting, text_likelihood, text_quality, text_speed  # noqa: E402
 
 COMMITTED = ROOT / "experiments" / "results"
 

@@ -22,9 +22,9 @@ deterministic (the README's main job gave bit-identical metrics twice), so a rer
 empty cache should give the same models. Measured here: 6-9 minutes per run on 2 CPU cores
 shared with other jobs (3.9-5.6 steps/s; the runs' ``metrics.jsonl`` hold them). A file lock
 per run keeps two claims from training the same run at once. To train all four up front:
-``PYTHONPATH=. python experiments/claims/_image_runs.py [RUN ...]``.
+``cd experiments && python -m claims._image_runs [RUN ...]``.
 
-:func:`classifier` is the in-domain classifier of :mod:`jaxdiff.metrics.classifier` with its
+:func:`classifier` is the in-domain classifier of :mod:`jaxdiff.evaluation.classifier` with its
 defaults (trained once, cached), and :func:`classifier_fid` the classifier FID of a sample
 set against the digits' test split, with the reference statistics cached.
 """
@@ -32,20 +32,20 @@ set against the digits' test split, with the reference statistics cached.
 import copy
 import fcntl
 import json
+import math
 import os
 import pathlib
 import sys
+import time
 
 import jax
 import numpy as np
+from configs import digits_cpu  # experiments/configs/digits_cpu.py (experiments/ on the path)
 
 import jaxdiff as jd
-from jaxdiff import metrics
+from jaxdiff import evaluation, metrics
 
 _REPO = pathlib.Path(__file__).resolve().parents[2]
-_CONFIGS = _REPO / "experiments" / "configs"
-if str(_CONFIGS.parent) not in sys.path:
-    sys.path.insert(0, str(_CONFIGS.parent))
 
 NUM_STEPS = 2000
 DATASET = "digits"
@@ -64,8 +64,6 @@ def default_root() -> pathlib.Path:
 
 def run_config(name: str) -> dict:
     """The nested config dict of run ``name`` (digits_cpu with the run's changes)."""
-    from configs import digits_cpu  # experiments/configs/digits_cpu.py
-
     if name not in RUNS:
         raise ValueError(f"unknown run {name!r}; known: {sorted(RUNS)}")
     values = copy.deepcopy(digits_cpu.get_config().to_dict())
@@ -101,8 +99,7 @@ def trained_run(name: str, root: str | os.PathLike | None = None):
 def run_info(name: str, root=None) -> dict:
     """The run's settings and last logged numbers, for the results files."""
     workdir = pathlib.Path(root if root is not None else default_root()) / name
-    lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()
-             if line.strip()]
+    lines = jd.train.read_metrics(workdir)
     evals = [m for m in lines if "eval_loss" in m]
     speeds = [m["steps_per_second"] for m in lines if "steps_per_second" in m]
     return {"run": name, "changes_from_digits_cpu": RUNS[name], "train_steps": NUM_STEPS,
@@ -113,40 +110,23 @@ def run_info(name: str, root=None) -> dict:
 def sampler_fn(run, *, sampler: str, num_steps: int, count: int, variance: str | None = None,
                guidance_scale: float | None = None, cond=None, spacing: str = "uniform",
                inpaint_mask=None, inpaint_values=None):
-    """A jitted ``sample(key, params) -> images`` (EMA parameters go in ``params``).
-
-    Like :func:`jaxdiff.train.make_sampler`, but the variance (``"beta"``, ``"beta_tilde"``
-    or ``"learned"``), the classes, the spacing and inpainting can be chosen."""
-    f = run.config.diffusion
-    apply_fn = jd.train.loop.apply_fn_for(run)
-    shape = (count,) + run.dataset.images.shape[1:]
-    if variance is None:
-        variance = "learned" if f.learned_variance else "beta"
-    null = None
-    if cond is not None:
-        cond = jax.numpy.asarray(cond, jax.numpy.int32)
-        null = jax.numpy.full_like(cond, run.num_classes)
-
-    @jax.jit
-    def sample(key, params):
-        return jd.gaussian.sample(
-            key, jd.models.bind(apply_fn, params), run.schedule, shape, sampler=sampler,
-            num_steps=num_steps, prediction=f.prediction, variance=variance, clip_x0=True,
-            spacing=spacing, cond=cond, null_cond=null,
-            guidance_scale=guidance_scale if cond is not None else None,
-            inpaint_mask=inpaint_mask, inpaint_values=inpaint_values)
-
-    return sample
+    """A jitted ``sample(key, params) -> images`` (EMA parameters go in ``params``):
+    :func:`jaxdiff.train.make_sampler` with the claims' options (``cond`` are the classes
+    of a conditional run)."""
+    return jd.train.make_sampler(run, sampler=sampler, num_steps=num_steps, count=count,
+                                 variance=variance, guidance_scale=guidance_scale,
+                                 classes=cond, spacing=spacing, inpaint_mask=inpaint_mask,
+                                 inpaint_values=inpaint_values)
 
 
 def denoise_fn(run, params):
     """The run's ``denoise_fn(x_t, t, cond=None)`` bound to ``params``."""
-    return jd.models.bind(jd.train.loop.apply_fn_for(run), params)
+    return jd.models.bind(run.apply_fn(), params)
 
 
 def classifier():
     """The in-domain digits classifier (library defaults; trained once, then cached)."""
-    return metrics.train_or_load_classifier(DATASET)
+    return evaluation.train_or_load_classifier(DATASET)
 
 
 def test_split():
@@ -156,12 +136,8 @@ def test_split():
 def classifier_fid(samples, clf=None) -> float:
     """Classifier FID of ``samples`` against the digits' test split (359 images)."""
     clf = clf or classifier()
-    test = test_split()
-    ref = metrics.cached_reference_stats(
-        lambda: metrics.feature_stats(clf.features_fn(), test.images),
-        dataset=DATASET, split="test", extractor=clf.name)
-    return float(metrics.fid_from_stats(metrics.feature_stats(clf.features_fn(),
-                                                              np.asarray(samples)), ref))
+    ref = evaluation.classifier_reference_stats(clf, test_split(), dataset_name=DATASET)
+    return float(evaluation.classifier_fid(clf, np.asarray(samples), ref))
 
 
 def predicted_labels(samples, clf=None) -> np.ndarray:
@@ -171,14 +147,14 @@ def predicted_labels(samples, clf=None) -> np.ndarray:
     return np.argmax(np.asarray(logits), axis=1)
 
 
-if __name__ == "__main__":   # python experiments/claims/_image_runs.py [RUN ...]
+if __name__ == "__main__":   # cd experiments && python -m claims._image_runs [RUN ...]
     for run_name in sys.argv[1:] or list(RUNS):
         trained_run(run_name)
 
 
 # ----------------------------------------------------------------------------- measurements
 
-NUM_BINS = 17          # the digits' intensities are 0..16 (jaxdiff.metrics.report.data_levels)
+NUM_BINS = evaluation.data_levels(DATASET)   # the digits' intensities are 0..16
 
 
 def bits_per_dim(run, params, *, variances, num_images: int, seed: int = 0,
@@ -196,14 +172,13 @@ def bits_per_dim(run, params, *, variances, num_images: int, seed: int = 0,
     first, ...), then the prior term L_T last, in bits/dim; they add up to the mean total;
     and ``{"<variance>/last_step": float}``, the mean term L_{T-1} (the last reverse step)."""
     f = run.config.diffusion
-    apply_fn = jd.train.loop.apply_fn_for(run)
     test = test_split()
     x0 = jax.numpy.asarray(test.images[:num_images])
     cond = jax.numpy.asarray(test.labels[:num_images], jax.numpy.int32) if (
         run.num_classes is not None) else None
     variances = tuple(variances)
-    terms = np.asarray(_vlb_terms_bpd(jax.random.key(seed), jd.models.bind(apply_fn, params),
-                                      run.schedule, x0, cond, variances=variances,
+    terms = np.asarray(_vlb_terms_bpd(jax.random.key(seed), denoise_fn(run, params),
+                                      run.process, x0, cond, variances=variances,
                                       prediction=f.prediction))      # [T + 1, V, B]
     out = dict(zip(variances, terms.sum(0), strict=True))
     if num_buckets:
@@ -224,29 +199,16 @@ def _vlb_bpd(key, denoise_fn, schedule, x0, cond, *, variances, prediction):
 
 
 def _vlb_terms_bpd(key, denoise_fn, schedule, x0, cond, *, variances, prediction):
-    """``[T + 1, V, B]``: the bound's terms L_0 .. L_{T-1}, then L_T, in bits/dim."""
-    import math
-
-    g = jd.gaussian
-    rs = g.respace(schedule, g.sampling_timesteps(schedule, schedule.num_steps))
-    taus = jax.numpy.asarray(g.sampling_timesteps(schedule, schedule.num_steps))
-    batch, dims = x0.shape[0], math.prod(x0.shape[1:])
-
+    """``[T + 1, V, B]``: the bound's terms L_0 .. L_{T-1}, then L_T, in bits/dim
+    (:func:`jaxdiff.gaussian.vlb_terms` for each variance, the same noise for each)."""
     @jax.jit
     def terms(key, x0, cond):
-        def term(_, i):
-            index = jax.numpy.full((batch,), i, jax.numpy.int32)
-            noise = jax.random.normal(jax.random.fold_in(key, i), x0.shape, x0.dtype)
-            x_t = g.q_sample(rs, x0, index, noise)
-            out = denoise_fn(x_t, jax.numpy.full((batch,), taus[i], jax.numpy.int32), cond)
-            return None, jax.numpy.stack([
-                g.vlb_term(rs, out, x0, x_t, index, prediction=prediction, variance=v,
-                           num_bins=NUM_BINS) for v in variances])
-        _, per_step = jax.lax.scan(term, None, jax.numpy.arange(rs.num_steps))
-        prior = jax.numpy.broadcast_to(g.prior_kl(rs, x0), per_step.shape[1:])
-        return jax.numpy.concatenate([per_step, prior[None]], axis=0)
+        return jax.numpy.stack([
+            jd.gaussian.vlb_terms(key, denoise_fn, schedule, x0, prediction=prediction,
+                                  variance=v, num_bins=NUM_BINS, cond=cond)
+            for v in variances], axis=1)
 
-    return terms(key, x0, cond) / (dims * math.log(2.0))
+    return jd.bits_per_unit(terms(key, x0, cond), math.prod(x0.shape[1:]))
 
 
 def summary(values) -> dict:
@@ -264,8 +226,6 @@ def paired(a, b) -> dict:
 def draw(sample, params, count: int, *, batch: int, seed: int = 0):
     """``count`` images from a :func:`sampler_fn` of batch ``batch`` and the wall time in
     seconds of the draws after the first (compiling) call."""
-    import time
-
     key = jax.random.key(seed)
     first = np.asarray(sample(jax.random.fold_in(key, 0), params))
     out, start = [first], time.perf_counter()
@@ -277,5 +237,5 @@ def draw(sample, params, count: int, *, batch: int, seed: int = 0):
 
 
 def save_grid(path, images, *, columns: int = 16, scale: int = 4) -> str:
-    jd.train.reporting.save_image_grid(path, np.asarray(images), scale=scale, columns=columns)
+    jd.data.save_image_grid(path, np.asarray(images), scale=scale, columns=columns)
     return pathlib.Path(path).name

@@ -11,26 +11,20 @@ experiments/configs/text_cpu.py:<process> --workdir workdirs/text_cpu_<process>`
 same workdir. Training is deterministic, so a rerun from an empty cache gives the same models.
 
 The measurements the claims share live here too: test-split bits per character, samples and
-their generation time (the library's :mod:`jaxdiff.metrics.text_report`), and infilling.
+their generation time (the library's :mod:`jaxdiff.evaluation.text`), and infilling.
 """
 
-import json
 import os
 import pathlib
-import sys
 
-import jax
 import jax.numpy as jnp
 import numpy as np
+from configs import text_cpu  # experiments/configs/text_cpu.py (experiments/ on the path)
 
 import jaxdiff as jd
-from jaxdiff.metrics import text_report
+from jaxdiff.evaluation import text as text_report
 
 _REPO = pathlib.Path(__file__).resolve().parents[2]
-if str(_REPO / "experiments") not in sys.path:
-    sys.path.insert(0, str(_REPO / "experiments"))
-
-from configs import text_cpu  # noqa: E402  (experiments/configs/text_cpu.py)
 
 PROCESSES = ("absorbing", "uniform", "masked", "autoregressive")
 DIFFUSION = PROCESSES[:3]
@@ -62,7 +56,7 @@ def run_info(process: str, root=None) -> dict:
     """The run's size, training speed and last held-out numbers, for the results files."""
     run, state = trained_run(process, root)
     workdir = pathlib.Path(root if root is not None else default_root()) / f"text_cpu_{process}"
-    lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    lines = jd.train.read_metrics(workdir)
     evals = [m for m in lines if "eval_bpc" in m]
     speeds = [m["steps_per_second"] for m in lines if "steps_per_second" in m]
     return {"process": process, "parameters": jd.models.count_params(state.params),
@@ -72,31 +66,20 @@ def run_info(process: str, root=None) -> dict:
 
 
 def denoiser(run, params):
-    return jd.models.bind(jd.train.apply_fn_for(run), params)
+    return jd.models.bind(run.apply_fn(), params)
 
 
 def infill(run, params, key, values: np.ndarray, known: np.ndarray, *,
            steps: int) -> np.ndarray:
-    """Fills the unknown positions of ``values [B, L]`` (``known`` True where given):
-    diffusion with every known token clamped at every step (both sides of a gap), the
-    autoregressive model left to right (left context only); ``int32 [B, L]``."""
-    shape = values.shape
-    known_j, values_j = jnp.asarray(known), jnp.asarray(np.where(known, values, 0))
-    process = run.config.diffusion.process
-    if process == "autoregressive":
-        apply_fn = jd.train.apply_fn_for(run)
-        fn = jax.jit(lambda k, p: jd.autoregressive.ar_sample(
-            k, lambda x: apply_fn(p, x, None), shape, bos_id=jd.train.objectives.BOS_ID,
-            known_mask=known_j, known_values=values_j))
-    elif process == "masked":
-        fn = jax.jit(lambda k, p: jd.discrete.masked_sample(
-            k, denoiser(run, p), run.process, shape, num_steps=steps,
-            inpaint_mask=known_j, inpaint_values=values_j))
-    else:
-        fn = jax.jit(lambda k, p: jd.discrete.d3pm_sample(
-            k, denoiser(run, p), run.process, shape, num_steps=steps,
-            inpaint_mask=known_j, inpaint_values=values_j))
-    return np.asarray(fn(key, params))
+    """Fills the unknown positions of ``values [B, L]`` (``known`` True where given) with
+    the run's sampler: diffusion with every known token clamped at every step (both sides
+    of a gap), the autoregressive model left to right (left context only, no steps);
+    ``int32 [B, L]``."""
+    num_steps = steps if "num_steps" in run.task.sampler_options else None
+    sample = jd.train.make_sampler(run, count=values.shape[0], num_steps=num_steps,
+                                   inpaint_mask=jnp.asarray(known),
+                                   inpaint_values=jnp.asarray(np.where(known, values, 0)))
+    return np.asarray(sample(key, params))
 
 
 def test_bpc(process: str, *, examples: int, bound_samples: int, batch_size: int = 32,

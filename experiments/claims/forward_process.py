@@ -221,7 +221,7 @@ def run(out_dir) -> dict:
                                             noise[0, :FIGURE_DIGITS], step))
                          for step in FIGURE_STEPS], axis=1)   # [digits, steps, H, W, C]
         path = out_dir / f"{NAME}_{name}.png"
-        jd.train.reporting.save_image_grid(path, grid.reshape((-1,) + grid.shape[2:]),
+        jd.data.save_image_grid(path, grid.reshape((-1,) + grid.shape[2:]),
                                            scale=FIGURE_SCALE, columns=len(FIGURE_STEPS))
         figures.append(path.name)
     figures += _plot_curves(out_dir, curves)

@@ -10,7 +10,7 @@ conditional model), :data:`NUM_SAMPLES` samples with classes round robin (50 per
 same noise for every scale:
 
 * **accuracy**: the fraction of samples that the digits classifier
-  (:func:`jaxdiff.metrics.train_or_load_classifier`, library defaults) assigns to their
+  (:func:`jaxdiff.evaluation.train_or_load_classifier`, library defaults) assigns to their
   requested class, with its binomial standard error;
 * **diversity**: the mean pairwise Euclidean distance between samples of the same class, in
   pixels (64 dimensions in [-1, 1]), averaged over the classes; and the same in the

@@ -3,7 +3,7 @@ collapse): the class histogram of its samples matches the data's.
 
 The ``cosine-eps`` run of :mod:`claims._image_runs` (EMA parameters), :data:`NUM_SAMPLES`
 DDIM-50 samples (``clip_x0=True``). The digits classifier
-(:func:`jaxdiff.metrics.train_or_load_classifier`, library defaults) labels the samples and the
+(:func:`jaxdiff.evaluation.train_or_load_classifier`, library defaults) labels the samples and the
 1438 train digits (the data the model was trained on; the 359-image test split is reported too,
 but its classes are far from balanced -- 27 zeros against 49 threes -- so it is not the
 distribution the model learned); the two class histograms are compared by

@@ -44,14 +44,6 @@ SEED = 0
 NUM_IMAGES = 200        # the first 200 test digits (CPU budget)
 
 
-def eps_denoiser(run, params):
-    bound = runs.denoise_fn(run, params)
-    channels = run.dataset.images.shape[-1]
-    if not run.config.diffusion.learned_variance:
-        return bound
-    return lambda x_t, t, cond=None: bound(x_t, t, cond)[..., :channels]
-
-
 def run(out_dir) -> dict:
     start = time.time()
     out_dir = pathlib.Path(out_dir)
@@ -61,12 +53,12 @@ def run(out_dir) -> dict:
     models, figures = {}, []
     for name in RUNS:
         run_, state = runs.trained_run(name)
-        denoiser = eps_denoiser(run_, state.ema_params)
+        denoiser = jd.tasks.gaussian.eps_denoiser(run_, state.ema_params)
         rec = jd.metrics.reconstruction_error(
-            jax.random.fold_in(key, 0), denoiser, run_.schedule, x0,
+            jax.random.fold_in(key, 0), denoiser, run_.process, x0,
             np.asarray(LEVELS, np.int32), num_steps=CHAIN_STEPS, clip_x0=True)
         edges, loss = jd.metrics.loss_per_timestep(jax.random.fold_in(key, 1), denoiser,
-                                                   run_.schedule, x0, num_buckets=LOSS_BUCKETS)
+                                                   run_.process, x0, num_buckets=LOSS_BUCKETS)
         models[name] = {
             "info": runs.run_info(name),
             "mse_one_step": np.asarray(rec.mse_one_step).tolist(),
@@ -106,12 +98,12 @@ def _reconstruction_grid(out_dir, name, run_, denoiser, x0, key) -> str:
     for k, level in enumerate(FIGURE_LEVELS):
         t = jnp.full((x0.shape[0],), level, jnp.int32)
         noise = jax.random.normal(jax.random.fold_in(key, 100 + k), x0.shape)
-        x_t = jd.gaussian.q_sample(run_.schedule, x0, t, noise)
-        alpha, sigma = jd.gaussian.alpha_sigma(run_.schedule, t)
+        x_t = jd.gaussian.q_sample(run_.process, x0, t, noise)
+        alpha, sigma = jd.gaussian.alpha_sigma(run_.process, t)
         shape = (-1,) + (1,) * (x0.ndim - 1)
         eps = denoiser(x_t, t, None)
         one = jnp.clip((x_t - sigma.reshape(shape) * eps) / alpha.reshape(shape), -1, 1)
-        chain = jd.metrics.diagnostics.ddim_reconstruct(denoiser, run_.schedule, x_t, t,
+        chain = jd.metrics.diagnostics.ddim_reconstruct(denoiser, run_.process, x_t, t,
                                                         num_steps=CHAIN_STEPS, clip_x0=True)
         columns += [np.clip(np.asarray(x_t), -1, 1), np.asarray(one), np.asarray(chain)]
     grid = np.stack(columns, axis=1)

@@ -11,7 +11,7 @@ Two runs of :mod:`claims._image_runs` that differ only in ``diffusion.schedule``
   variances :math:`\beta_t` (the sampler's) and
   :math:`\tilde\beta_t`; the same noise draws for both models, so the difference is paired
   per image and its standard error is that of the per-image differences;
-* **sample quality**: classifier FID (:mod:`jaxdiff.metrics.classifier`, the digits CNN with
+* **sample quality**: classifier FID (:mod:`jaxdiff.evaluation.classifier`, the digits CNN with
   the library's defaults) of :data:`NUM_SAMPLES` DDIM-50 samples against the test split, with
   the data floor (the first :data:`NUM_SAMPLES` train images against the same statistics);
 * where the bound's difference lies: its terms summed over 10 ranges of 100 steps

@@ -23,7 +23,8 @@ import numpy as np
 
 import jaxdiff as jd
 from claims import _text_runs
-from jaxdiff.metrics import corpus_bleu, text_report
+from jaxdiff.evaluation import text as text_report
+from jaxdiff.metrics import corpus_bleu
 
 NAME = "text_inpainting"
 CLAIM = ("Diffusion infills text using both sides of a gap and is more accurate than the "
@@ -41,7 +42,7 @@ Z = 3.0
 def gap_windows(test_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``NUM_ROWS`` windows ``int32 [N, WINDOW]`` and their gaps ``bool [N, WINDOW]`` (True
     on the characters of the word that covers the middle character)."""
-    space = jd.train.TOKENIZER.alphabet.index(" ")
+    space = jd.tasks.TOKENIZER.alphabet.index(" ")
     rows, gaps = [], []
     start = 0
     while len(rows) < NUM_ROWS:
@@ -68,7 +69,7 @@ def gap_windows(test_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _score(filled: np.ndarray, rows: np.ndarray, gaps: np.ndarray) -> dict:
-    decode = jd.train.TOKENIZER.decode
+    decode = jd.tasks.TOKENIZER.decode
     per_row = np.array([np.mean(f[g] == r[g]) for f, r, g in zip(filled, rows, gaps,
                                                                    strict=True)])
     words = [(decode(f[g]), decode(r[g])) for f, r, g in zip(filled, rows, gaps, strict=True)]
@@ -86,7 +87,7 @@ def _score(filled: np.ndarray, rows: np.ndarray, gaps: np.ndarray) -> dict:
 
 def _template_fills(run, params) -> list[str]:
     """``TEMPLATE`` (spans ``TEMPLATE_SPANS``) filled ``TEMPLATE_SAMPLES`` times."""
-    tokenizer = jd.train.TOKENIZER
+    tokenizer = jd.tasks.TOKENIZER
     ids = jd.discrete.expand_template(TEMPLATE, list(TEMPLATE_SPANS), tokenizer)
     values = np.tile(ids, (TEMPLATE_SAMPLES, 1)).astype(np.int32)
     filled = _text_runs.infill(run, params, jax.random.key(_text_runs.SEED + 7), values,

@@ -3,7 +3,7 @@ continuous-time masked diffusion is at least as good as absorbing D3PM.
 
 The three diffusion runs of :mod:`claims._text_runs` (the same transformer, data and budget)
 are scored on the first :data:`EXAMPLES` 256-character rows of the embedded corpus's test
-split with the library's unbiased bounds (:func:`jaxdiff.metrics.text_report.row_bits_per_char`):
+split with the library's unbiased bounds (:func:`jaxdiff.evaluation.text.row_bits_per_char`):
 D3PM's :math:`L_{vb}` with :data:`BOUND_SAMPLES` stratified steps of T = 1000, the masked
 ELBO with as many stratified times. Differences are paired (the same rows), with the
 standard error of the per-row difference.

@@ -2,7 +2,7 @@ r"""Claim 11: text sample quality of each model, by the usual measures.
 
 Each run of :mod:`claims._text_runs` draws :data:`NUM_SAMPLES` sequences of 256 characters
 (diffusion with :data:`STEPS` steps, the autoregressive model left to right with its cache);
-:func:`jaxdiff.metrics.text_report.sample_quality` scores them: generative perplexity per
+:func:`jaxdiff.evaluation.text.sample_quality` scores them: generative perplexity per
 character under the autoregressive run, distinct-1..4 and self-BLEU over words. The same
 scores of :data:`NUM_SAMPLES` real test rows are the reference. (BLEU of infills against the
 held-out truth is in claim 10.)
@@ -19,7 +19,7 @@ import numpy as np
 
 import jaxdiff as jd
 from claims import _text_runs
-from jaxdiff.metrics import text_report
+from jaxdiff.evaluation import text as text_report
 
 NAME = "text_quality"
 CLAIM = ("Samples of every text model keep the data's diversity (no repetition collapse), and "
@@ -42,9 +42,9 @@ def run(out_dir) -> dict:
         ids, timing = text_report.draw_text_samples(
             run_, state.ema_params, num_samples=NUM_SAMPLES, steps=STEPS,
             seed=_text_runs.SEED, batch_size=BATCH, timing_rounds=1)
-        texts = [jd.train.TOKENIZER.decode(row) for row in ids]
+        texts = [jd.tasks.TOKENIZER.decode(row) for row in ids]
         models[process] = {**text_report.sample_quality(texts, ar=ar), "examples": texts[:4]}
-    reference = [jd.train.TOKENIZER.decode(row)
+    reference = [jd.tasks.TOKENIZER.decode(row)
                  for row in text_report.test_rows(ar_run)[-NUM_SAMPLES:]]
     return {
         "name": NAME, "claim": CLAIM,

@@ -27,7 +27,7 @@ import numpy as np
 import jaxdiff as jd
 from claims import _text_runs
 from claims._figures import save_figure
-from jaxdiff.metrics import text_report
+from jaxdiff.evaluation import text as text_report
 
 NAME = "text_speed"
 CLAIM = ("The autoregressive model has the better bits per character; diffusion generates "
@@ -58,12 +58,9 @@ def _samplers(runs):
             samplers[f"{process}_{steps}"] = (
                 jd.train.make_sampler(run, num_steps=steps, count=BATCH), state.ema_params)
     run, state = runs["autoregressive"]
-    samplers["autoregressive_cached"] = (jd.train.make_sampler(run, num_steps=1, count=BATCH),
-                                         state.ema_params)
-    apply_fn = jd.train.apply_fn_for(run)
-    samplers["autoregressive_uncached"] = (jax.jit(lambda k, p: jd.autoregressive.ar_sample(
-        k, lambda x: apply_fn(p, x, None), (BATCH, 256), bos_id=jd.train.objectives.BOS_ID)),
-        state.ema_params)
+    for sampler in ("cached", "uncached"):
+        samplers[f"autoregressive_{sampler}"] = (
+            jd.train.make_sampler(run, sampler=sampler, count=BATCH), state.ema_params)
     return samplers
 
 
@@ -90,7 +87,7 @@ def run(out_dir) -> dict:
     ar = runs["autoregressive"]
     generation = {}
     for name in samplers:
-        texts = [jd.train.TOKENIZER.decode(row) for row in samples[name]]
+        texts = [jd.tasks.TOKENIZER.decode(row) for row in samples[name]]
         quality = text_report.sample_quality(texts, ar=(ar[0], ar[1].ema_params))
         generation[name] = {"median_s": statistics.median(times[name]), "times_s": times[name],
                             "per_sequence_s": statistics.median(times[name]) / BATCH,

@@ -23,12 +23,20 @@ here). Expected, the DDIM paper's CIFAR-10 FIDs (50k samples, Table 1): DDIM (et
 CPU-scale version of this table on the digits is ``experiments/claims/sampler_steps.py``.
 """
 
+import importlib.util
 import pathlib
-import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import ddpm_cifar10  # noqa: E402
+def _sibling(name: str):
+    """The config module ``name`` beside this file (config files are loaded by path)."""
+    spec = importlib.util.spec_from_file_location(
+        name, pathlib.Path(__file__).resolve().parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ddpm_cifar10 = _sibling("ddpm_cifar10")
 
 STEPS_TABLE = {"ddim": (10, 20, 50, 100, 1000), "ddpm": (10, 20, 50, 100, 1000),
                "dpm_solver++": (10, 20, 50), "heun": (10, 20, 50)}

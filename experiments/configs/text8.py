@@ -10,7 +10,8 @@ Model: a 12-block, 768-wide transformer (the ``TextTransformer`` defaults; 92.4M
 parameters with adaLN, fewer for the causal baseline) for every process. Optimisation
 (our setting, close to the papers'): batch 512, 1M steps, AdamW lr 3e-4 with 5000 warmup
 steps and cosine decay, EMA 0.9999.
-Schedules: each process's default (``jaxdiff.train.config.SCHEDULES``): D3PM's 1/(T-t+1)
+Schedules: each process's default (the first of ``jaxdiff.tasks.TASKS[process].schedules``):
+D3PM's 1/(T-t+1)
 for absorbing, cosine for uniform, log-linear for masked diffusion.
 Hardware and time: a TPU v3-8 / 8 GPUs for several days (not run here: this project's
 machine has no accelerator).
@@ -39,5 +40,7 @@ def get_config(process: str = "absorbing") -> ml_collections.ConfigDict:
                   "weight_decay": 0.0},
         "train": {"batch_size": 512, "num_steps": 1_000_000, "checkpoint_every": 10_000,
                   "log_every": 100, "eval_every": 10_000, "eval_batches": 32,
-                  "sample_count": 16, "sample_steps": 1000, "distributed": False},
+                  "sample_count": 16, "distributed": False,
+                  # the AR baseline samples in seq_len steps by construction
+                  "sample_steps": None if process == "autoregressive" else 1000},
     })

@@ -13,6 +13,7 @@
 
 from jaxdiff.data.arrays import ArrayDataset, resize_images, to_unit_range
 from jaxdiff.data.embedded import EMBEDDED_NAMES, embedded_split, read_idx
+from jaxdiff.data.grid import image_grid, save_image_grid
 from jaxdiff.data.iterate import Position, batches, epoch_permutation, position
 from jaxdiff.data.load import load
 from jaxdiff.data.sharding import DATA_AXIS, data_mesh, global_batch
@@ -38,12 +39,14 @@ __all__ = [
     "epoch_permutation",
     "gaussian_mixture",
     "global_batch",
+    "image_grid",
     "load",
     "load_text_corpus",
     "position",
     "random_crops",
     "read_idx",
     "resize_images",
+    "save_image_grid",
     "ring_of_gaussians",
     "swiss_roll",
     "to_unit_range",

@@ -1,7 +1,8 @@
 """Character-level text corpora, text8 style: lowercase ``a``-``z`` and single spaces.
 
-Ids follow :class:`jaxdiff.discrete.text.CharTokenizer`: ``a``-``z`` are 0-25, space is 26
-(``[MASK]``, 27, never occurs in a corpus).
+Ids are those of the text8 alphabet of :mod:`jaxdiff.chars` (:func:`jaxdiff.chars.encode`):
+``a``-``z`` are 0-25, space is 26; :class:`jaxdiff.discrete.CharTokenizer` uses the same ids
+and adds ``[MASK]`` (27), which never occurs in a corpus.
 
 =================  ====================================================  ==================
 name               source (licence)                                      splits
@@ -48,13 +49,12 @@ from collections.abc import Iterator
 import jax
 import numpy as np
 
+from jaxdiff import chars
+from jaxdiff._validation import check_int
 from jaxdiff.data.iterate import check_process_slot
-from jaxdiff.discrete.text import TEXT8_ALPHABET
 
 TEXT_CORPUS_NAMES = ("enwiki_gensim", "text8")
 TEXT_SPLITS = ("train", "validation", "test", "all")
-NUM_SYMBOLS = len(TEXT8_ALPHABET)  # 27: a-z and space
-SPACE_ID = TEXT8_ALPHABET.index(" ")
 GENSIM_ENWIKI_FILE = ("enwiki-latest-pages-articles1.xml-p000000010p000030302-"
                       "shortened.bz2")
 TEXT8_SPLIT_SIZES = (90_000_000, 5_000_000, 5_000_000)
@@ -148,29 +148,6 @@ def wikipedia_xml_pages(xml_bytes: bytes) -> list[str]:
     return pages
 
 
-def encode_clean(text: str) -> np.ndarray:
-    """``uint8`` ids of a clean text8 string (``a``-``z`` -> 0-25, space -> 26)."""
-    raw = np.frombuffer(text.encode("ascii"), np.uint8)
-    ids = np.where(raw == ord(" "), SPACE_ID, raw.astype(np.int64) - ord("a"))
-    if ids.size and (ids.min() < 0 or ids.max() >= NUM_SYMBOLS):
-        bad = text[int(np.argmax((ids < 0) | (ids >= NUM_SYMBOLS)))]
-        raise ValueError(f"text must hold only a-z and space, found {bad!r}")
-    return ids.astype(np.uint8)
-
-
-def decode_clean(ids: np.ndarray) -> str:
-    """The string of ``ids`` in ``[0, 27)`` (inverse of :func:`encode_clean`)."""
-    ids = np.asarray(ids)
-    if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
-        raise ValueError(f"ids must be a 1-D integer array, got shape {ids.shape} "
-                         f"dtype {ids.dtype}")
-    if ids.size and (ids.min() < 0 or ids.max() >= NUM_SYMBOLS):
-        raise ValueError(f"ids must lie in [0, {NUM_SYMBOLS}), got values in "
-                         f"[{ids.min()}, {ids.max()}]")
-    chars = np.where(ids == SPACE_ID, ord(" "), ids.astype(np.int64) + ord("a"))
-    return chars.astype(np.uint8).tobytes().decode("ascii")
-
-
 # ----------------------------------------------------------------------------------------
 # Sources
 # ----------------------------------------------------------------------------------------
@@ -212,7 +189,7 @@ def normalise_wikipedia_dump(path: pathlib.Path) -> np.ndarray:
     with opener(path, "rb") as f:
         pages = wikipedia_xml_pages(f.read())
     text = " ".join(page for page in map(wikifil, pages) if page)
-    return encode_clean(text)
+    return chars.encode(text).astype(np.uint8)
 
 
 def _cached_ids(path: pathlib.Path, tag: str) -> np.ndarray:
@@ -240,7 +217,7 @@ def _read_text8(path) -> np.ndarray:
             data = z.read("text8")
     else:
         data = path.read_bytes()
-    ids = encode_clean(data.decode("ascii"))
+    ids = chars.encode(data.decode("ascii")).astype(np.uint8)
     if ids.size != sum(TEXT8_SPLIT_SIZES):
         raise ValueError(f"path {str(path)!r} holds {ids.size} characters; text8 has "
                          f"{sum(TEXT8_SPLIT_SIZES)}")
@@ -302,17 +279,11 @@ def _check_ids(ids) -> np.ndarray:
     return ids
 
 
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def chunk(ids: np.ndarray, seq_len: int = 256) -> np.ndarray:
     """Non-overlapping rows of ``seq_len`` characters: ``int32[len(ids) // seq_len, seq_len]``
     (the incomplete tail is dropped)."""
     ids = _check_ids(ids)
-    seq_len = _check_int("seq_len", seq_len, 1)
+    seq_len = check_int("seq_len", seq_len)
     rows = ids.size // seq_len
     if rows == 0:
         raise ValueError(f"ids has {ids.size} characters, fewer than seq_len={seq_len}")
@@ -341,10 +312,10 @@ def random_crops(ids: np.ndarray, *, batch_size: int, seq_len: int = 256, seed: 
       ``int32[batch_size / process_count, seq_len]`` host arrays.
     """
     ids = _check_ids(ids)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    seq_len = _check_int("seq_len", seq_len, 1)
-    seed = _check_int("seed", seed, 0)
-    step = _check_int("start_step", start_step, 0)
+    batch_size = check_int("batch_size", batch_size)
+    seq_len = check_int("seq_len", seq_len)
+    seed = check_int("seed", seed, 0)
+    step = check_int("start_step", start_step, 0)
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
     check_process_slot(process_index, process_count, batch_size)

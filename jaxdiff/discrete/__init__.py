@@ -5,8 +5,11 @@
   sampling.
 - Continuous-time masked diffusion (MDLM, Sahoo et al. 2024; MD4, Shi et al. 2024):
   :func:`masked_process`, the weighted cross-entropy ELBO, parallel unmasking.
-- Likelihoods in nats, bits per token / character and perplexity bounds; text inpainting with a
-  character tokenizer.
+- Likelihoods in nats and perplexity bounds (bits per token: :func:`jaxdiff.bits_per_unit`);
+  text inpainting with a character tokenizer.
+- Categorical distributions shared with the autoregressive baseline: inverse-CDF draws
+  (:func:`categorical`), log-probabilities with ``[MASK]`` / BOS excluded
+  (:func:`log_softmax_excluding`).
 
 Every loss, sampler and likelihood talks to ``denoise_fn(x_t, t, cond=None) -> logits``: token
 ids ``int32 [B, L]`` in, x0 logits ``float32 [B, L, V]`` out, with ``t`` an ``int32 [B]``
@@ -14,12 +17,8 @@ D3PM index in ``[0, T)`` (the state after ``t + 1`` steps) or a ``float32 [B]`` 
 time in ``(0, 1]``.
 """
 
-from jaxdiff.discrete.likelihood import (
-    bits_per_token,
-    d3pm_elbo,
-    masked_elbo,
-    perplexity_bound,
-)
+from jaxdiff.discrete.distributions import categorical, log_softmax_excluding
+from jaxdiff.discrete.likelihood import d3pm_elbo, masked_elbo, perplexity_bound
 from jaxdiff.discrete.losses import (
     d3pm_cross_entropy,
     d3pm_loss,
@@ -48,14 +47,16 @@ from jaxdiff.discrete.transitions import (
     q_posterior_logits,
     q_probs,
     q_sample,
+    reverse_log_probs,
 )
 
 __all__ = [
     "MASKING_SCHEDULES", "SCHEDULES", "TRANSITIONS", "CharTokenizer", "D3PMProcess",
-    "MaskedProcess", "bits_per_token", "d3pm_cross_entropy", "d3pm_elbo", "d3pm_loss",
+    "MaskedProcess", "categorical", "d3pm_cross_entropy", "d3pm_elbo", "d3pm_loss",
     "d3pm_prior_kl", "d3pm_process", "d3pm_sample", "d3pm_step_counts", "d3pm_vb_terms",
-    "expand_template", "inpaint_text", "mask_probability", "masked_diffusion_loss",
-    "masked_elbo", "masked_elbo_terms", "masked_process", "masked_q_sample", "masked_sample",
-    "masking_weight", "p_posterior_logits", "perplexity_bound", "q_posterior_logits", "q_probs",
-    "q_sample", "sample_times",
+    "expand_template", "inpaint_text", "log_softmax_excluding", "mask_probability",
+    "masked_diffusion_loss", "masked_elbo", "masked_elbo_terms", "masked_process",
+    "masked_q_sample", "masked_sample", "masking_weight", "p_posterior_logits",
+    "perplexity_bound", "q_posterior_logits", "q_probs", "q_sample", "reverse_log_probs",
+    "sample_times",
 ]

@@ -1,8 +1,8 @@
 r"""Likelihood bounds for discrete diffusion, and their units.
 
 Both evaluators return per-example upper bounds on :math:`-\log p_\theta(x_0)` in nats, ``[B]``
-(sums over positions). Convert with :func:`bits_per_token` (bits per character for a character
-vocabulary) and :func:`perplexity_bound`:
+(sums over positions). Convert with :func:`jaxdiff.units.bits_per_unit` (bits per token; per
+character for a character vocabulary) and :func:`perplexity_bound`:
 
 .. math:: \text{bpt} = \frac{\mathcal L}{N \ln 2}, \qquad
     \text{PPL} \le \exp\Big(\frac{\sum_b \mathcal L_b}{\sum_b N_b}\Big),
@@ -10,12 +10,10 @@ vocabulary) and :func:`perplexity_bound`:
 with :math:`N` the number of tokens per example.
 """
 
-import math
-
 import jax
 import jax.numpy as jnp
 
-from jaxdiff.discrete._common import call_denoiser, check_cond, check_positive_int, check_tokens
+from jaxdiff._validation import call_denoiser, check_cond, check_int, check_tokens
 from jaxdiff.discrete.losses import d3pm_prior_kl, d3pm_vb_terms, masked_elbo_terms
 from jaxdiff.discrete.masking import check_masked_process, masked_q_sample
 from jaxdiff.discrete.transitions import D3PMProcess, check_d3pm_process, q_sample
@@ -54,8 +52,7 @@ def d3pm_elbo(key, denoise_fn, process: D3PMProcess, x0, *, cond=None,
     batch = x0.shape[0]
     check_cond(cond, batch)
     num_train = process.num_steps
-    num_samples = num_train if num_samples is None else check_positive_int("num_samples",
-                                                                           num_samples)
+    num_samples = num_train if num_samples is None else check_int("num_samples", num_samples)
     if num_train % num_samples:
         raise ValueError(f"num_samples must divide the process's T = {num_train}, "
                          f"got {num_samples}")
@@ -98,7 +95,7 @@ def masked_elbo(key, denoise_fn, process, x0, *, num_samples: int = 128,
     """
     check_masked_process(process)
     check_tokens("x0", x0, process.vocab_size, mask_id=process.mask_id)
-    num_samples = check_positive_int("num_samples", num_samples)
+    num_samples = check_int("num_samples", num_samples)
     batch = x0.shape[0]
     check_cond(cond, batch)
     key_u, key_z = jax.random.split(key)
@@ -114,17 +111,6 @@ def masked_elbo(key, denoise_fn, process, x0, *, num_samples: int = 128,
     total, _ = jax.lax.scan(body, jnp.zeros((batch,), jnp.float32),
                             jnp.arange(num_samples, dtype=jnp.int32))
     return total / num_samples
-
-
-def bits_per_token(nats, num_tokens) -> jax.Array:
-    r"""Nats per example to bits per token: :math:`\mathcal L / (N \ln 2)` (bits per character
-    for a character vocabulary).
-
-    Args:
-      nats: per-example bounds ``[B]`` (or a scalar), in nats.
-      num_tokens: tokens per example :math:`N` (int or ``[B]``).
-    """
-    return jnp.asarray(nats) / (jnp.asarray(num_tokens) * math.log(2.0))
 
 
 def perplexity_bound(nats, num_tokens) -> jax.Array:

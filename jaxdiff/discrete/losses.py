@@ -20,20 +20,16 @@ where term :math:`L_t` is the one evaluated at index ``t``.
 import jax
 import jax.numpy as jnp
 
-from jaxdiff._validation import check_timesteps
-from jaxdiff.discrete._common import (
+from jaxdiff._validation import (
     call_denoiser,
     check_cond,
     check_logits,
-    check_tokens,
-    x0_log_probs,
-)
-from jaxdiff.discrete.masking import (
-    check_masked_process,
     check_times,
-    masked_q_sample,
-    masking_weight,
+    check_timesteps,
+    check_tokens,
 )
+from jaxdiff.discrete.distributions import log_softmax_excluding
+from jaxdiff.discrete.masking import check_masked_process, masked_q_sample, masking_weight
 from jaxdiff.discrete.transitions import (
     D3PMProcess,
     check_d3pm_process,
@@ -104,7 +100,7 @@ def d3pm_cross_entropy(process: D3PMProcess, x0_logits, x0) -> jax.Array:
     check_d3pm_process(process)
     check_tokens("x0", x0, process.vocab_size, mask_id=process.mask_id)
     check_logits("x0_logits", x0_logits, *x0.shape, process.vocab_size)
-    log_p_x0 = x0_log_probs(x0_logits.astype(jnp.float32), process.mask_id)
+    log_p_x0 = log_softmax_excluding(x0_logits.astype(jnp.float32), process.mask_id)
     return -jnp.sum(_gather(log_p_x0, x0), axis=-1)
 
 
@@ -171,7 +167,7 @@ def masked_elbo_terms(process, x0_logits, x0, z_t, t) -> jax.Array:
     check_tokens("z_t", z_t, process.vocab_size, shape=x0.shape)
     check_logits("x0_logits", x0_logits, *x0.shape, process.vocab_size)
     check_times("t", t, x0.shape[0])
-    log_p_x0 = x0_log_probs(x0_logits.astype(jnp.float32), process.mask_id)
+    log_p_x0 = log_softmax_excluding(x0_logits.astype(jnp.float32), process.mask_id)
     nll = -_gather(log_p_x0, x0)
     masked = z_t == process.mask_id
     return masking_weight(process, t) * jnp.sum(jnp.where(masked, nll, 0.0), axis=-1)

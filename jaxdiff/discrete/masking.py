@@ -29,8 +29,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxdiff._validation import check_choice
-from jaxdiff.discrete._common import check_positive_int, check_tokens
+from jaxdiff._validation import check_choice, check_int, check_times, check_tokens
 
 MASKING_SCHEDULES = ("loglinear", "cosine")
 
@@ -62,8 +61,8 @@ def masked_process(schedule: str = "loglinear", *, vocab_size: int,
       mask_id: the ``[MASK]`` id in ``[0, V)``.
     """
     check_choice("schedule", schedule, MASKING_SCHEDULES)
-    vocab_size = check_positive_int("vocab_size", vocab_size, minimum=2)
-    mask_id = check_positive_int("mask_id", mask_id, minimum=0)
+    vocab_size = check_int("vocab_size", vocab_size, 2)
+    mask_id = check_int("mask_id", mask_id, 0)
     if mask_id >= vocab_size:
         raise ValueError(f"mask_id must lie in [0, vocab_size={vocab_size}), got {mask_id}")
     return MaskedProcess(schedule=schedule, vocab_size=vocab_size, mask_id=mask_id)
@@ -74,15 +73,6 @@ def check_masked_process(process) -> None:
     if not isinstance(process, MaskedProcess):
         raise TypeError(f"process must be a MaskedProcess (see masked_process), "
                         f"got {type(process).__name__}")
-
-
-def check_times(name: str, t, batch: int) -> None:
-    """Checks a floating ``[B]`` vector of times (in ``(0, 1]`` by contract)."""
-    if getattr(t, "shape", None) != (batch,):
-        raise ValueError(f"{name} must have shape [B] = ({batch},), "
-                         f"got {getattr(t, 'shape', None)}")
-    if not jnp.issubdtype(t.dtype, jnp.floating):
-        raise TypeError(f"{name} must be floating continuous times in (0, 1], got {t.dtype}")
 
 
 def mask_probability(process: MaskedProcess, t) -> jax.Array:

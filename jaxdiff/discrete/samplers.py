@@ -23,23 +23,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdiff.discrete._common import (
+from jaxdiff._validation import (
     call_denoiser,
-    categorical,
     check_cond,
     check_float64,
     check_inpaint,
-    check_positive_int,
-    check_shape,
-    clamp_known,
-    x0_log_probs,
+    check_int,
+    check_sequence_shape,
 )
+from jaxdiff.discrete.distributions import categorical, log_softmax_excluding
 from jaxdiff.discrete.masking import check_masked_process, mask_probability
 from jaxdiff.discrete.transitions import (
     D3PMProcess,
-    _reverse_log_probs,
     check_d3pm_process,
     draw_stationary,
+    reverse_log_probs,
 )
 
 
@@ -51,6 +49,13 @@ def d3pm_step_counts(num_train_steps: int, num_steps: int) -> np.ndarray:
     """
     grid = np.linspace(num_train_steps, 0, num_steps + 1)
     return np.floor(grid + 0.5).astype(np.int32)
+
+
+def _clamp_known(x, inpaint_mask, inpaint_values) -> jax.Array:
+    """Known positions (``inpaint_mask``) take ``inpaint_values``; others keep ``x``."""
+    if inpaint_mask is None:
+        return x
+    return jnp.where(inpaint_mask, inpaint_values, x)
 
 
 def d3pm_sample(key, denoise_fn, process: D3PMProcess, shape, *, num_steps: int | None = None,
@@ -83,28 +88,28 @@ def d3pm_sample(key, denoise_fn, process: D3PMProcess, shape, *, num_steps: int 
       ``int32 [B, L]`` token ids.
     """
     check_d3pm_process(process)
-    batch, length = check_shape(shape)
+    batch, length = check_sequence_shape(shape)
     check_cond(cond, batch)
     check_float64(float64)
     num_train = process.num_steps
     num_steps = num_train if num_steps is None else num_steps
-    num_steps = check_positive_int("num_steps", num_steps)
+    num_steps = check_int("num_steps", num_steps)
     if num_steps > num_train:
         raise ValueError(f"num_steps must be <= the process's T = {num_train}, got {num_steps}")
     known, values = check_inpaint(inpaint_mask, inpaint_values, (batch, length),
                                   process.vocab_size, process.mask_id)
     counts = d3pm_step_counts(num_train, num_steps)
     key_init, key_steps = jax.random.split(key)
-    x_init = clamp_known(draw_stationary(key_init, process, (batch, length)), known, values)
+    x_init = _clamp_known(draw_stationary(key_init, process, (batch, length)), known, values)
 
     def step(x, inputs):
         i, k_from, k_to = inputs
         k_from_b = jnp.full((batch,), k_from, jnp.int32)
         logits = call_denoiser(denoise_fn, x, k_from_b - 1, cond, process.vocab_size)
-        log_p = _reverse_log_probs(process, x0_log_probs(logits, process.mask_id), x,
-                                   k_from_b, jnp.full((batch,), k_to, jnp.int32))
+        log_p = reverse_log_probs(process, log_softmax_excluding(logits, process.mask_id), x,
+                                  k_from_b, jnp.full((batch,), k_to, jnp.int32))
         x = categorical(jax.random.fold_in(key_steps, i), log_p, float64=float64)
-        return clamp_known(x, known, values), None
+        return _clamp_known(x, known, values), None
 
     xs = (jnp.arange(num_steps, dtype=jnp.int32), jnp.asarray(counts[:-1]),
           jnp.asarray(counts[1:]))
@@ -142,14 +147,14 @@ def masked_sample(key, denoise_fn, process, shape, *, num_steps: int, cond=None,
       ``int32 [B, L]`` token ids.
     """
     check_masked_process(process)
-    batch, length = check_shape(shape)
+    batch, length = check_sequence_shape(shape)
     check_cond(cond, batch)
     check_float64(float64)
-    num_steps = check_positive_int("num_steps", num_steps)
+    num_steps = check_int("num_steps", num_steps)
     known, values = check_inpaint(inpaint_mask, inpaint_values, (batch, length),
                                   process.vocab_size, process.mask_id)
     mask_id = process.mask_id
-    x_init = clamp_known(jnp.full((batch, length), mask_id, jnp.int32), known, values)
+    x_init = _clamp_known(jnp.full((batch, length), mask_id, jnp.int32), known, values)
 
     def step(z, i):
         # (K - i) / K and (K - i - 1) / K: exact at s = 0 (1 - (i + 1) / K can round to
@@ -159,12 +164,12 @@ def masked_sample(key, denoise_fn, process, shape, *, num_steps: int, cond=None,
         m_t, m_s = mask_probability(process, t), mask_probability(process, s)
         logits = call_denoiser(denoise_fn, z, jnp.full((batch,), t, jnp.float32), cond,
                                process.vocab_size)
-        log_p_x0 = x0_log_probs(logits, mask_id)
+        log_p_x0 = log_softmax_excluding(logits, mask_id)
         is_mask = (jnp.arange(process.vocab_size) == mask_id)[None, None, :]
         log_probs = jnp.where(is_mask, jnp.log(m_s / m_t), log_p_x0 + jnp.log1p(-m_s / m_t))
         draw = categorical(jax.random.fold_in(key, i), log_probs, float64=float64)
         z = jnp.where(z == mask_id, draw, z)
-        return clamp_known(z, known, values), None
+        return _clamp_known(z, known, values), None
 
     z, _ = jax.lax.scan(step, x_init, jnp.arange(num_steps, dtype=jnp.int32))
     return z

@@ -17,12 +17,12 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdiff.discrete._common import check_positive_int
+from jaxdiff import chars
+from jaxdiff._validation import check_int
 from jaxdiff.discrete.masking import MaskedProcess
 from jaxdiff.discrete.samplers import d3pm_sample, masked_sample
 from jaxdiff.discrete.transitions import D3PMProcess
 
-TEXT8_ALPHABET = "abcdefghijklmnopqrstuvwxyz "
 MASK_TOKEN = "[MASK]"
 
 
@@ -38,7 +38,7 @@ class CharTokenizer:
       alphabet: the characters, in id order (default: text8's ``a``-``z`` and space).
     """
 
-    alphabet: str = TEXT8_ALPHABET
+    alphabet: str = chars.TEXT8_ALPHABET
 
     def __post_init__(self):
         if not self.alphabet or len(set(self.alphabet)) != len(self.alphabet):
@@ -58,36 +58,14 @@ class CharTokenizer:
         return len(self.alphabet) + 1
 
     def encode(self, text: str) -> np.ndarray:
-        """``int32 [N]`` ids of ``text`` (lowercased; ``[MASK]`` -> :attr:`mask_id`)."""
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str, got {type(text).__name__}")
-        index = {c: i for i, c in enumerate(self.alphabet)}
-        ids = []
-        pos = 0
-        while pos < len(text):
-            if text.startswith(MASK_TOKEN, pos):
-                ids.append(self.mask_id)
-                pos += len(MASK_TOKEN)
-                continue
-            char = text[pos].lower()
-            if char not in index:
-                raise ValueError(f"text has {text[pos]!r} at position {pos}, which is not in the "
-                                 f"tokenizer's alphabet {self.alphabet!r} (nor {MASK_TOKEN})")
-            ids.append(index[char])
-            pos += 1
-        return np.asarray(ids, dtype=np.int32)
+        """``int32 [N]`` ids of ``text`` (lowercased; ``[MASK]`` -> :attr:`mask_id`), by
+        :func:`jaxdiff.chars.encode`."""
+        return chars.encode(text, self.alphabet, tokens=(MASK_TOKEN,), lowercase=True)
 
     def decode(self, ids) -> str:
-        """The string of ``ids [N]`` (the mask id becomes ``[MASK]``)."""
-        ids = np.asarray(ids)
-        if ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer):
-            raise ValueError(f"ids must be a 1-D integer array, got shape {ids.shape} "
-                             f"dtype {ids.dtype}")
-        if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
-            raise ValueError(f"ids must lie in [0, {self.vocab_size}), got values in "
-                             f"[{ids.min()}, {ids.max()}]")
-        symbols = list(self.alphabet) + [MASK_TOKEN]
-        return "".join(symbols[i] for i in ids)
+        """The string of ``ids [N]`` (the mask id becomes ``[MASK]``), by
+        :func:`jaxdiff.chars.decode`."""
+        return chars.decode(ids, self.alphabet, tokens=(MASK_TOKEN,))
 
 
 def expand_template(template: str, mask_length: int | Sequence[int],
@@ -105,9 +83,9 @@ def expand_template(template: str, mask_length: int | Sequence[int],
     ids = tokenizer.encode(template)
     num_spans = int(np.sum(ids == tokenizer.mask_id))
     if isinstance(mask_length, (int, np.integer)) and not isinstance(mask_length, bool):
-        lengths = [check_positive_int("mask_length", mask_length)] * num_spans
+        lengths = [check_int("mask_length", mask_length)] * num_spans
     else:
-        lengths = [check_positive_int("mask_length[i]", n) for n in mask_length]
+        lengths = [check_int("mask_length[i]", n) for n in mask_length]
         if len(lengths) != num_spans:
             raise ValueError(f"mask_length has {len(lengths)} lengths but the template has "
                              f"{num_spans} [MASK] spans")
@@ -148,7 +126,7 @@ def inpaint_text(key, denoise_fn, process, template: str, *, mask_length: int | 
       ``num_samples`` strings, each as long as the expanded template.
     """
     tokenizer = CharTokenizer() if tokenizer is None else tokenizer
-    num_samples = check_positive_int("num_samples", num_samples)
+    num_samples = check_int("num_samples", num_samples)
     if isinstance(process, D3PMProcess) and process.transition != "absorbing":
         raise ValueError(f"inpaint_text needs a masked or absorbing process, got the "
                          f"{process.transition!r} D3PM transition (it has no [MASK] token)")

@@ -39,13 +39,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdiff._validation import check_choice, check_timesteps
-from jaxdiff.discrete._common import (
+from jaxdiff._validation import (
+    check_choice,
+    check_int,
     check_logits,
-    check_positive_int,
+    check_timesteps,
     check_tokens,
-    x0_log_probs,
 )
+from jaxdiff.discrete.distributions import log_softmax_excluding
 
 TRANSITIONS = ("absorbing", "uniform")
 SCHEDULES = ("reciprocal", "cosine", "mutual_information")
@@ -163,14 +164,14 @@ def d3pm_process(transition: str, *, vocab_size: int, num_steps: int,
       The process.
     """
     check_choice("transition", transition, TRANSITIONS)
-    vocab_size = check_positive_int("vocab_size", vocab_size, minimum=2)
-    num_steps = check_positive_int("num_steps", num_steps)
+    vocab_size = check_int("vocab_size", vocab_size, 2)
+    num_steps = check_int("num_steps", num_steps)
     schedule = _DEFAULT_SCHEDULE[transition] if schedule is None else schedule
     check_choice("schedule", schedule, SCHEDULES)
     if transition == "absorbing":
         if mask_id is None:
             raise ValueError("mask_id is required for the absorbing transition")
-        mask_id = check_positive_int("mask_id", mask_id, minimum=0)
+        mask_id = check_int("mask_id", mask_id, 0)
         if mask_id >= vocab_size:
             raise ValueError(f"mask_id must lie in [0, vocab_size={vocab_size}), got {mask_id}")
         if schedule == "cosine":
@@ -276,7 +277,7 @@ def _logaddexp(a, b):
     return jnp.where(both, -jnp.inf, out)
 
 
-def _reverse_log_probs(process: D3PMProcess, log_p_x0, x_t, k_from, k_to) -> jax.Array:
+def reverse_log_probs(process: D3PMProcess, log_p_x0, x_t, k_from, k_to) -> jax.Array:
     r"""Log-probabilities of the state after ``k_to`` steps given :math:`x_t` after ``k_from``
     steps and a distribution :math:`p(x_0)` (step counts, ``0 <= k_to < k_from <= T``).
 
@@ -301,6 +302,12 @@ def _reverse_log_probs(process: D3PMProcess, log_p_x0, x_t, k_from, k_to) -> jax
     Returns:
       ``float32 [B, L, V]`` normalised log-probabilities.
     """
+    check_d3pm_process(process)
+    check_tokens("x_t", x_t, process.vocab_size)
+    batch, length = x_t.shape
+    check_logits("log_p_x0", log_p_x0, batch, length, process.vocab_size)
+    check_timesteps("k_from", k_from, batch, process.num_steps + 1)
+    check_timesteps("k_to", k_to, batch, process.num_steps + 1)
     vocab = process.vocab_size
     log_alpha_bars = process.log_alpha_bars
     log_r = _expand(log_alpha_bars[k_from] - log_alpha_bars[k_to])
@@ -337,7 +344,7 @@ def q_posterior_logits(process: D3PMProcess, x0, x_t, t) -> jax.Array:
     check_timesteps("t", t, x0.shape[0], process.num_steps)
     onehot = jax.nn.one_hot(x0, process.vocab_size, dtype=jnp.float32)
     log_onehot = jnp.where(onehot > 0, 0.0, -jnp.inf)
-    return _reverse_log_probs(process, log_onehot, x_t, t + 1, t)
+    return reverse_log_probs(process, log_onehot, x_t, t + 1, t)
 
 
 def p_posterior_logits(process: D3PMProcess, x0_logits, x_t, t) -> jax.Array:
@@ -372,5 +379,5 @@ def p_posterior_logits(process: D3PMProcess, x0_logits, x_t, t) -> jax.Array:
     batch, length = x_t.shape
     check_logits("x0_logits", x0_logits, batch, length, process.vocab_size)
     check_timesteps("t", t, batch, process.num_steps)
-    log_p_x0 = x0_log_probs(x0_logits.astype(jnp.float32), process.mask_id)
-    return _reverse_log_probs(process, log_p_x0, x_t, t + 1, t)
+    log_p_x0 = log_softmax_excluding(x0_logits.astype(jnp.float32), process.mask_id)
+    return reverse_log_probs(process, log_p_x0, x_t, t + 1, t)

@@ -8,6 +8,7 @@ from jaxdiff.gaussian.analytic import THREE_GAUSSIANS, GaussianMixture
 from jaxdiff.gaussian.forward import (
     PREDICTIONS,
     alpha_sigma,
+    clip_x0_and_eps,
     prediction_target,
     q_posterior,
     q_sample,
@@ -26,7 +27,16 @@ from jaxdiff.gaussian.losses import (
     vlb_term,
 )
 from jaxdiff.gaussian.reverse import VARIANCES, model_log_variance, p_mean_variance
-from jaxdiff.gaussian.samplers import SAMPLERS, guided_denoiser, sample
+from jaxdiff.gaussian.samplers import (
+    SAMPLERS,
+    DPMSolverState,
+    ddim_step,
+    ddpm_step,
+    dpm_solver_step,
+    guided_denoiser,
+    heun_step,
+    sample,
+)
 from jaxdiff.gaussian.schedules import (
     SPACINGS,
     Schedule,
@@ -41,9 +51,10 @@ from jaxdiff.gaussian.schedules import (
 
 __all__ = [
     "PREDICTIONS", "SAMPLERS", "SPACINGS", "THREE_GAUSSIANS", "VARIANCES", "WEIGHTINGS",
-    "GaussianMixture", "Schedule", "alpha_sigma",
-    "cosine_schedule", "decoder_nll", "discretized_gaussian_log_likelihood",
-    "gaussian_log_likelihood", "guided_denoiser", "linear_schedule", "loss",
+    "DPMSolverState", "GaussianMixture", "Schedule", "alpha_sigma", "clip_x0_and_eps",
+    "cosine_schedule", "ddim_step", "ddpm_step", "decoder_nll",
+    "discretized_gaussian_log_likelihood", "dpm_solver_step", "gaussian_log_likelihood",
+    "guided_denoiser", "heun_step", "linear_schedule", "loss",
     "model_log_variance", "nll_bits_per_dim", "normal_kl", "ode_nll", "p_mean_variance",
     "prediction_target", "prior_kl", "q_posterior", "q_sample", "respace", "sample",
     "sampling_timesteps", "schedule_from_betas", "schedule_from_log_snrs", "sigmoid_schedule",

@@ -15,7 +15,10 @@ PREDICTIONS = ("eps", "x0", "v")
 
 
 def expand_to(coef: jax.Array, x: jax.Array) -> jax.Array:
-    """Reshapes a per-example ``[B]`` coefficient to broadcast against ``x`` ``[B, ...]``."""
+    """Reshapes a per-example ``[B]`` coefficient to broadcast against ``x`` ``[B, ...]``; a
+    scalar is returned as it is (it broadcasts already)."""
+    if jnp.ndim(coef) == 0:
+        return coef
     return coef.reshape(coef.shape + (1,) * (x.ndim - coef.ndim))
 
 
@@ -88,6 +91,21 @@ def x0_eps_from_prediction(prediction: str, pred: jax.Array, x_t: jax.Array,
     if prediction == "x0":
         return pred, (x_t - a * pred) / s
     return a * x_t - s * pred, s * x_t + a * pred
+
+
+def clip_x0_and_eps(x0: jax.Array, x_t: jax.Array, alpha: jax.Array,
+                    sigma: jax.Array) -> tuple[jax.Array, jax.Array]:
+    r"""Clips :math:`\hat x_0` to the data range [-1, 1] and makes :math:`\hat\epsilon`
+    consistent with it (Ho et al. 2020's sampler clips):
+
+    .. math::
+        \hat x_0 \leftarrow \mathrm{clip}(\hat x_0, -1, 1), \quad
+        \hat\epsilon = (x_t - \alpha\hat x_0)/\sigma.
+
+    ``alpha`` and ``sigma`` are scalars or per-example ``[B]``.
+    """
+    x0 = jnp.clip(x0, -1.0, 1.0)
+    return x0, (x_t - expand_to(alpha, x_t) * x0) / expand_to(sigma, x_t)
 
 
 def prediction_target(prediction: str, x0: jax.Array, eps: jax.Array,

@@ -33,7 +33,12 @@ import jax
 import jax.numpy as jnp
 
 from jaxdiff._validation import check_batch, check_choice
-from jaxdiff.gaussian.forward import check_prediction, q_sample, x0_eps_from_prediction
+from jaxdiff.gaussian.forward import (
+    alpha_sigma,
+    check_prediction,
+    q_sample,
+    x0_eps_from_prediction,
+)
 from jaxdiff.gaussian.losses import prior_kl, vlb_term
 from jaxdiff.gaussian.reverse import check_variance, split_model_output
 from jaxdiff.gaussian.schedules import Schedule, respace, sampling_timesteps
@@ -119,8 +124,7 @@ def ode_nll(key: jax.Array, denoise_fn, schedule: Schedule, x0: jax.Array, *,
     rs, taus = _respaced(schedule, num_steps, spacing)
     batch, dims = x0.shape[0], math.prod(x0.shape[1:])
     log_sigma_e = -0.5 * rs.log_snrs   # u = log(sigma / alpha)
-    alphas = jnp.sqrt(jax.nn.sigmoid(rs.log_snrs))
-    sigmas = jnp.sqrt(jax.nn.sigmoid(-rs.log_snrs))
+    alphas, sigmas = alpha_sigma(rs, jnp.arange(rs.num_steps))
 
     def denoiser_at(i):
         def denoise(y):

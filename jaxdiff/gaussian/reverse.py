@@ -16,7 +16,12 @@ import jax
 import jax.numpy as jnp
 
 from jaxdiff._validation import check_choice
-from jaxdiff.gaussian.forward import alpha_sigma, expand_to, x0_eps_from_prediction
+from jaxdiff.gaussian.forward import (
+    alpha_sigma,
+    clip_x0_and_eps,
+    expand_to,
+    x0_eps_from_prediction,
+)
 from jaxdiff.gaussian.schedules import Schedule
 
 VARIANCES = ("beta", "beta_tilde", "learned")
@@ -87,8 +92,7 @@ def p_mean_variance(schedule: Schedule, model_out: jax.Array, x_t: jax.Array, t:
     alpha, sigma = alpha_sigma(schedule, t)
     x0_hat, eps_hat = x0_eps_from_prediction(prediction, pred, x_t, alpha, sigma)
     if clip_x0:
-        x0_hat = jnp.clip(x0_hat, -1.0, 1.0)
-        eps_hat = (x_t - expand_to(alpha, x_t) * x0_hat) / expand_to(sigma, x_t)
+        x0_hat, eps_hat = clip_x0_and_eps(x0_hat, x_t, alpha, sigma)
     mean = (expand_to(schedule.posterior_mean_coef_x0[t], x_t) * x0_hat
             + expand_to(schedule.posterior_mean_coef_xt[t], x_t) * x_t)
     log_var = model_log_variance(schedule, t, x_t, variance, variance_values)

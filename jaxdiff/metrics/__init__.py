@@ -15,27 +15,11 @@ FID of model samples against a dataset, end to end::
 "Classifier FID" is the same with a classifier's penultimate features as ``fn`` (and its own
 ``extractor`` name); the Inception Score takes the classifier's ``logits_fn``.
 
-The report of a trained run (every metric with its protocol, JSON and Markdown):
-``metrics.evaluate_run(workdir)`` then ``metrics.write_report(report, workdir + "/eval")``
-(the command is ``experiments/evaluate.py``; the protocol is in :mod:`jaxdiff.metrics.report`).
-Text runs: ``metrics.evaluate_text_run(workdir, ar_workdir=...)`` and
-``metrics.write_text_report`` (bits per character, generative perplexity, distinct-n,
-self-BLEU, generation time; protocol in :mod:`jaxdiff.metrics.text_report`).
+These are leaf functions of arrays and feature extractors: they know nothing of training
+runs. The report of a trained run (every metric with its protocol) is
+:mod:`jaxdiff.evaluation`.
 """
 
-from jaxdiff.metrics.classifier import (
-    ClassifierConfig,
-    ImageClassifier,
-    TrainedClassifier,
-    classifier_accuracy,
-    classifier_name,
-    classifier_path,
-    init_classifier,
-    load_classifier,
-    save_classifier,
-    train_classifier,
-    train_or_load_classifier,
-)
 from jaxdiff.metrics.diagnostics import (
     Reconstruction,
     TokenAccuracy,
@@ -77,17 +61,6 @@ from jaxdiff.metrics.inception_weights import (
     read_torchscript_tensors,
     resolve_inception_weights,
 )
-from jaxdiff.metrics.report import (
-    RestoredRun,
-    classifier_fid,
-    classifier_reference_stats,
-    data_levels,
-    draw_samples,
-    evaluate_run,
-    report_markdown,
-    restore_run,
-    write_report,
-)
 from jaxdiff.metrics.stats_cache import (
     INCEPTION_EXTRACTOR,
     cached_reference_stats,
@@ -105,43 +78,9 @@ from jaxdiff.metrics.text import (
     sentence_bleu,
     tokenize_13a,
 )
-from jaxdiff.metrics.text_report import (
-    bits_per_char,
-    draw_text_samples,
-    evaluate_text_run,
-    sample_quality,
-    text_report_markdown,
-    write_text_report,
-)
 
 __all__ = [
-    "ClassifierConfig",
-    "ImageClassifier",
-    "TrainedClassifier",
-    "classifier_accuracy",
-    "classifier_name",
-    "classifier_path",
-    "init_classifier",
-    "load_classifier",
-    "save_classifier",
-    "train_classifier",
-    "train_or_load_classifier",
     "Reconstruction",
-    "RestoredRun",
-    "classifier_fid",
-    "classifier_reference_stats",
-    "data_levels",
-    "draw_samples",
-    "evaluate_run",
-    "report_markdown",
-    "restore_run",
-    "write_report",
-    "bits_per_char",
-    "draw_text_samples",
-    "evaluate_text_run",
-    "sample_quality",
-    "text_report_markdown",
-    "write_text_report",
     "TokenAccuracy",
     "bucket_edges",
     "chain_timesteps",

@@ -26,14 +26,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdiff._validation import check_batch, check_choice
+from jaxdiff._validation import check_batch, check_choice, check_cond, check_int
 from jaxdiff.discrete.masking import MaskedProcess, masked_q_sample
 from jaxdiff.discrete.transitions import D3PMProcess
 from jaxdiff.discrete.transitions import q_sample as d3pm_q_sample
-from jaxdiff.gaussian.forward import PREDICTIONS, alpha_sigma, q_sample, x0_eps_from_prediction
+from jaxdiff.gaussian.forward import (
+    PREDICTIONS,
+    alpha_sigma,
+    clip_x0_and_eps,
+    q_sample,
+    x0_eps_from_prediction,
+)
 from jaxdiff.gaussian.losses import WEIGHTINGS
 from jaxdiff.gaussian.losses import loss as gaussian_loss
-from jaxdiff.gaussian.schedules import Schedule
+from jaxdiff.gaussian.samplers import ddim_step
+from jaxdiff.gaussian.schedules import Schedule, schedule_from_log_snrs
 
 DATA_RANGE = 2.0
 """The width of the data interval [-1, 1], the peak of the PSNR."""
@@ -70,50 +77,41 @@ def _check_schedule(schedule) -> None:
                         f"got {type(schedule).__name__}")
 
 
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_cond(cond, batch: int) -> None:
-    for leaf in jax.tree_util.tree_leaves(cond):
-        if getattr(leaf, "shape", ())[:1] != (batch,):
-            raise ValueError(f"cond leaves must have batch size {batch} first, "
-                             f"got shape {getattr(leaf, 'shape', None)}")
-
-
 def chain_timesteps(t: jax.Array, num_steps: int) -> jax.Array:
     r"""The DDIM chain's levels from ``t`` down: :math:`\tau_i = \lfloor i\,t/(S-1)\rfloor`,
-    ``int32 [B, S]`` for ``t`` ``[B]``, increasing in ``i`` (repeats, when :math:`t + 1 < S`,
-    are exact no-op steps)."""
+    ``int32 [B, S]`` for ``t`` ``[B]`` and :math:`S \ge 2`, increasing in ``i`` (repeats, when
+    :math:`t + 1 < S`, are zero-length jumps)."""
+    num_steps = check_int("num_steps", num_steps, 2)
     i = jnp.arange(num_steps, dtype=jnp.int32)
-    return (t[:, None] * i[None, :]) // max(num_steps - 1, 1)
+    return (t[:, None] * i[None, :]) // (num_steps - 1)
+
+
+def _chain_schedules(schedule: Schedule, taus: jax.Array) -> Schedule:
+    """Every example's respaced schedule at once, fields ``[S, B]`` for ``taus`` ``[S, B]``:
+    :func:`jaxdiff.gaussian.respace` of its column (repeated levels allowed)."""
+    build = functools.partial(schedule_from_log_snrs, dtype=schedule.log_snrs.dtype)
+    return jax.vmap(build, in_axes=1, out_axes=1)(schedule.log_snrs[taus])
 
 
 def ddim_reconstruct(denoise_fn, schedule: Schedule, x_t: jax.Array, t: jax.Array, *,
                      num_steps: int, prediction: str = "eps", cond=None,
                      clip_x0: bool = False) -> jax.Array:
     r"""The deterministic DDIM chain (:math:`\eta = 0`) from ``x_t`` at per-example levels
-    ``t`` down to the data: ``num_steps`` model calls on :func:`chain_timesteps`,
-    :math:`x_{\tau_{i-1}} = \alpha_{\tau_{i-1}}\hat x_0 + \sigma_{\tau_{i-1}}\hat\epsilon`, the
-    last step returning :math:`\hat x_0`. One ``lax.scan``; ``jit``-able.
+    ``t`` down to the data: ``num_steps`` (:math:`\ge 2`) model calls on
+    :func:`chain_timesteps`, each a :func:`jaxdiff.gaussian.ddim_step`,
+    :math:`x_{\tau_{i-1}} = \alpha_{\tau_{i-1}}\hat x_0 + \sigma_{\tau_{i-1}}\hat\epsilon`,
+    the last step returning :math:`\hat x_0`. One ``lax.scan``; ``jit``-able.
     """
-    taus = chain_timesteps(t, num_steps)                                # [B, S]
-    expand = (1,) * (x_t.ndim - 1)
+    taus = chain_timesteps(t, num_steps).T                              # [S, B]
+    chains = _chain_schedules(schedule, taus)
+    key = jax.random.key(0)  # eta = 0: the step's noise is multiplied by 0
+
+    def model(x, tau):
+        return denoise_fn(x, tau, cond)
 
     def step(x, i):
-        tau = taus[:, i]
-        alpha, sigma = alpha_sigma(schedule, tau)
-        x0, eps = x0_eps_from_prediction(prediction, denoise_fn(x, tau, cond), x, alpha, sigma)
-        if clip_x0:
-            x0 = jnp.clip(x0, -1.0, 1.0)
-            eps = (x - alpha.reshape(-1, *expand) * x0) / sigma.reshape(-1, *expand)
-        alpha_s, sigma_s = alpha_sigma(schedule, taus[:, jnp.maximum(i - 1, 0)])
-        first = i == 0
-        alpha_s = jnp.where(first, 1.0, alpha_s).reshape(-1, *expand)
-        sigma_s = jnp.where(first, 0.0, sigma_s).reshape(-1, *expand)
-        return (alpha_s * x0 + sigma_s * eps).astype(x.dtype), None
+        x_s = ddim_step(key, model, chains, taus, i, x, prediction=prediction, clip_x0=clip_x0)
+        return x_s.astype(x.dtype), None
 
     x, _ = jax.lax.scan(step, x_t, jnp.arange(num_steps - 1, -1, -1))
     return x
@@ -134,7 +132,7 @@ def _reconstruction(key, denoise_fn, schedule, x0, timesteps, cond, *, num_steps
         x0_hat, _ = x0_eps_from_prediction(prediction, denoise_fn(x_t, tb, cond), x_t,
                                            alpha, sigma)
         if clip_x0:
-            x0_hat = jnp.clip(x0_hat, -1.0, 1.0)
+            x0_hat, _ = clip_x0_and_eps(x0_hat, x_t, alpha, sigma)
         chain = ddim_reconstruct(denoise_fn, schedule, x_t, tb, num_steps=num_steps,
                                  prediction=prediction, cond=cond, clip_x0=clip_x0)
         return jnp.mean((x0_hat - x0) ** 2), jnp.mean((chain - x0) ** 2)
@@ -160,7 +158,7 @@ def reconstruction_error(key: jax.Array, denoise_fn, schedule: Schedule, x0: jax
       schedule: the training schedule (``T`` steps).
       x0: clean data ``[B, ...]`` in [-1, 1].
       timesteps: ``int [K]`` levels in ``[0, T)``.
-      num_steps: model calls of the chain (``S >= 1``; repeats are no-ops when ``t + 1 < S``).
+      num_steps: model calls of the chain (``S >= 2``; levels repeat when ``t + 1 < S``).
       prediction: what ``denoise_fn`` predicts: ``eps``, ``x0`` or ``v``.
       cond: conditioning for ``denoise_fn`` (batch first).
       clip_x0: clip :math:`\hat x_0` to [-1, 1] (both reconstructions, every chain step).
@@ -168,8 +166,8 @@ def reconstruction_error(key: jax.Array, denoise_fn, schedule: Schedule, x0: jax
     _check_schedule(schedule)
     check_batch("x0", x0)
     check_choice("prediction", prediction, PREDICTIONS)
-    num_steps = _check_int("num_steps", num_steps, 1)
-    _check_cond(cond, x0.shape[0])
+    num_steps = check_int("num_steps", num_steps, 2)
+    check_cond(cond, x0.shape[0])
     steps = np.asarray(timesteps)
     if steps.ndim != 1 or steps.size == 0 or not np.issubdtype(steps.dtype, np.integer):
         raise ValueError(f"timesteps must be a non-empty 1-D array of ints, got {timesteps!r}")
@@ -186,8 +184,8 @@ def reconstruction_error(key: jax.Array, denoise_fn, schedule: Schedule, x0: jax
 def bucket_edges(num_steps: int, num_buckets: int) -> np.ndarray:
     r"""``int [K + 1]`` edges :math:`\lfloor bT/K \rfloor`; bucket ``b`` is
     ``[edges[b], edges[b + 1])``."""
-    num_steps = _check_int("num_steps", num_steps, 1)
-    num_buckets = _check_int("num_buckets", num_buckets, 1)
+    num_steps = check_int("num_steps", num_steps, 1)
+    num_buckets = check_int("num_buckets", num_buckets, 1)
     if num_buckets > num_steps:
         raise ValueError(f"num_buckets must be <= the number of steps {num_steps}, "
                          f"got {num_buckets}")
@@ -231,7 +229,7 @@ def loss_per_timestep(key: jax.Array, denoise_fn, schedule: Schedule, x0: jax.Ar
     check_batch("x0", x0)
     check_choice("prediction", prediction, PREDICTIONS)
     check_choice("weighting", weighting, WEIGHTINGS)
-    _check_cond(cond, x0.shape[0])
+    check_cond(cond, x0.shape[0])
     edges = bucket_edges(schedule.num_steps, num_buckets)
     curve = _loss_curve(key, denoise_fn, schedule, x0, cond, num_buckets=int(num_buckets),
                         prediction=prediction, weighting=weighting,
@@ -313,7 +311,7 @@ def d3pm_token_accuracy(key: jax.Array, denoise_fn, process: D3PMProcess, x0: ja
     if not isinstance(process, D3PMProcess):
         raise TypeError(f"process must be a D3PMProcess, got {type(process).__name__}")
     _check_tokens(x0, process.vocab_size, process.mask_id)
-    _check_cond(cond, x0.shape[0])
+    check_cond(cond, x0.shape[0])
     edges = bucket_edges(process.num_steps, num_buckets)
     counts = _d3pm_counts(key, denoise_fn, process, jnp.asarray(x0, jnp.int32), cond,
                           num_buckets=int(num_buckets))
@@ -345,8 +343,8 @@ def masked_token_accuracy(key: jax.Array, denoise_fn, process: MaskedProcess, x0
     if not isinstance(process, MaskedProcess):
         raise TypeError(f"process must be a MaskedProcess, got {type(process).__name__}")
     _check_tokens(x0, process.vocab_size, process.mask_id)
-    _check_cond(cond, x0.shape[0])
-    num_buckets = _check_int("num_buckets", num_buckets, 1)
+    check_cond(cond, x0.shape[0])
+    num_buckets = check_int("num_buckets", num_buckets, 1)
     edges = np.linspace(0.0, 1.0, num_buckets + 1)
     counts = _masked_counts(key, denoise_fn, process, jnp.asarray(x0, jnp.int32), cond,
                             num_buckets=num_buckets)

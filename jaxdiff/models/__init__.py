@@ -3,8 +3,9 @@
     import jaxdiff.models as jm
     model = jm.create("ddpm_cifar10", key=key)              # a paper's network, one line
     graphdef, params, rest = jm.init(jm.preset_config("dit_s2"), key=key)
-    denoise_fn = jm.make_denoise_fn(graphdef, rest, train=True)
-    prediction = denoise_fn(params, x_t, t, labels, dropout_key)
+    apply_fn = jm.make_apply_fn(graphdef, rest, train=True)
+    prediction = apply_fn(params, x_t, t, labels, dropout_key)
+    denoise_fn = jm.bind(apply_fn, params, dropout_key)    # denoise_fn(x_t, t, cond)
 
 Images are NHWC float; timesteps ``[B]`` step indices; class labels ``int32 [B]`` with
 the null class ``num_classes``; tokens ``int32 [B, L]`` -> logits ``float32 [B, L, V]``.
@@ -15,15 +16,15 @@ from jaxdiff.models.conditioning import drop_labels
 from jaxdiff.models.dit import DiT, DiTConfig
 from jaxdiff.models.functional import (
     Model,
-    ModelConfig,
+    NetworkConfig,
     abstract_init,
     bind,
     build_model,
     cast_floating,
     count_params,
     init,
+    make_apply_fn,
     make_decode_fns,
-    make_denoise_fn,
 )
 from jaxdiff.models.presets import PRESETS, create, preset_config
 from jaxdiff.models.text_transformer import KVCache, TextTransformer, TextTransformerConfig
@@ -36,7 +37,7 @@ __all__ = [
     "KVCache",
     "LayerKVCache",
     "Model",
-    "ModelConfig",
+    "NetworkConfig",
     "TextTransformer",
     "TextTransformerConfig",
     "UNet",
@@ -49,7 +50,7 @@ __all__ = [
     "create",
     "drop_labels",
     "init",
+    "make_apply_fn",
     "make_decode_fns",
-    "make_denoise_fn",
     "preset_config",
 ]

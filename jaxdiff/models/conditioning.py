@@ -8,8 +8,9 @@ the id ``num_classes``, so label embeddings have ``num_classes + 1`` rows.
 
 import jax
 import jax.numpy as jnp
+from flax import nnx
 
-from jaxdiff.models import _checks
+from jaxdiff._validation import check_floating, check_integer, check_rate, check_real
 from jaxdiff.typing import Array, PRNGKey
 
 
@@ -25,7 +26,7 @@ def class_labels(cond: Array | None, *, num_classes: int | None, batch_size: int
         return None
     if cond is None:
         return jnp.full((batch_size,), num_classes, dtype=jnp.int32)
-    _checks.check_integer("cond", cond, shape=(batch_size,))
+    check_integer("cond", cond, shape=(batch_size,))
     return cond
 
 
@@ -35,7 +36,21 @@ def drop_labels(key: PRNGKey, labels: Array, *, num_classes: int, rate: float) -
     Applied to the training labels, this trains the unconditional branch used by
     classifier-free guidance (Ho & Salimans 2022, Alg. 1; ``rate`` 0.1 in DiT).
     """
-    _checks.check_integer("labels", labels, shape=(None,))
-    _checks.check_rate("rate", rate)
+    check_integer("labels", labels, shape=(None,))
+    check_rate("rate", rate)
     dropped = jax.random.bernoulli(key, rate, labels.shape)
     return jnp.where(dropped, jnp.asarray(num_classes, labels.dtype), labels)
+
+
+def image_denoiser_inputs(config, x_t: Array, t: Array, cond: Array | None,
+                          dropout_key: PRNGKey | None) -> tuple[Array | None, nnx.Rngs | None]:
+    """The shared entry of the image denoisers (UNet, DiT): checks ``x_t``
+    ``[B, image_size, image_size, in_channels]`` (floating) and ``t`` ``[B]`` against
+    ``config``, and returns the class labels (:func:`class_labels`) and the dropout RNGs
+    (None in eval mode, when ``dropout_key`` is None)."""
+    size = config.image_size
+    check_floating("x_t", x_t, shape=(None, size, size, config.in_channels))
+    batch = x_t.shape[0]
+    check_real("t", t, shape=(batch,))
+    labels = class_labels(cond, num_classes=config.num_classes, batch_size=batch)
+    return labels, None if dropout_key is None else nnx.Rngs(dropout=dropout_key)

@@ -4,7 +4,7 @@ Transformers".
 The (latent) image is cut into ``p x p`` patches, linearly embedded, given fixed 2D
 sine-cosine positions, and processed by adaLN-Zero transformer blocks conditioned on the
 sum of the timestep and class embeddings. A final adaLN layer maps each token back to a
-``p x p`` patch of the prediction (and of the variance interpolation if ``learn_sigma``).
+``p x p`` patch of the prediction (and of the variance interpolation if ``learned_variance``).
 """
 
 import dataclasses
@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxdiff.models import _checks
-from jaxdiff.models.conditioning import class_labels
+from jaxdiff._validation import check_divisible, check_int, check_rate
+from jaxdiff.models.conditioning import image_denoiser_inputs
 from jaxdiff.models.embeddings import Embedding, TimestepMLP, sincos_2d_position_embedding
 from jaxdiff.models.initializers import NORMAL_002, ZEROS
 from jaxdiff.models.transformer_block import TransformerBlock, modulate
@@ -26,21 +26,21 @@ class DiTConfig:
     """Hyperparameters of ``DiT``; the defaults are DiT-XL/2 on 256x256 ImageNet latents.
 
     Attributes:
-      input_size: input height and width (latents: 32 for 256x256 images).
+      image_size: input height and width (latents: 32 for 256x256 images).
       in_channels: input channels (4 for the Stable Diffusion VAE latents).
-      patch_size: patch side ``p``; the sequence has ``(input_size / p)**2`` tokens.
+      patch_size: patch side ``p``; the sequence has ``(image_size / p)**2`` tokens.
       hidden_size: transformer width.
       depth: number of blocks.
       num_heads: attention heads.
       mlp_ratio: MLP hidden width over ``hidden_size``.
       num_classes: classes for class conditioning (label ``num_classes`` is the null
         class of classifier-free guidance), or ``None`` for an unconditional model.
-      learn_sigma: output ``2 * in_channels`` channels (prediction, then variance).
+      learned_variance: output ``2 * in_channels`` channels (prediction, then variance).
       dropout: dropout on residual branches (0 in the paper).
       frequency_dim: size of the sinusoidal timestep features.
     """
 
-    input_size: int = 32
+    image_size: int = 32
     in_channels: int = 4
     patch_size: int = 2
     hidden_size: int = 1152
@@ -48,29 +48,28 @@ class DiTConfig:
     num_heads: int = 16
     mlp_ratio: float = 4.0
     num_classes: int | None = 1000
-    learn_sigma: bool = True
+    learned_variance: bool = True
     dropout: float = 0.0
     frequency_dim: int = 256
 
     def __post_init__(self):
-        for name in ("input_size", "in_channels", "patch_size", "hidden_size", "depth",
+        for name in ("image_size", "in_channels", "patch_size", "hidden_size", "depth",
                      "num_heads", "frequency_dim"):
-            _checks.check_positive(name, getattr(self, name))
-        _checks.check_divisible("input_size", self.input_size, "patch_size", self.patch_size)
-        _checks.check_divisible("hidden_size", self.hidden_size, "num_heads", self.num_heads)
-        _checks.check_divisible("hidden_size", self.hidden_size, "4 (2D sin-cos positions)", 4)
-        _checks.check_rate("dropout", self.dropout)
-        if self.num_classes is not None:
-            _checks.check_positive("num_classes", self.num_classes)
+            check_int(name, getattr(self, name))
+        check_divisible("image_size", self.image_size, "patch_size", self.patch_size)
+        check_divisible("hidden_size", self.hidden_size, "num_heads", self.num_heads)
+        check_divisible("hidden_size", self.hidden_size, "4 (2D sin-cos positions)", 4)
+        check_rate("dropout", self.dropout)
+        check_int("num_classes", self.num_classes, optional=True)
 
     @property
     def grid_size(self) -> int:
         """Patches per side."""
-        return self.input_size // self.patch_size
+        return self.image_size // self.patch_size
 
     @property
     def out_channels(self) -> int:
-        return 2 * self.in_channels if self.learn_sigma else self.in_channels
+        return 2 * self.in_channels if self.learned_variance else self.in_channels
 
 
 class DiT(nnx.Module):
@@ -112,10 +111,10 @@ class DiT(nnx.Module):
 
     def __call__(self, x_t: Array, t: Array, cond: Array | None = None, *,
                  dropout_key: PRNGKey | None = None) -> Array:
-        """Predicts eps, x0 or v (and the variance interpolation if ``learn_sigma``).
+        """Predicts eps, x0 or v (and the variance interpolation if ``learned_variance``).
 
         Args:
-          x_t: ``float [B, input_size, input_size, in_channels]`` noisy inputs.
+          x_t: ``float [B, image_size, image_size, in_channels]`` noisy inputs.
           t: ``[B]`` timestep indices in ``[0, T)``; integer, or floating for
             fractional timesteps (same units).
           cond: ``int [B]`` class labels in ``[0, num_classes]`` (``num_classes`` = null
@@ -123,15 +122,9 @@ class DiT(nnx.Module):
           dropout_key: enables dropout (train mode); ``None`` is eval mode.
 
         Returns:
-          ``[B, input_size, input_size, out_channels]`` in the parameters' dtype.
+          ``[B, image_size, image_size, out_channels]`` in the parameters' dtype.
         """
-        config = self.config
-        size = config.input_size
-        _checks.check_floating("x_t", x_t, shape=(None, size, size, config.in_channels))
-        batch = x_t.shape[0]
-        _checks.check_real("t", t, shape=(batch,))
-        labels = class_labels(cond, num_classes=config.num_classes, batch_size=batch)
-        dropout_rngs = None if dropout_key is None else nnx.Rngs(dropout=dropout_key)
+        labels, dropout_rngs = image_denoiser_inputs(self.config, x_t, t, cond, dropout_key)
 
         cond_BxD = self.time_embed(t)
         if self.class_embed is not None:

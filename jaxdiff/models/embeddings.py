@@ -127,7 +127,7 @@ class Embedding(nnx.Module):
 
     Unlike ``nnx.Embed``, whose output dtype is fixed when the module is built, the
     lookups have the dtype of the table, so casting the parameters for mixed precision
-    (``make_denoise_fn(compute_dtype=...)``) casts them too.
+    (``make_apply_fn(compute_dtype=...)``) casts them too.
     """
 
     def __init__(self, num_embeddings: int, features: int, *, init: nnx.Initializer,

@@ -1,5 +1,6 @@
 """The functional face of the models: config + key -> ``(graphdef, params, rest)`` -> a
-pure ``denoise_fn(params, x_t, t, cond, key)``.
+pure ``apply_fn(params, x_t, t, cond, key)`` -> (``bind``) the ``denoise_fn(x_t, t, cond)`` of
+the diffusion math.
 
 Flax NNX modules are split once (``nnx.split``) into a static graph definition, the
 trainable parameters and the remaining state; every jitted function merges them back
@@ -21,7 +22,7 @@ from jaxdiff.models.text_transformer import TextTransformer, TextTransformerConf
 from jaxdiff.models.unet import UNet, UNetConfig
 from jaxdiff.typing import Array, DenoiseFn, PRNGKey, PyTree
 
-ModelConfig = UNetConfig | DiTConfig | TextTransformerConfig
+NetworkConfig = UNetConfig | DiTConfig | TextTransformerConfig
 Model = UNet | DiT | TextTransformer
 ApplyFn = Callable[..., Array]
 
@@ -32,7 +33,7 @@ _MODEL_FOR_CONFIG: dict[type, type] = {
 }
 
 
-def build_model(config: ModelConfig, *, key: PRNGKey) -> Model:
+def build_model(config: NetworkConfig, *, key: PRNGKey) -> Model:
     """The NNX module described by ``config``, its parameters drawn from ``key``.
 
     Works under ``nnx.eval_shape`` (abstract parameters) and ``jax.jit``. The parameters
@@ -48,19 +49,19 @@ def build_model(config: ModelConfig, *, key: PRNGKey) -> Model:
         return model_class(config, rngs=nnx.Rngs(params=key))
 
 
-def abstract_init(config: ModelConfig) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
+def abstract_init(config: NetworkConfig) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
     """``(graphdef, params, rest)`` with ``jax.ShapeDtypeStruct`` leaves; allocates nothing."""
     model = nnx.eval_shape(lambda: build_model(config, key=jax.random.key(0)))
     return nnx.split(model, nnx.Param, ...)
 
 
 @jax.jit(static_argnames="config")
-def _init_states(config: ModelConfig, key: PRNGKey) -> tuple[nnx.State, nnx.State]:
+def _init_states(config: NetworkConfig, key: PRNGKey) -> tuple[nnx.State, nnx.State]:
     _, params, rest = nnx.split(build_model(config, key=key), nnx.Param, ...)
     return params, rest
 
 
-def init(config: ModelConfig, *, key: PRNGKey) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
+def init(config: NetworkConfig, *, key: PRNGKey) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
     """Builds the model and splits it into ``(graphdef, params, rest)``.
 
     The parameters are initialised in one jitted computation, traced and compiled once per
@@ -91,7 +92,7 @@ _FAST_COMPILE_OPTIONS = {"xla_llvm_disable_expensive_passes": True}
 _COMPILED_INIT: dict[tuple, tuple[nnx.GraphDef, Callable]] = {}
 
 
-def _compiled_init(config: ModelConfig, key: PRNGKey) -> tuple[nnx.GraphDef, Callable]:
+def _compiled_init(config: NetworkConfig, key: PRNGKey) -> tuple[nnx.GraphDef, Callable]:
     """The graph definition and the compiled initialiser of ``config``, traced once (the
     graph definition is captured from the same trace, so the model is built only once)
     and cached per config and key type."""
@@ -123,9 +124,10 @@ def cast_floating(tree: PyTree, dtype: Any) -> PyTree:
         tree)
 
 
-def make_denoise_fn(graphdef: nnx.GraphDef, rest: nnx.State, *, train: bool = False,
-                    compute_dtype: Any = None) -> ApplyFn:
-    """The pure function ``denoise_fn(params, x_t, t, cond=None, key=None) -> prediction``.
+def make_apply_fn(graphdef: nnx.GraphDef, rest: nnx.State, *, train: bool = False,
+                  compute_dtype: Any = None) -> ApplyFn:
+    """The pure network function ``apply_fn(params, x_t, t, cond=None, key=None) -> output``;
+    :func:`bind` fixes ``params`` (and ``key``) to give the ``denoise_fn(x_t, t, cond)``.
 
     Args:
       graphdef: from ``init`` / ``abstract_init``.
@@ -142,10 +144,10 @@ def make_denoise_fn(graphdef: nnx.GraphDef, rest: nnx.State, *, train: bool = Fa
       output as float32; jit it, differentiate it with respect to ``params``.
     """
 
-    def denoise_fn(params: nnx.State, x_t: Array, t: Array | None, cond: Any = None,
-                   key: PRNGKey | None = None) -> Array:
+    def apply_fn(params: nnx.State, x_t: Array, t: Array | None, cond: Any = None,
+                 key: PRNGKey | None = None) -> Array:
         if train and key is None:
-            raise ValueError("key is required by a train-mode denoise_fn (it drives dropout)")
+            raise ValueError("key is required by a train-mode apply_fn (it drives dropout)")
         if compute_dtype is not None:
             params = cast_floating(params, compute_dtype)
             if jnp.issubdtype(x_t.dtype, jnp.floating):
@@ -154,17 +156,17 @@ def make_denoise_fn(graphdef: nnx.GraphDef, rest: nnx.State, *, train: bool = Fa
         output = model(x_t, t, cond, dropout_key=key if train else None)
         return output.astype(jnp.float32)
 
+    return apply_fn
+
+
+def bind(apply_fn: ApplyFn, params: nnx.State, key: PRNGKey | None = None) -> DenoiseFn:
+    """Fixes ``params`` (and the dropout ``key``) of an ``apply_fn`` (:func:`make_apply_fn`) to
+    give the ``DenoiseFn`` the math expects: ``denoise_fn(x_t, t, cond=None)``."""
+
+    def denoise_fn(x_t: Array, t: Array, cond: Any = None) -> Array:
+        return apply_fn(params, x_t, t, cond, key)
+
     return denoise_fn
-
-
-def bind(denoise_fn: ApplyFn, params: nnx.State, key: PRNGKey | None = None) -> DenoiseFn:
-    """Fixes ``params`` (and the dropout ``key``) to give the ``DenoiseFn`` the math expects:
-    ``bound(x_t, t, cond=None)``."""
-
-    def bound(x_t: Array, t: Array, cond: Any = None) -> Array:
-        return denoise_fn(params, x_t, t, cond, key)
-
-    return bound
 
 
 def make_decode_fns(graphdef: nnx.GraphDef, rest: nnx.State) -> tuple[Callable, Callable]:

@@ -16,7 +16,7 @@ import dataclasses
 from flax import nnx
 
 from jaxdiff.models.dit import DiTConfig
-from jaxdiff.models.functional import Model, ModelConfig, init
+from jaxdiff.models.functional import Model, NetworkConfig, init
 from jaxdiff.models.text_transformer import TextTransformerConfig
 from jaxdiff.models.unet import UNetConfig
 from jaxdiff.typing import PRNGKey
@@ -24,7 +24,7 @@ from jaxdiff.typing import PRNGKey
 _TINY_TEXT = TextTransformerConfig(vocab_size=257, max_length=64, hidden_size=64, depth=2,
                                    num_heads=4, dropout=0.0, cond_dim=64, frequency_dim=64)
 
-PRESETS: dict[str, ModelConfig] = {
+PRESETS: dict[str, NetworkConfig] = {
     # Ho et al. 2020, App. B: CIFAR-10 32x32.
     "ddpm_cifar10": UNetConfig(),
     # Peebles & Xie 2023, Table 1, ImageNet 256x256 in the 32x32x4 VAE latent space.
@@ -35,8 +35,8 @@ PRESETS: dict[str, ModelConfig] = {
     "unet_tiny": UNetConfig(image_size=16, base_channels=32, channel_mults=(1, 2),
                             num_res_blocks=1, attention_resolutions=(8,), num_heads=2,
                             dropout=0.0, num_groups=8),
-    "dit_tiny": DiTConfig(input_size=16, in_channels=3, patch_size=2, hidden_size=64,
-                          depth=2, num_heads=4, num_classes=None, learn_sigma=False,
+    "dit_tiny": DiTConfig(image_size=16, in_channels=3, patch_size=2, hidden_size=64,
+                          depth=2, num_heads=4, num_classes=None, learned_variance=False,
                           frequency_dim=64),
     # Byte-level text (ids 0..255, id 256 free for [MASK]), 64 tokens.
     "text_tiny": _TINY_TEXT,
@@ -44,7 +44,7 @@ PRESETS: dict[str, ModelConfig] = {
 }
 
 
-def preset_config(name: str, **overrides) -> ModelConfig:
+def preset_config(name: str, **overrides) -> NetworkConfig:
     """The config named ``name`` with ``overrides`` replacing its fields."""
     if name not in PRESETS:
         raise ValueError(f"name must be one of {sorted(PRESETS)}, got {name!r}")

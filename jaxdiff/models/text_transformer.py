@@ -16,7 +16,14 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxdiff.models import _checks
+from jaxdiff._validation import (
+    check_divisible,
+    check_floating,
+    check_int,
+    check_integer,
+    check_rate,
+    check_real,
+)
 from jaxdiff.models.attention import LayerKVCache
 from jaxdiff.models.embeddings import Embedding, TimestepMLP
 from jaxdiff.models.initializers import NORMAL_002, ZEROS
@@ -64,14 +71,14 @@ class TextTransformerConfig:
     def __post_init__(self):
         for name in ("vocab_size", "max_length", "hidden_size", "depth", "num_heads",
                      "cond_dim", "frequency_dim"):
-            _checks.check_positive(name, getattr(self, name))
-        _checks.check_divisible("hidden_size", self.hidden_size, "num_heads", self.num_heads)
+            check_int(name, getattr(self, name))
+        check_divisible("hidden_size", self.hidden_size, "num_heads", self.num_heads)
         if self.positions == "rotary":
-            _checks.check_divisible("hidden_size // num_heads", self.hidden_size // self.num_heads,
-                                    "2 (rotary pairs)", 2)
+            check_divisible("hidden_size // num_heads", self.hidden_size // self.num_heads,
+                            "2 (rotary pairs)", 2)
         elif self.positions != "learned":
             raise ValueError(f"positions must be 'rotary' or 'learned', got {self.positions!r}")
-        _checks.check_rate("dropout", self.dropout)
+        check_rate("dropout", self.dropout)
 
 
 class KVCache(NamedTuple):
@@ -120,7 +127,7 @@ class TextTransformer(nnx.Module):
             return None
         if t is None:
             raise ValueError("t is required: the model was built with time_conditioning=True")
-        _checks.check_real("t", t, shape=(batch_size,))
+        check_real("t", t, shape=(batch_size,))
         if jnp.issubdtype(t.dtype, jnp.floating):
             t = t * self.config.continuous_time_scale
         return self.time_embed(t)
@@ -145,7 +152,7 @@ class TextTransformer(nnx.Module):
         differentiating with respect to the embeddings exposes which positions each
         output depends on.
         """
-        _checks.check_integer("tokens", tokens, shape=(None, None))
+        check_integer("tokens", tokens, shape=(None, None))
         batch, length = tokens.shape
         if length > self.config.max_length:
             raise ValueError(f"tokens has length {length} > max_length={self.config.max_length}")
@@ -156,7 +163,7 @@ class TextTransformer(nnx.Module):
                                dropout_key: PRNGKey | None = None) -> Array:
         """Runs the blocks on embeddings ``h`` ``[B, L, hidden_size]`` (see ``embed``)."""
         config = self.config
-        _checks.check_floating("h", h, shape=(None, None, config.hidden_size))
+        check_floating("h", h, shape=(None, None, config.hidden_size))
         batch, length, _ = h.shape
         if length > config.max_length:
             raise ValueError(f"h has length {length} > max_length={config.max_length}")
@@ -189,7 +196,7 @@ class TextTransformer(nnx.Module):
         """An empty ``KVCache`` for ``decode_step`` (causal models only)."""
         if not self.config.causal:
             raise ValueError("init_cache needs a causal model (config.causal=True)")
-        _checks.check_positive("batch_size", batch_size)
+        check_int("batch_size", batch_size)
         layers = tuple(block.attention.init_cache(batch_size, self.config.max_length, dtype=dtype)
                        for block in self.blocks)
         return KVCache(layers=layers, length=jnp.zeros((), jnp.int32))
@@ -213,7 +220,7 @@ class TextTransformer(nnx.Module):
         if not self.config.causal:
             raise ValueError("decode_step needs a causal model (config.causal=True)")
         batch = cache.layers[0].keys.shape[0]
-        _checks.check_integer("tokens", tokens, shape=(batch,))
+        check_integer("tokens", tokens, shape=(batch,))
         position = cache.length
         positions_Bx1 = jnp.full((batch, 1), position, dtype=jnp.int32)
         h_Bx1xD = self._embed_at(tokens[:, None], positions_Bx1)

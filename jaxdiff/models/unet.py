@@ -16,9 +16,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxdiff.models import _checks
+from jaxdiff._validation import check_divisible, check_int, check_rate
 from jaxdiff.models.attention import SelfAttention
-from jaxdiff.models.conditioning import class_labels
+from jaxdiff.models.conditioning import image_denoiser_inputs
 from jaxdiff.models.embeddings import Embedding, TimestepMLP
 from jaxdiff.models.initializers import STANDARD_NORMAL, XAVIER_UNIFORM, ZEROS
 from jaxdiff.models.normalization import GroupNorm
@@ -52,7 +52,7 @@ class UNetConfig:
       num_classes: number of classes for class conditioning, or ``None``. The label
         embedding has ``num_classes + 1`` rows; label ``num_classes`` is the null class
         of classifier-free guidance.
-      learn_sigma: output ``2 * in_channels`` channels: the prediction, then the
+      learned_variance: output ``2 * in_channels`` channels: the prediction, then the
         variance interpolation ``v`` of Nichol & Dhariwal 2021.
     """
 
@@ -70,16 +70,16 @@ class UNetConfig:
     resblock_updown: bool = False
     conv_resample: bool = True
     num_classes: int | None = None
-    learn_sigma: bool = False
+    learned_variance: bool = False
 
     def __post_init__(self):
         for name in ("image_size", "in_channels", "base_channels", "num_res_blocks",
                      "num_heads", "num_groups"):
-            _checks.check_positive(name, getattr(self, name))
+            check_int(name, getattr(self, name))
         if not self.channel_mults:
             raise ValueError("channel_mults must name at least one level")
-        _checks.check_divisible("image_size", self.image_size, "2**(len(channel_mults)-1)",
-                                2 ** (len(self.channel_mults) - 1))
+        check_divisible("image_size", self.image_size, "2**(len(channel_mults)-1)",
+                        2 ** (len(self.channel_mults) - 1))
         resolutions = self.level_resolutions
         for resolution in self.attention_resolutions:
             if resolution not in resolutions:
@@ -87,17 +87,16 @@ class UNetConfig:
                                  f"resolution; the levels are {resolutions}")
         for mult in self.channel_mults:
             channels = self.base_channels * mult
-            _checks.check_divisible("base_channels * channel_mult", channels, "num_groups",
-                                    self.num_groups)
+            check_divisible("base_channels * channel_mult", channels, "num_groups",
+                            self.num_groups)
             if self.head_channels is not None:
-                _checks.check_divisible("base_channels * channel_mult", channels,
-                                        "head_channels", self.head_channels)
+                check_divisible("base_channels * channel_mult", channels, "head_channels",
+                                self.head_channels)
             else:
-                _checks.check_divisible("base_channels * channel_mult", channels, "num_heads",
-                                        self.num_heads)
-        _checks.check_rate("dropout", self.dropout)
-        if self.num_classes is not None:
-            _checks.check_positive("num_classes", self.num_classes)
+                check_divisible("base_channels * channel_mult", channels, "num_heads",
+                                self.num_heads)
+        check_rate("dropout", self.dropout)
+        check_int("num_classes", self.num_classes, optional=True)
 
     @property
     def level_resolutions(self) -> tuple[int, ...]:
@@ -111,7 +110,7 @@ class UNetConfig:
 
     @property
     def out_channels(self) -> int:
-        return 2 * self.in_channels if self.learn_sigma else self.in_channels
+        return 2 * self.in_channels if self.learned_variance else self.in_channels
 
     def heads_for(self, channels: int) -> int:
         return channels // self.head_channels if self.head_channels else self.num_heads
@@ -368,7 +367,7 @@ class UNet(nnx.Module):
 
     def __call__(self, x_t: Array, t: Array, cond: Array | None = None, *,
                  dropout_key: PRNGKey | None = None) -> Array:
-        """Predicts eps, x0 or v (and the variance interpolation if ``learn_sigma``).
+        """Predicts eps, x0 or v (and the variance interpolation if ``learned_variance``).
 
         Args:
           x_t: ``float [B, image_size, image_size, in_channels]`` noisy images.
@@ -382,13 +381,7 @@ class UNet(nnx.Module):
         Returns:
           ``[B, image_size, image_size, out_channels]`` in the parameters' dtype.
         """
-        config = self.config
-        size = config.image_size
-        _checks.check_floating("x_t", x_t, shape=(None, size, size, config.in_channels))
-        batch = x_t.shape[0]
-        _checks.check_real("t", t, shape=(batch,))
-        labels = class_labels(cond, num_classes=config.num_classes, batch_size=batch)
-        dropout_rngs = None if dropout_key is None else nnx.Rngs(dropout=dropout_key)
+        labels, dropout_rngs = image_denoiser_inputs(self.config, x_t, t, cond, dropout_key)
 
         emb = self._embed(t, labels)
         h = self.input_conv(x_t)

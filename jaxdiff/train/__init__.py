@@ -18,11 +18,8 @@ from jaxdiff.train.config import (
     validate,
 )
 from jaxdiff.train.loop import (
-    TOKENIZER,
     Run,
-    apply_fn_for,
     build_run,
-    diffusion_process,
     eval_batches,
     initial_state,
     load_config,
@@ -33,28 +30,17 @@ from jaxdiff.train.loop import (
     save_samples,
     train,
     train_batches,
-    vocab_size_for,
-)
-from jaxdiff.train.objectives import (
-    autoregressive_objective,
-    d3pm_bound_objective,
-    d3pm_objective,
-    gaussian_objective,
-    masked_objective,
 )
 from jaxdiff.train.optimizer import make_optimizer
-from jaxdiff.train.reporting import MetricsWriter, image_grid, read_metrics, save_image_grid
+from jaxdiff.train.reporting import MetricsWriter, read_metrics
 from jaxdiff.train.state import TrainState, create_train_state, step_key
 from jaxdiff.train.step import ema_update, make_eval_step, make_train_step
 
 __all__ = [
-    "TOKENIZER", "Checkpointer", "DataConfig", "DiffusionConfig", "ExperimentConfig",
-    "MetricsWriter", "ModelConfig", "OptimConfig", "Run", "TrainConfig", "TrainState",
-    "abstract_like", "apply_fn_for", "autoregressive_objective", "build_run",
-    "create_train_state", "d3pm_bound_objective", "d3pm_objective", "diffusion_process",
-    "ema_update", "eval_batches", "from_dict", "gaussian_objective", "image_grid",
+    "Checkpointer", "DataConfig", "DiffusionConfig", "ExperimentConfig", "MetricsWriter",
+    "ModelConfig", "OptimConfig", "Run", "TrainConfig", "TrainState", "abstract_like",
+    "build_run", "create_train_state", "ema_update", "eval_batches", "from_dict",
     "initial_state", "load_config", "loss_fn_for", "make_eval_step", "make_optimizer",
-    "make_sampler", "make_train_step", "masked_objective", "model_config_for", "read_metrics",
-    "restore_workdir", "save_image_grid", "save_samples", "step_key", "train",
-    "train_batches", "validate", "vocab_size_for",
+    "make_sampler", "make_train_step", "model_config_for", "read_metrics", "restore_workdir",
+    "save_samples", "step_key", "train", "train_batches", "validate",
 ]

@@ -1,8 +1,10 @@
 """The training run's settings as frozen dataclasses, validated before anything compiles.
 
-One config trains any of the five processes (``diffusion.process``): ``"gaussian"`` on an
-image dataset, or ``"absorbing"`` / ``"uniform"`` (D3PM), ``"masked"`` (continuous-time
-masked diffusion) or ``"autoregressive"`` (the causal baseline) on a character corpus.
+One config trains any process of :data:`jaxdiff.tasks.TASKS` (``diffusion.process``):
+``"gaussian"`` on an image dataset, or ``"absorbing"`` / ``"uniform"`` (D3PM), ``"masked"``
+(continuous-time masked diffusion) or ``"autoregressive"`` (the causal baseline) on a
+character corpus. The checks that depend on the process are the task's
+(``Task.check_config``, its modality's, its ``schedules`` and ``samplers``).
 
 Experiment files (``experiments/configs/*.py``) build an ``ml_collections.ConfigDict``;
 ``from_dict`` turns its ``to_dict()`` into these dataclasses, rejecting unknown fields and
@@ -13,23 +15,10 @@ takes the dataclasses, never a ConfigDict.
 import dataclasses
 from typing import Any
 
-from jaxdiff.data.embedded import EMBEDDED_NAMES
-from jaxdiff.data.text import TEXT_CORPUS_NAMES
 from jaxdiff.gaussian.forward import PREDICTIONS
 from jaxdiff.gaussian.losses import WEIGHTINGS
-from jaxdiff.gaussian.samplers import SAMPLERS
 from jaxdiff.models.presets import PRESETS
-from jaxdiff.models.text_transformer import TextTransformerConfig
-
-TEXT_PROCESSES = ("absorbing", "uniform", "masked", "autoregressive")
-PROCESSES = ("gaussian",) + TEXT_PROCESSES
-# The schedules each process accepts (``diffusion.schedule``), the first its default (the
-# papers': cosine for improved DDPM, D3PM's 1/(T-t+1) for absorbing and cosine for uniform,
-# MDLM's log-linear); the autoregressive baseline has none and ignores the field.
-SCHEDULES = {"gaussian": ("cosine", "linear", "sigmoid"),
-             "absorbing": ("reciprocal", "mutual_information"),
-             "uniform": ("cosine", "reciprocal", "mutual_information"),
-             "masked": ("loglinear", "cosine")}
+from jaxdiff.tasks import config_error, get_task
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,8 +45,8 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class DiffusionConfig:
-    """``schedule``: the noise schedule of ``process`` (see ``SCHEDULES``; None is the
-    process's default, see :func:`schedule_of`); ``num_steps``:
+    """``schedule``: the noise schedule of ``process`` (one of its task's ``schedules``; None
+    is the process's default, see :func:`schedule_of`); ``num_steps``:
     ``T`` of the discrete-time processes (gaussian, absorbing, uniform); ``prediction``,
     ``weighting``, ``learned_variance`` and ``label_dropout`` are Gaussian settings;
     ``hybrid_coeff``: D3PM's lambda."""
@@ -93,8 +82,8 @@ class TrainConfig:
     eval_batches: int = 4
     sample_every: int = 0          # 0: only at the end
     sample_count: int = 64
-    sampler: str = "ddim"          # Gaussian runs; text runs use their process's sampler
-    sample_steps: int = 50
+    sampler: str | None = None     # one of the task's samplers; None: its default
+    sample_steps: int | None = 50  # None: the sampler's own (the AR baseline needs None)
     tensorboard: bool = False
     distributed: bool = False      # call jax.distributed.initialize() (multi-host)
 
@@ -109,41 +98,27 @@ class ExperimentConfig:
 
 
 def schedule_of(diffusion: DiffusionConfig) -> str | None:
-    """``diffusion.schedule``, or its process's default (None for the autoregressive
-    baseline)."""
-    if diffusion.schedule is not None or diffusion.process not in SCHEDULES:
+    """``diffusion.schedule``, or its process's default (None for a process without one,
+    such as the autoregressive baseline)."""
+    if diffusion.schedule is not None:
         return diffusion.schedule
-    return SCHEDULES[diffusion.process][0]
+    return get_task(diffusion.process).default_schedule()
 
 
 def _fail(field: str, message: str):
-    raise ValueError(f"config field {field}: {message}")
+    raise config_error(field, message)
 
 
 def validate(config: ExperimentConfig, *, num_devices: int) -> ExperimentConfig:
     """Checks every field that can be checked before compiling; returns ``config``."""
     d, m, f, o, t = config.data, config.model, config.diffusion, config.optim, config.train
-    if f.process not in PROCESSES:
-        _fail("diffusion.process", f"must be one of {list(PROCESSES)}, got {f.process!r}")
-    text = f.process in TEXT_PROCESSES
-    if text and d.name not in TEXT_CORPUS_NAMES:
-        _fail("data.name", f"process {f.process!r} trains on a character corpus, one of "
-                           f"{list(TEXT_CORPUS_NAMES)}; got {d.name!r}")
-    if not text and d.name not in EMBEDDED_NAMES and not d.name.startswith("tfds:"):
-        _fail("data.name", f"must be one of {sorted(EMBEDDED_NAMES)} or 'tfds:<name>', "
-                           f"got {d.name!r}")
-    if text and d.conditional:
-        _fail("data.conditional", "text runs are unconditional")
+    task = get_task(f.process)
     if d.seq_len < 1:
         _fail("data.seq_len", f"must be >= 1, got {d.seq_len}")
-    if (d.path is not None) != (d.name == "text8"):
-        _fail("data.path", f"is required for the 'text8' corpus and only for it; got "
-                           f"path={d.path!r} with name={d.name!r}")
     if m.preset not in PRESETS:
         _fail("model.preset", f"must be one of {sorted(PRESETS)}, got {m.preset!r}")
-    if text != isinstance(PRESETS[m.preset], TextTransformerConfig):
-        _fail("model.preset", f"{m.preset!r} does not model "
-                              f"{'text' if text else 'images'} (process {f.process!r})")
+    task.modality.check_config(config)
+    task.check_config(config)
     fields = {x.name for x in dataclasses.fields(PRESETS[m.preset])}
     for key in m.overrides:
         if key not in fields:
@@ -151,9 +126,12 @@ def validate(config: ExperimentConfig, *, num_devices: int) -> ExperimentConfig:
     if m.compute_dtype not in (None, "float32", "bfloat16"):
         _fail("model.compute_dtype", f"must be None, 'float32' or 'bfloat16', "
                                      f"got {m.compute_dtype!r}")
-    if f.process in SCHEDULES and schedule_of(f) not in SCHEDULES[f.process]:
+    if not task.schedules and f.schedule is not None:
+        _fail("diffusion.schedule", f"process {f.process!r} has no noise schedule; it must "
+                                    f"be None, got {f.schedule!r}")
+    if task.schedules and schedule_of(f) not in task.schedules:
         _fail("diffusion.schedule", f"for process {f.process!r} must be one of "
-                                    f"{list(SCHEDULES[f.process])}, got {f.schedule!r}")
+                                    f"{list(task.schedules)}, got {f.schedule!r}")
     if f.num_steps < 1:
         _fail("diffusion.num_steps", f"must be >= 1, got {f.num_steps}")
     if f.prediction not in PREDICTIONS:
@@ -165,10 +143,13 @@ def validate(config: ExperimentConfig, *, num_devices: int) -> ExperimentConfig:
         _fail("diffusion.label_dropout", f"must be in [0, 1), got {f.label_dropout}")
     if f.hybrid_coeff < 0:
         _fail("diffusion.hybrid_coeff", f"must be >= 0, got {f.hybrid_coeff}")
-    if t.sampler not in SAMPLERS:
-        _fail("train.sampler", f"must be one of {list(SAMPLERS)}, got {t.sampler!r}")
+    if t.sampler is not None and t.sampler not in task.samplers:
+        _fail("train.sampler", f"for process {f.process!r} must be None or one of "
+                               f"{list(task.samplers)}, got {t.sampler!r}")
     for name in ("batch_size", "num_steps", "checkpoint_every", "keep_checkpoints", "log_every",
                  "eval_every", "eval_batches", "sample_count", "sample_steps"):
+        if name == "sample_steps" and t.sample_steps is None:
+            continue
         if getattr(t, name) < 1:
             _fail(f"train.{name}", f"must be >= 1, got {getattr(t, name)}")
     if t.batch_size % num_devices:

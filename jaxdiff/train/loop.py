@@ -1,9 +1,8 @@
 """The training loop: data -> sharded jitted steps -> checkpoints, metrics and samples.
 
-One loop trains every process of ``diffusion.process``: Gaussian diffusion on image batches
-(``{"image", "label"}``, sample grids as PNG), and D3PM (absorbing, uniform), masked
-diffusion and the autoregressive baseline on random character windows (``{"tokens"}``,
-samples as text), each with its held-out bound in bits per character (``eval_bpc``).
+One loop trains every process of ``diffusion.process``: what differs between them (data,
+objective, held-out number, sampler, sample files) is the run's task
+(:data:`jaxdiff.tasks.TASKS`), so nothing here asks which process it is.
 
 ``train(config, workdir)`` resumes from the newest checkpoint in ``workdir`` if there is
 one; a run interrupted at any point and restarted ends bit-identical to an uninterrupted run,
@@ -11,7 +10,6 @@ because the batches, the step keys and the state are all functions of the step.
 """
 
 import dataclasses
-import functools
 import json
 import os
 import pathlib
@@ -24,161 +22,82 @@ from jax.experimental.multihost_utils import process_allgather
 from jax.sharding import NamedSharding, PartitionSpec
 from tqdm import tqdm
 
-from jaxdiff import autoregressive, data, discrete, gaussian
+from jaxdiff import data
 from jaxdiff import models as jm
-from jaxdiff.train import objectives
+from jaxdiff.tasks import Task, get_task
 from jaxdiff.train.checkpoint import Checkpointer, abstract_like
-from jaxdiff.train.config import (
-    TEXT_PROCESSES,
-    ExperimentConfig,
-    from_dict,
-    schedule_of,
-    validate,
-)
+from jaxdiff.train.config import ExperimentConfig, from_dict, validate
 from jaxdiff.train.optimizer import make_optimizer
-from jaxdiff.train.reporting import MetricsWriter, save_image_grid
+from jaxdiff.train.reporting import MetricsWriter
 from jaxdiff.train.state import TrainState, create_train_state
 from jaxdiff.train.step import make_eval_step, make_train_step
-
-SCHEDULE_FNS = {"linear": gaussian.linear_schedule, "cosine": gaussian.cosine_schedule,
-                "sigmoid": gaussian.sigmoid_schedule}
-TOKENIZER = discrete.CharTokenizer()     # text runs: a-z, space and [MASK] (V = 28)
-
-Process = gaussian.Schedule | discrete.D3PMProcess | discrete.MaskedProcess | None
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """Everything built from a config: data, the process, the model's functions.
+    """Everything built from a config: its task, data, process and the model's functions.
 
+    ``task`` is the process's :class:`jaxdiff.tasks.Task` (``TASKS[diffusion.process]``);
     ``dataset`` is the training data (an image ``ArrayDataset``, or a text split's
     ``uint8`` character ids) and ``eval_dataset`` the held-out data (the image test split,
     or the text validation split cut into ``int32 [N, seq_len]`` rows); ``process`` is the
-    Gaussian ``Schedule``, the ``D3PMProcess`` or the ``MaskedProcess`` (None for the
-    autoregressive baseline).
+    task's process object (a Gaussian ``Schedule``, a ``D3PMProcess``, a ``MaskedProcess``;
+    None for the autoregressive baseline).
     """
 
     config: ExperimentConfig
+    task: Task
     dataset: data.ArrayDataset | np.ndarray
     eval_dataset: data.ArrayDataset | np.ndarray
-    process: Process
-    model_config: jm.ModelConfig
+    process: object
+    model_config: jm.NetworkConfig
     graphdef: object
     rest: object
     optimizer: object
     mesh: jax.sharding.Mesh
 
     @property
-    def is_text(self) -> bool:
-        return self.config.diffusion.process in TEXT_PROCESSES
-
-    @property
-    def schedule(self) -> gaussian.Schedule:
-        """The Gaussian noise schedule (Gaussian runs only)."""
-        if not isinstance(self.process, gaussian.Schedule):
-            raise ValueError(f"a {self.config.diffusion.process!r} run has no Gaussian "
-                             "schedule")
-        return self.process
-
-    @property
     def num_classes(self) -> int | None:
+        """The number of classes of a class-conditional image run; None otherwise."""
         return self.dataset.num_classes if self.config.data.conditional else None
 
+    def apply_fn(self, *, train: bool = False):
+        """The run's pure ``apply_fn(params, x_t, t, cond, key)`` in its compute dtype
+        (``jaxdiff.models.bind`` turns it into a ``denoise_fn``)."""
+        dtype = self.config.model.compute_dtype
+        return jm.make_apply_fn(self.graphdef, self.rest, train=train,
+                                compute_dtype=None if dtype is None else jnp.dtype(dtype))
 
-def vocab_size_for(process: str) -> int:
-    """The token ids a text process uses: the 27 characters, plus ``[MASK]`` (28) for the
-    processes that mask (absorbing, masked) and for the autoregressive baseline's BOS."""
-    return len(TOKENIZER.alphabet) if process == "uniform" else TOKENIZER.vocab_size
 
-
-def model_config_for(config: ExperimentConfig,
-                     dataset: data.ArrayDataset | np.ndarray) -> jm.ModelConfig:
-    """The preset's config fitted to the data (image size, channels, classes; or the text
-    vocabulary, sequence length and causality) plus overrides."""
-    base = jm.PRESETS[config.model.preset]
-    process = config.diffusion.process
-    if process in TEXT_PROCESSES:
-        causal = process == "autoregressive"
-        fitted = {"vocab_size": vocab_size_for(process), "max_length": config.data.seq_len,
-                  "causal": causal, "time_conditioning": not causal}
-        return jm.preset_config(config.model.preset, **{**fitted, **config.model.overrides})
-    _, height, _, channels = dataset.images.shape
-    size_field = "image_size" if hasattr(base, "image_size") else "input_size"
-    sigma_field = "learn_sigma"
-    fitted = {size_field: height, "in_channels": channels,
-              "num_classes": dataset.num_classes if config.data.conditional else None,
-              sigma_field: config.diffusion.learned_variance}
+def model_config_for(config: ExperimentConfig, dataset) -> jm.NetworkConfig:
+    """The preset's config with the fields the data and the process fix, then the config's
+    overrides."""
+    task = get_task(config.diffusion.process)
+    fitted = {**task.modality.model_fields(config, dataset), **task.model_fields(config)}
     return jm.preset_config(config.model.preset, **{**fitted, **config.model.overrides})
-
-
-def diffusion_process(config: ExperimentConfig) -> Process:
-    """The process object of ``config.diffusion`` (see :class:`Run`)."""
-    f = config.diffusion
-    schedule = schedule_of(f)
-    if f.process == "gaussian":
-        return SCHEDULE_FNS[schedule](num_steps=f.num_steps)
-    if f.process in ("absorbing", "uniform"):
-        return discrete.d3pm_process(
-            f.process, vocab_size=vocab_size_for(f.process), num_steps=f.num_steps,
-            schedule=schedule, mask_id=TOKENIZER.mask_id if f.process == "absorbing" else None)
-    if f.process == "masked":
-        return discrete.masked_process(schedule, vocab_size=TOKENIZER.vocab_size,
-                                       mask_id=TOKENIZER.mask_id)
-    return None
-
-
-def _load_data(config: ExperimentConfig):
-    d = config.data
-    if config.diffusion.process in TEXT_PROCESSES:
-        train_ids = data.load_text_corpus(d.name, "train", path=d.path)
-        eval_rows = data.chunk(data.load_text_corpus(d.name, "validation", path=d.path),
-                               d.seq_len)
-        return train_ids, eval_rows
-    return (data.load(d.name, "train", image_size=d.image_size),
-            data.load(d.name, "test", image_size=d.image_size))
 
 
 def build_run(config: ExperimentConfig) -> Run:
     """Validates ``config`` (before any compilation) and builds the run's parts."""
     validate(config, num_devices=jax.device_count())
-    dataset, eval_dataset = _load_data(config)
+    task = get_task(config.diffusion.process)
+    dataset, eval_dataset = task.modality.load(config)
     model_config = model_config_for(config, dataset)
     graphdef, _, rest = jm.abstract_init(model_config)
     o, t = config.optim, config.train
     optimizer = make_optimizer(learning_rate=o.learning_rate, total_steps=t.num_steps,
                                warmup_steps=o.warmup_steps, weight_decay=o.weight_decay,
                                clip_norm=o.clip_norm)
-    return Run(config=config, dataset=dataset, eval_dataset=eval_dataset,
-               process=diffusion_process(config), model_config=model_config,
+    return Run(config=config, task=task, dataset=dataset, eval_dataset=eval_dataset,
+               process=task.build_process(config), model_config=model_config,
                graphdef=graphdef, rest=rest, optimizer=optimizer, mesh=data.data_mesh())
 
 
-def apply_fn_for(run: Run, *, train: bool = False):
-    """The run's pure ``denoise_fn(params, x_t, t, cond, key)`` in its compute dtype."""
-    dtype = run.config.model.compute_dtype
-    return jm.make_denoise_fn(run.graphdef, run.rest, train=train,
-                              compute_dtype=None if dtype is None else jnp.dtype(dtype))
-
-
 def loss_fn_for(run: Run, *, train: bool):
-    """The training objective (``train=True``), or what the loop reports on held-out
-    data: the same loss for images, the bound per sequence in nats for text (see
-    :mod:`jaxdiff.train.objectives`)."""
-    f = run.config.diffusion
-    apply_fn = apply_fn_for(run, train=train)
-    if f.process == "gaussian":
-        return objectives.gaussian_objective(
-            apply_fn, run.process, prediction=f.prediction, weighting=f.weighting,
-            learned_variance=f.learned_variance, num_classes=run.num_classes,
-            label_dropout=f.label_dropout if train else 0.0)
-    if f.process in ("absorbing", "uniform"):
-        if train:
-            return objectives.d3pm_objective(apply_fn, run.process,
-                                             hybrid_coeff=f.hybrid_coeff)
-        return objectives.d3pm_bound_objective(apply_fn, run.process)
-    if f.process == "masked":
-        return objectives.masked_objective(apply_fn, run.process)
-    return objectives.autoregressive_objective(apply_fn)
+    """``loss_fn(params, key, batch) -> [B]``: the task's training objective
+    (``train=True``) or what the loop reports on held-out data (for text an unbiased bound
+    per sequence in nats)."""
+    return run.task.objective(run) if train else run.task.held_out(run)
 
 
 def initial_state(run: Run) -> TrainState:
@@ -187,108 +106,27 @@ def initial_state(run: Run) -> TrainState:
     return create_train_state(params, run.optimizer, jax.random.fold_in(key, 1))
 
 
-def make_sampler(run: Run, *, num_steps: int, count: int, sampler: str = "ddim",
-                 guidance_scale: float | None = None):
-    """``sample(key, params)``, jitted: images ``[count, H, W, C]`` from ``sampler`` with
-    ``num_steps`` steps (conditional runs draw the classes round-robin), or text ids
-    ``int32 [count, seq_len]`` from the process's own sampler (D3PM ancestral or masked
-    unmasking with ``num_steps`` steps; the autoregressive baseline left to right with its
-    key-value cache, ignoring ``num_steps``)."""
-    if run.is_text:
-        return _text_sampler(run, num_steps=num_steps, count=count)
-    f = run.config.diffusion
-    apply_fn = apply_fn_for(run)
-    shape = (count,) + run.dataset.images.shape[1:]
-    cond = null = None
-    if run.num_classes is not None:
-        cond = jnp.arange(count, dtype=jnp.int32) % run.num_classes
-        null = jnp.full_like(cond, run.num_classes)
-
-    @jax.jit
-    def sample(key, params):
-        return gaussian.sample(
-            key, jm.bind(apply_fn, params), run.schedule, shape, sampler=sampler,
-            num_steps=num_steps, prediction=f.prediction,
-            variance="learned" if f.learned_variance else "beta", clip_x0=True, cond=cond,
-            guidance_scale=guidance_scale if cond is not None else None, null_cond=null)
-
-    return sample
-
-
-def _text_sampler(run: Run, *, num_steps: int, count: int):
-    shape = (count, run.config.data.seq_len)
-    process = run.process
-    if run.config.diffusion.process == "autoregressive":
-        init_cache, decode = jm.make_decode_fns(run.graphdef, run.rest)
-
-        @jax.jit
-        def sample(key, params):
-            return autoregressive.ar_sample_cached(
-                key, functools.partial(decode, params), init_cache(params, count), shape,
-                bos_id=objectives.BOS_ID)
-
-        return sample
-    apply_fn = apply_fn_for(run)
-    if isinstance(process, discrete.D3PMProcess):
-        steps = min(num_steps, process.num_steps)
-
-        @jax.jit
-        def sample(key, params):
-            return discrete.d3pm_sample(key, jm.bind(apply_fn, params), process, shape,
-                                        num_steps=steps)
-
-        return sample
-
-    @jax.jit
-    def sample(key, params):
-        return discrete.masked_sample(key, jm.bind(apply_fn, params), process, shape,
-                                      num_steps=num_steps)
-
-    return sample
+def make_sampler(run: Run, *, count: int, sampler: str | None = None, **options):
+    """``sample(key, params)``, jitted: ``count`` samples from the task's ``sampler`` (its
+    default when None) with ``options`` (``num_steps``, ``guidance_scale``, ...; None means
+    not given). An option the process does not support is a ``ValueError`` naming it."""
+    return run.task.sampler(run, count=count, sampler=sampler, **options)
 
 
 def save_samples(run: Run, path_stem: pathlib.Path, samples: np.ndarray) -> pathlib.Path:
-    """Writes ``samples`` next to ``path_stem``: an image grid ``.png``, or text ``.txt``
-    (one decoded sample per line); returns the path."""
-    if run.is_text:
-        path = path_stem.with_suffix(".txt")
-        path.write_text("".join(TOKENIZER.decode(row) + "\n" for row in samples))
-        return path
-    path = path_stem.with_suffix(".png")
-    save_image_grid(path, samples, scale=max(1, 128 // samples.shape[1]))
-    return path
+    """Writes ``samples`` next to ``path_stem`` (an image grid ``.png``, or text ``.txt``
+    with one decoded sample per line); returns the path."""
+    return run.task.modality.save_samples(run, path_stem, samples)
 
 
 def train_batches(run: Run, *, start_step: int):
     """The run's training batches from ``start_step`` on (this process's rows)."""
-    t = run.config.train
-    if run.is_text:
-        crops = data.random_crops(run.dataset, batch_size=t.batch_size,
-                                  seq_len=run.config.data.seq_len, seed=t.seed,
-                                  start_step=start_step)
-        return ({"tokens": tokens} for tokens in crops)
-    return data.batches(run.dataset, batch_size=t.batch_size, seed=t.seed,
-                        start_step=start_step)
+    return run.task.modality.train_batches(run, start_step)
 
 
-def eval_batches(run: Run):
-    """``train.eval_batches`` fixed held-out batches: the first windows of the text
-    validation rows in order, or shuffled image test batches (seed 0)."""
-    t = run.config.train
-    if not run.is_text:
-        batches = data.batches(run.eval_dataset, batch_size=t.batch_size, seed=0)
-        return [next(batches) for _ in range(t.eval_batches)]
-    rows = run.eval_dataset
-    needed = t.eval_batches * t.batch_size
-    if len(rows) < needed:
-        raise ValueError(f"train.eval_batches x train.batch_size = {needed} held-out "
-                         f"sequences, but the validation split has only {len(rows)} of "
-                         f"data.seq_len={run.config.data.seq_len} characters")
-    process, count = jax.process_index(), jax.process_count()
-    local = t.batch_size // count
-    return [{"tokens": rows[i * t.batch_size + process * local:
-                            i * t.batch_size + (process + 1) * local]}
-            for i in range(t.eval_batches)]
+def eval_batches(run: Run) -> list:
+    """``train.eval_batches`` fixed held-out batches."""
+    return run.task.modality.eval_batches(run)
 
 
 def load_config(workdir: str | os.PathLike) -> ExperimentConfig:
@@ -432,11 +270,9 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
 
 
 def evaluate(run: Run, eval_step, params, held_out: list[dict]) -> dict[str, float]:
-    """``eval_loss``: the mean of the held-out objective over ``held_out`` (fixed keys);
-    text runs add ``eval_bpc``, the bound in bits per character."""
+    """``eval_loss``: the mean of the held-out objective over ``held_out`` (fixed keys), and
+    what the modality adds (text: ``eval_bpc``, the bound in bits per character)."""
     losses = [float(eval_step(params, jax.random.key(i), data.global_batch(batch, run.mesh)))
               for i, batch in enumerate(held_out)]
-    metrics = {"eval_loss": float(np.mean(losses))}
-    if run.is_text:
-        metrics["eval_bpc"] = metrics["eval_loss"] / (run.config.data.seq_len * np.log(2.0))
-    return metrics
+    eval_loss = float(np.mean(losses))
+    return {"eval_loss": eval_loss, **run.task.modality.held_out_metrics(run, eval_loss)}

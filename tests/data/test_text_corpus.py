@@ -5,17 +5,17 @@ import zipfile
 import numpy as np
 import pytest
 
+from jaxdiff import chars
 from jaxdiff.data import text as text_data
 from jaxdiff.data.text import (
     chunk,
     crop_starts,
-    decode_clean,
-    encode_clean,
     load_text_corpus,
     random_crops,
     wikifil,
     wikipedia_xml_pages,
 )
+from jaxdiff.discrete import CharTokenizer
 
 # ---------------------------------------------------------------------------------------
 # wikifil on hand-made markup
@@ -55,15 +55,23 @@ def test_wikipedia_xml_pages_drops_redirects():
     assert wikifil(pages[0]) == "one two"
 
 
-def test_encode_decode_clean_roundtrip_and_errors():
-    ids = encode_clean("az b")
+def test_char_codec_roundtrip_and_errors():
+    ids = chars.encode("az b")
     np.testing.assert_array_equal(ids, [0, 25, 26, 1])
-    assert ids.dtype == np.uint8
-    assert decode_clean(ids) == "az b"
-    with pytest.raises(ValueError, match="a-z and space"):
-        encode_clean("aB")
+    assert chars.decode(ids) == "az b"
+    with pytest.raises(ValueError, match="a-z and space, found 'B' at position 1"):
+        chars.encode("aB")
     with pytest.raises(ValueError, match="ids"):
-        decode_clean(np.array([27]))
+        chars.decode(np.array([27]))
+
+
+def test_corpus_ids_are_the_tokenizer_ids():
+    # One codec: the corpus ids are CharTokenizer's (a-z, space), which adds [MASK] = 27.
+    text = "the quick brown fox jumps over the lazy dog"
+    tokenizer = CharTokenizer()
+    np.testing.assert_array_equal(tokenizer.encode(text), chars.encode(text))
+    assert tokenizer.mask_id == 27 and tokenizer.vocab_size == 28
+    assert tokenizer.decode(np.arange(28)) == chars.TEXT8_ALPHABET + "[MASK]"
 
 
 # ---------------------------------------------------------------------------------------
@@ -100,7 +108,7 @@ def test_enwiki_alphabet_and_spaces(enwiki):
     space = ids == 26
     assert not np.any(space[1:] & space[:-1])  # no double spaces
     assert not space[0] and not space[-1]
-    text = decode_clean(ids[:40])
+    text = chars.decode(ids[:40])
     assert text == "anarchism is a political philosophy that"
     # Spaces are text8-like (about 17% of text8's characters are spaces).
     assert 0.15 < counts[26] / ids.size < 0.19
@@ -131,7 +139,7 @@ def test_text8_file_reader(tmp_path, monkeypatch):
     archive = tmp_path / "text8.zip"
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("text8", stream)
-    got = {s: decode_clean(load_text_corpus("text8", s, path=archive))
+    got = {s: chars.decode(load_text_corpus("text8", s, path=archive))
            for s in ("train", "validation", "test", "all")}
     assert got == {"train": stream[:18], "validation": "p", "test": "q", "all": stream}
     (tmp_path / "short").write_text("abc")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from jaxdiff.discrete._common import categorical
+from jaxdiff.discrete import categorical
 
 # Impossible tokens (-inf) first, in the middle and last; one rare token (p ~ 0.002).
 PROBS = np.array([0.0, 0.3, 0.0, 0.2, 0.002, 0.398, 0.1, 0.0])

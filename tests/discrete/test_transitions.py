@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from jaxdiff import discrete as jd
-from jaxdiff.discrete.transitions import _reverse_log_probs
 
 NUM_STEPS = 12
 MARGINAL = np.array([0.5, 0.25, 0.15, 0.1])  # a non-uniform data marginal for V = 4
@@ -160,8 +159,8 @@ def test_skip_posterior_used_by_strided_sampling_is_bayes_rule(case):
 
     def call(x0, xt, k_from, k_to):
         log_onehot = jnp.where(jax.nn.one_hot(x0[:, None], vocab) > 0, 0.0, -jnp.inf)
-        return _reverse_log_probs(process, log_onehot, jnp.asarray(xt[:, None]),
-                                  jnp.asarray(k_from), jnp.asarray(k_to))
+        return jd.reverse_log_probs(process, log_onehot, jnp.asarray(xt[:, None]),
+                                    jnp.asarray(k_from), jnp.asarray(k_to))
 
     np.testing.assert_allclose(_call_batched(call, rows), np.concatenate(want), atol=2e-6)
 

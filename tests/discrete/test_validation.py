@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from jaxdiff import discrete as jd
+from jaxdiff._validation import check_int
 
 ABSORBING = jd.d3pm_process("absorbing", vocab_size=5, num_steps=10, mask_id=4)
 UNIFORM = jd.d3pm_process("uniform", vocab_size=4, num_steps=10)
@@ -112,3 +113,21 @@ def test_value_checks_are_skipped_under_jit_but_shapes_are_not():
     with pytest.raises(ValueError, match=r"t must have shape \[B\]"):
         jax.jit(lambda x: jd.q_sample(KEY, UNIFORM, x, T_INT[:1]))(X0)
     assert np.asarray(out).max() < UNIFORM.vocab_size
+
+
+def test_check_int_is_the_one_int_check():
+    assert check_int("n", np.int64(3)) == 3 and type(check_int("n", np.int64(3))) is int
+    assert check_int("n", None, optional=True) is None
+    assert check_int("seed", 0, 0) == 0
+    for bad in (0, True, 2.0, None, "3"):
+        with pytest.raises(ValueError, match=r"n must be an int >= 1, got"):
+            check_int("n", bad)
+
+
+def test_reverse_log_probs_checks_its_arguments():
+    log_p = jnp.zeros((2, 3, 5))
+    k = jnp.asarray([3, 10], jnp.int32)
+    with pytest.raises(ValueError, match=r"log_p_x0 must have shape \[B, L, V\]"):
+        jd.reverse_log_probs(ABSORBING, log_p[..., :4], X0, k, k - 1)
+    with pytest.raises(ValueError, match=r"k_from must lie in \[0, 11\)"):
+        jd.reverse_log_probs(ABSORBING, log_p, X0, k + 1, k - 1)

@@ -145,7 +145,7 @@ def test_trace_through_a_unet_with_attention_equals_the_dense_jacobian():
     graphdef, params, rest = jm.init(config, key=jax.random.key(0))
     params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(jax.random.key(1), p.shape),
                           params)  # the zero-initialised output layers would give J = 0
-    apply = jm.make_denoise_fn(graphdef, rest)
+    apply = jm.make_apply_fn(graphdef, rest)
     y = jax.random.normal(jax.random.key(2), (2, 4, 4, 1))
 
     def denoiser(y):

@@ -89,6 +89,43 @@ def test_chain_with_more_steps_than_levels_and_the_ode_limit(setup):
     np.testing.assert_allclose(rec.mse_chain[1], ode, rtol=0.05)
 
 
+def _chain_gain(alpha2, sigma2, t, num_steps):
+    """The gain c of _chain_mse: the chain maps x_t to M + c (x_t - alpha_t M)."""
+    taus = (np.arange(num_steps) * t) // (num_steps - 1)
+    a, s = np.sqrt(alpha2[taus]), np.sqrt(sigma2[taus])
+    c = 1.0
+    for i in range(num_steps - 1, -1, -1):
+        a_prev, s_prev = (a[i - 1], s[i - 1]) if i > 0 else (1.0, 0.0)
+        c *= (a_prev * a[i] * S**2 + s_prev * s[i]) / (a[i] ** 2 * S**2 + s[i] ** 2)
+    return c
+
+
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_ddim_reconstruct_follows_each_examples_own_levels(setup, prediction):
+    """Per-example t: each example's chain is the affine map of its own levels (exactly, not
+    in the mean), whatever the other examples' levels."""
+    schedule, mixture, x0, alpha2, sigma2 = setup
+    t = np.array([0, 1, 3, 10, 42, 50, 99, 99])
+    x = x0[:t.size]
+    x_t = gaussian.q_sample(schedule, x, jnp.asarray(t, jnp.int32),
+                            jax.random.normal(jax.random.key(7), x.shape))
+    out = dg.ddim_reconstruct(mixture.denoise_fn(schedule, prediction), schedule, x_t,
+                              jnp.asarray(t, jnp.int32), num_steps=4, prediction=prediction)
+    gain = np.array([_chain_gain(alpha2, sigma2, tb, 4) for tb in t])[:, None]
+    a_t = np.sqrt(alpha2[t])[:, None]
+    expected = M + gain * (np.asarray(x_t, np.float64) - a_t * M)
+    np.testing.assert_allclose(np.asarray(out, np.float64), expected, rtol=0, atol=1e-5)
+
+
+def test_the_chain_needs_two_steps(setup):
+    schedule, mixture, x0, _, _ = setup
+    fn = mixture.denoise_fn(schedule, "eps")
+    with pytest.raises(ValueError, match="num_steps"):
+        dg.reconstruction_error(jax.random.key(0), fn, schedule, x0, [5], num_steps=1)
+    with pytest.raises(ValueError, match="num_steps"):
+        dg.ddim_reconstruct(fn, schedule, x0, jnp.full((B,), 5, jnp.int32), num_steps=1)
+
+
 def test_loss_curve_matches_closed_form(setup):
     schedule, mixture, x0, alpha2, sigma2 = setup
     post_var = S**2 * sigma2 / (alpha2 * S**2 + sigma2)  # E|x0_hat - x0|^2 per dim

@@ -14,7 +14,7 @@ def test_cached_sampling_through_the_functional_decoder_equals_uncached_sampling
                               depth=2, num_heads=2)
     graphdef, params, rest = jm.init(config, key=jax.random.key(0))
     init_cache, decode = jm.make_decode_fns(graphdef, rest)
-    apply_fn = jm.make_denoise_fn(graphdef, rest)
+    apply_fn = jm.make_apply_fn(graphdef, rest)
     key = jax.random.key(1)
     cached = jax.jit(lambda k, p: autoregressive.ar_sample_cached(
         k, functools.partial(decode, p), init_cache(p, 3), (3, 12), bos_id=27))(key, params)

@@ -22,25 +22,25 @@ def test_parameter_counts_match_the_paper(name, paper_count):
     # Table 1 of Peebles & Xie 2023, ImageNet 256x256 latents (32x32x4, 1000 classes,
     # learned sigma); never materialised.
     config = jm.preset_config(name)
-    assert (config.input_size, config.in_channels, config.num_classes) == (32, 4, 1000)
-    assert config.learn_sigma
+    assert (config.image_size, config.in_channels, config.num_classes) == (32, 4, 1000)
+    assert config.learned_variance
     _, params, _ = jm.abstract_init(config)
     assert jm.count_params(params) == pytest.approx(paper_count, rel=0.01)
 
 
 @pytest.mark.parametrize("config", [
     jm.preset_config("dit_s2"), jm.preset_config("dit_tiny"), SMALL,
-    jm.DiTConfig(input_size=12, in_channels=1, patch_size=4, hidden_size=32, depth=1,
-                 num_heads=2, num_classes=None, learn_sigma=False),
+    jm.DiTConfig(image_size=12, in_channels=1, patch_size=4, hidden_size=32, depth=1,
+                 num_heads=2, num_classes=None, learned_variance=False),
 ], ids=["s2_32", "tiny_16", "small_8", "p4_12"])
 def test_output_shape_and_dtype_for_several_resolutions_and_batch_sizes(config):
     graphdef, params, rest = jm.abstract_init(config)
-    denoise_fn = jm.make_denoise_fn(graphdef, rest)
-    size, channels = config.input_size, config.in_channels
+    apply_fn = jm.make_apply_fn(graphdef, rest)
+    size, channels = config.image_size, config.in_channels
     for batch in (1, 3):
         x_t = jax.ShapeDtypeStruct((batch, size, size, channels), jnp.float32)
         t = jax.ShapeDtypeStruct((batch,), jnp.int32)
-        out = jax.eval_shape(denoise_fn, params, x_t, t)
+        out = jax.eval_shape(apply_fn, params, x_t, t)
         assert out.shape == (batch, size, size, config.out_channels)
         assert out.dtype == jnp.float32
 
@@ -58,12 +58,12 @@ def test_adaln_zero_initialisation_zeroes_every_gate_and_the_output_layer():
 def test_class_conditioning_changes_the_output_and_patches_are_put_back_in_place(small):
     graphdef, abstract_params, rest = small
     params = random_params(abstract_params)
-    denoise_fn = jax.jit(jm.make_denoise_fn(graphdef, rest))
+    apply_fn = jax.jit(jm.make_apply_fn(graphdef, rest))
     x_t = jax.random.normal(jax.random.key(1), (2, 8, 8, 3))
     t = jnp.array([1, 700])
-    out_0 = denoise_fn(params, x_t, t, jnp.array([0, 0]))
-    out_1 = denoise_fn(params, x_t, t, jnp.array([1, 1]))
-    out_null = denoise_fn(params, x_t, t, jnp.array([5, 5]))
+    out_0 = apply_fn(params, x_t, t, jnp.array([0, 0]))
+    out_1 = apply_fn(params, x_t, t, jnp.array([1, 1]))
+    out_null = apply_fn(params, x_t, t, jnp.array([5, 5]))
     for other in (out_1, out_null):
         assert float(jnp.abs(out_0 - other).mean()) > 1e-3
     # Changing one input pixel changes the output only through attention and its own
@@ -73,8 +73,8 @@ def test_class_conditioning_changes_the_output_and_patches_are_put_back_in_place
         block.attention.output.kernel[...] = jnp.zeros_like(block.attention.output.kernel)
     _, no_attention, _ = nnx.split(model, nnx.Param, ...)
     x_moved = x_t.at[:, 5, 2, :].add(1.0)
-    delta = np.asarray(denoise_fn(no_attention, x_moved, t, jnp.array([0, 0]))
-                       - denoise_fn(no_attention, x_t, t, jnp.array([0, 0])))
+    delta = np.asarray(apply_fn(no_attention, x_moved, t, jnp.array([0, 0]))
+                       - apply_fn(no_attention, x_t, t, jnp.array([0, 0])))
     changed = np.abs(delta).max(axis=(0, 3)) > 0
     expected = np.zeros((8, 8), bool)
     expected[4:6, 2:4] = True
@@ -92,15 +92,15 @@ def test_class_conditioning_changes_the_output_and_patches_are_put_back_in_place
 ])
 def test_bad_arguments_fail_naming_the_argument(small, x_t, t, cond, error, message):
     graphdef, params, rest = small
-    denoise_fn = jm.make_denoise_fn(graphdef, rest)
+    apply_fn = jm.make_apply_fn(graphdef, rest)
     with pytest.raises(error, match=message):
-        jax.eval_shape(denoise_fn, params, x_t, t, cond)
+        jax.eval_shape(apply_fn, params, x_t, t, cond)
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (dict(input_size=30, patch_size=4), "input_size=30 must be divisible by patch_size=4"),
+    (dict(image_size=30, patch_size=4), "image_size=30 must be divisible by patch_size=4"),
     (dict(hidden_size=100, num_heads=3), "hidden_size=100 must be divisible by num_heads=3"),
-    (dict(depth=0), "depth must be a positive int"),
+    (dict(depth=0), "depth must be an int >= 1"),
 ])
 def test_invalid_config_fails_naming_the_field(overrides, message):
     with pytest.raises(ValueError, match=message):

@@ -1,4 +1,4 @@
-"""The functional face: init / abstract_init, the pure denoise_fn, dropout modes, bf16
+"""The functional face: init / abstract_init, the pure apply_fn, dropout modes, bf16
 compute, recompilation, and label dropout for classifier-free guidance."""
 
 import chex
@@ -59,8 +59,8 @@ def test_same_key_and_input_give_identical_output_and_dropout_only_in_train_mode
     graphdef, abstract_params, rest = jm.abstract_init(config)
     params = random_params(abstract_params)
     x_t, t = _model_inputs(config)
-    eval_fn = jm.make_denoise_fn(graphdef, rest)
-    train_fn = jm.make_denoise_fn(graphdef, rest, train=True)
+    eval_fn = jm.make_apply_fn(graphdef, rest)
+    train_fn = jm.make_apply_fn(graphdef, rest, train=True)
 
     @jax.jit
     def eval_and_train_outputs(key):
@@ -78,7 +78,7 @@ def test_same_key_and_input_give_identical_output_and_dropout_only_in_train_mode
 
 def test_train_mode_requires_a_key():
     graphdef, params, rest = jm.abstract_init(DIT)
-    train_fn = jm.make_denoise_fn(graphdef, rest, train=True)
+    train_fn = jm.make_apply_fn(graphdef, rest, train=True)
     with pytest.raises(ValueError, match="key is required"):
         train_fn(params, jnp.zeros((1, 8, 8, 3)), jnp.zeros(1, jnp.int32))
 
@@ -110,7 +110,7 @@ def _matmul_operand_dtypes(jaxpr) -> set[str]:
 ], ids=["dit", "unet", "text"])
 def test_bf16_compute_runs_every_matmul_and_convolution_in_bf16(config, x_t, t, cond):
     graphdef, params, rest = jm.abstract_init(config)
-    bf16_fn = jm.make_denoise_fn(graphdef, rest, train=True, compute_dtype=jnp.bfloat16)
+    bf16_fn = jm.make_apply_fn(graphdef, rest, train=True, compute_dtype=jnp.bfloat16)
     jaxpr = jax.make_jaxpr(bf16_fn)(params, x_t, t, cond, jax.random.key(0))
     assert _matmul_operand_dtypes(jaxpr.jaxpr) == {"bfloat16"}
     assert jax.eval_shape(bf16_fn, params, x_t, t, cond, jax.random.key(0)).dtype == jnp.float32
@@ -121,8 +121,8 @@ def test_bf16_compute_from_float32_parameters_stays_close_to_float32():
     params = random_params(abstract_params)
     x_t = jax.random.normal(jax.random.key(1), (4, 8, 8, 3))
     t, labels = jnp.array([1, 10, 100, 999]), jnp.array([0, 1, 2, 5])
-    fp32_fn = jm.make_denoise_fn(graphdef, rest)
-    bf16_fn = jm.make_denoise_fn(graphdef, rest, compute_dtype=jnp.bfloat16)
+    fp32_fn = jm.make_apply_fn(graphdef, rest)
+    bf16_fn = jm.make_apply_fn(graphdef, rest, compute_dtype=jnp.bfloat16)
     out_fp32, out_bf16 = jax.jit(lambda p: (fp32_fn(p, x_t, t, labels),
                                             bf16_fn(p, x_t, t, labels)))(params)
     assert {leaf.dtype for leaf in _leaves(params)} == {jnp.dtype(jnp.float32)}
@@ -135,24 +135,24 @@ def test_bf16_compute_from_float32_parameters_stays_close_to_float32():
 def test_one_compilation_per_input_shape():
     graphdef, abstract_params, rest = jm.abstract_init(DIT)
     params = random_params(abstract_params)
-    denoise_fn = jax.jit(chex.assert_max_traces(jm.make_denoise_fn(graphdef, rest), n=1))
+    apply_fn = jax.jit(chex.assert_max_traces(jm.make_apply_fn(graphdef, rest), n=1))
     for seed in range(3):
         x_t = jax.random.normal(jax.random.key(seed), (2, 8, 8, 3))
         t = jax.random.randint(jax.random.key(seed), (2,), 0, 1000)
-        denoise_fn(params, x_t, t, jnp.array([seed, 5]))
+        apply_fn(params, x_t, t, jnp.array([seed, 5]))
     with pytest.raises(AssertionError, match="traced > 1 times"):
-        denoise_fn(params, jnp.zeros((3, 8, 8, 3)), jnp.zeros(3, jnp.int32),
-                   jnp.zeros(3, jnp.int32))
+        apply_fn(params, jnp.zeros((3, 8, 8, 3)), jnp.zeros(3, jnp.int32),
+                 jnp.zeros(3, jnp.int32))
 
 
 def test_bind_gives_the_denoise_fn_of_the_math():
     graphdef, abstract_params, rest = jm.abstract_init(DIT)
     params = random_params(abstract_params)
-    denoise_fn = jm.make_denoise_fn(graphdef, rest)
-    bound = jm.bind(denoise_fn, params)
+    apply_fn = jm.make_apply_fn(graphdef, rest)
+    denoise_fn = jm.bind(apply_fn, params)
     x_t, t = jax.random.normal(jax.random.key(1), (2, 8, 8, 3)), jnp.array([4, 40])
-    out_bound, out_direct = jax.jit(lambda x, t: (bound(x, t, jnp.array([1, 2])),
-                                                  denoise_fn(params, x, t, jnp.array([1, 2]))))(
+    out_bound, out_direct = jax.jit(lambda x, t: (denoise_fn(x, t, jnp.array([1, 2])),
+                                                  apply_fn(params, x, t, jnp.array([1, 2]))))(
         x_t, t)
     np.testing.assert_array_equal(out_bound, out_direct)
 

@@ -20,14 +20,14 @@ NUM_DRAWS = 4
 def overfit(config, *, steps: int, learning_rate: float = 3e-3) -> tuple[float, float]:
     """Trains on the fixed batch; returns the batch loss before and after."""
     graphdef, params, rest = jm.init(config, key=jax.random.key(0))
-    denoise_fn = jm.make_denoise_fn(graphdef, rest, train=True)
+    apply_fn = jm.make_apply_fn(graphdef, rest, train=True)
     schedule = jd.gaussian.linear_schedule(num_steps=1000)
     images = jax.random.uniform(jax.random.key(1), (8, 8, 8, 3), minval=-1.0, maxval=1.0)
     draw_keys = jax.random.split(jax.random.key(2), NUM_DRAWS)
     optimizer = optax.adam(learning_rate)
 
     def batch_loss(params, draw_key):
-        bound = jm.bind(denoise_fn, params, key=jax.random.fold_in(draw_key, 1))
+        bound = jm.bind(apply_fn, params, key=jax.random.fold_in(draw_key, 1))
         return jd.gaussian.loss(draw_key, bound, schedule, images, prediction="eps").mean()
 
     @jax.jit
@@ -51,7 +51,7 @@ def overfit(config, *, steps: int, learning_rate: float = 3e-3) -> tuple[float, 
 @pytest.mark.parametrize("config, steps", [
     (jm.preset_config("unet_tiny", image_size=8, base_channels=16, attention_resolutions=(),
                       num_groups=4), 100),
-    (jm.preset_config("dit_tiny", input_size=8), 300),
+    (jm.preset_config("dit_tiny", image_size=8), 300),
 ], ids=["unet", "dit"])
 def test_tiny_network_overfits_a_batch(config, steps):
     initial, final = overfit(config, steps=steps)

@@ -21,7 +21,7 @@ def test_create_returns_the_preset_network(name, model_class):
 
 def test_overrides_replace_config_fields():
     model = nnx.eval_shape(lambda: jm.create("dit_tiny", key=jax.random.key(0), num_classes=10,
-                                             learn_sigma=True))
+                                             learned_variance=True))
     assert model.class_embed.embedding.shape == (11, 64)
     assert model.final_projection.kernel.shape == (64, 2 * 2 * 6)
     with pytest.raises(TypeError, match="unexpected keyword argument 'channels'"):
@@ -33,7 +33,7 @@ def test_paper_presets_are_the_papers_configurations():
     assert jm.PRESETS["ddpm_cifar10"] == jm.UNetConfig(
         image_size=32, in_channels=3, base_channels=128, channel_mults=(1, 2, 2, 2),
         num_res_blocks=2, attention_resolutions=(16,), num_heads=1, dropout=0.1,
-        num_groups=32, num_classes=None, learn_sigma=False)
+        num_groups=32, num_classes=None, learned_variance=False)
     for name, width, heads in (("dit_s2", 384, 6), ("dit_b2", 768, 12), ("dit_xl2", 1152, 16)):
         config = jm.PRESETS[name]
         assert (config.hidden_size, config.num_heads, config.patch_size) == (width, heads, 2)

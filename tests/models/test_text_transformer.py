@@ -29,11 +29,11 @@ def random_model(config: jm.TextTransformerConfig, seed: int = 0) -> jm.TextTran
 ], ids=["bidirectional", "causal", "text_tiny", "text_causal_tiny", "learned_positions"])
 def test_logits_shape_and_dtype(config):
     graphdef, params, rest = jm.abstract_init(config)
-    denoise_fn = jm.make_denoise_fn(graphdef, rest)
+    apply_fn = jm.make_apply_fn(graphdef, rest)
     for batch, length in ((1, config.max_length), (3, 5)):
         tokens = jax.ShapeDtypeStruct((batch, length), jnp.int32)
         t = None if not config.time_conditioning else jax.ShapeDtypeStruct((batch,), jnp.int32)
-        logits = jax.eval_shape(denoise_fn, params, tokens, t)
+        logits = jax.eval_shape(apply_fn, params, tokens, t)
         assert logits.shape == (batch, length, config.vocab_size)
         assert logits.dtype == jnp.float32
 
@@ -42,11 +42,11 @@ def test_time_as_step_index_or_continuous_time():
     # Float t in [0, 1] is scaled by continuous_time_scale: t = 0.25 equals index 250.
     graphdef, abstract_params, rest = jm.abstract_init(BIDIRECTIONAL)
     params = random_params(abstract_params, scale=0.3)
-    denoise_fn = jax.jit(jm.make_denoise_fn(graphdef, rest))
+    apply_fn = jax.jit(jm.make_apply_fn(graphdef, rest))
     tokens = jnp.array([[1, 2, 3, 10, 10, 4]], jnp.int32)
-    logits_index = denoise_fn(params, tokens, jnp.array([250], jnp.int32))
-    logits_float = denoise_fn(params, tokens, jnp.array([0.25], jnp.float32))
-    logits_other = denoise_fn(params, tokens, jnp.array([0.75], jnp.float32))
+    logits_index = apply_fn(params, tokens, jnp.array([250], jnp.int32))
+    logits_float = apply_fn(params, tokens, jnp.array([0.25], jnp.float32))
+    logits_other = apply_fn(params, tokens, jnp.array([0.75], jnp.float32))
     np.testing.assert_allclose(logits_float, logits_index, rtol=1e-5, atol=1e-5)
     assert float(jnp.abs(logits_float - logits_other).mean()) > 1e-3
 
@@ -115,9 +115,9 @@ def test_kv_cache_decoding_matches_the_full_causal_forward(positions):
 ])
 def test_bad_arguments_fail_naming_the_argument(tokens, t, error, message):
     graphdef, params, rest = jm.abstract_init(BIDIRECTIONAL)
-    denoise_fn = jm.make_denoise_fn(graphdef, rest)
+    apply_fn = jm.make_apply_fn(graphdef, rest)
     with pytest.raises(error, match=message):
-        jax.eval_shape(denoise_fn, params, tokens, t)
+        jax.eval_shape(apply_fn, params, tokens, t)
 
 
 def test_causal_model_without_time_conditioning_rejects_t_and_bidirectional_cannot_decode():
@@ -133,7 +133,7 @@ def test_causal_model_without_time_conditioning_rejects_t_and_bidirectional_cann
 @pytest.mark.parametrize("overrides, message", [
     (dict(positions="absolute"), "positions must be 'rotary' or 'learned'"),
     (dict(hidden_size=30, num_heads=4), "hidden_size=30 must be divisible by num_heads=4"),
-    (dict(vocab_size=0), "vocab_size must be a positive int"),
+    (dict(vocab_size=0), "vocab_size must be an int >= 1"),
 ])
 def test_invalid_config_fails_naming_the_field(overrides, message):
     with pytest.raises(ValueError, match=message):

@@ -12,7 +12,7 @@ from tests.models.util import random_params
 ADM_SMALL = jm.UNetConfig(image_size=8, base_channels=16, channel_mults=(1, 2),
                           num_res_blocks=1, attention_resolutions=(4,), head_channels=8,
                           dropout=0.0, num_groups=4, scale_shift_norm=True,
-                          resblock_updown=True, num_classes=3, learn_sigma=True)
+                          resblock_updown=True, num_classes=3, learned_variance=True)
 DDPM_SMALL = jm.UNetConfig(image_size=8, base_channels=16, channel_mults=(1, 2),
                            num_res_blocks=1, attention_resolutions=(8,), num_groups=4)
 
@@ -40,7 +40,7 @@ def test_ddpm_cifar10_maps_32x32x3_images_to_eps_of_the_same_shape(ddpm_cifar10)
     graphdef, params, rest = ddpm_cifar10
     x_t = jax.ShapeDtypeStruct((4, 32, 32, 3), jnp.float32)
     t = jax.ShapeDtypeStruct((4,), jnp.int32)
-    out = jax.eval_shape(jm.make_denoise_fn(graphdef, rest), params, x_t, t)
+    out = jax.eval_shape(jm.make_apply_fn(graphdef, rest), params, x_t, t)
     assert (out.shape, out.dtype) == ((4, 32, 32, 3), jnp.float32)
 
 
@@ -49,42 +49,42 @@ def test_ddpm_cifar10_maps_32x32x3_images_to_eps_of_the_same_shape(ddpm_cifar10)
     ADM_SMALL,
     jm.UNetConfig(image_size=24, base_channels=32, channel_mults=(1, 2, 3, 4),
                   num_res_blocks=1, attention_resolutions=(6, 3), num_heads=4,
-                  conv_resample=False, num_classes=10, learn_sigma=True),
+                  conv_resample=False, num_classes=10, learned_variance=True),
 ], ids=["tiny_16", "adm_8", "adm_24"])
 def test_output_shape_and_dtype_for_several_resolutions_and_batch_sizes(config):
     graphdef, params, rest = jm.abstract_init(config)
-    denoise_fn = jm.make_denoise_fn(graphdef, rest)
+    apply_fn = jm.make_apply_fn(graphdef, rest)
     size, channels = config.image_size, config.in_channels
-    out_channels = 2 * channels if config.learn_sigma else channels
+    out_channels = 2 * channels if config.learned_variance else channels
     for batch in (1, 5):
         x_t = jax.ShapeDtypeStruct((batch, size, size, channels), jnp.float32)
         t = jax.ShapeDtypeStruct((batch,), jnp.int32)
-        out = jax.eval_shape(denoise_fn, params, x_t, t)
+        out = jax.eval_shape(apply_fn, params, x_t, t)
         assert out.shape == (batch, size, size, out_channels)
         assert out.dtype == jnp.float32
 
 
 def test_learned_sigma_doubles_the_output_channels():
     assert ADM_SMALL.out_channels == 6
-    assert jm.UNetConfig(learn_sigma=False).out_channels == 3
+    assert jm.UNetConfig(learned_variance=False).out_channels == 3
 
 
 def test_class_and_timestep_change_the_output():
     graphdef, abstract_params, rest = jm.abstract_init(ADM_SMALL)
     params = random_params(abstract_params)
-    denoise_fn = jax.jit(jm.make_denoise_fn(graphdef, rest))
+    apply_fn = jax.jit(jm.make_apply_fn(graphdef, rest))
     x_t = jax.random.normal(jax.random.key(2), (2, 8, 8, 3))
     t = jnp.array([10, 500], jnp.int32)
-    out_0 = denoise_fn(params, x_t, t, jnp.array([0, 0]))
-    out_1 = denoise_fn(params, x_t, t, jnp.array([1, 1]))
-    out_null = denoise_fn(params, x_t, t, jnp.array([3, 3]))
-    out_later = denoise_fn(params, x_t, t + 300, jnp.array([0, 0]))
+    out_0 = apply_fn(params, x_t, t, jnp.array([0, 0]))
+    out_1 = apply_fn(params, x_t, t, jnp.array([1, 1]))
+    out_null = apply_fn(params, x_t, t, jnp.array([3, 3]))
+    out_later = apply_fn(params, x_t, t + 300, jnp.array([0, 0]))
     assert out_0.shape == (2, 8, 8, 6) and out_0.dtype == jnp.float32
     assert np.isfinite(np.asarray(out_0)).all()
     for other in (out_1, out_null, out_later):
         assert float(jnp.abs(out_0 - other).mean()) > 1e-3
     # No labels is the null class: the unconditional branch of classifier-free guidance.
-    np.testing.assert_array_equal(np.asarray(denoise_fn(params, x_t, t, None)),
+    np.testing.assert_array_equal(np.asarray(apply_fn(params, x_t, t, None)),
                                   np.asarray(out_null))
 
 
@@ -107,16 +107,16 @@ def test_class_and_timestep_change_the_output():
 ])
 def test_bad_arguments_fail_naming_the_argument(adm_small, x_t, t, cond, error, message):
     graphdef, params, rest = adm_small
-    denoise_fn = jm.make_denoise_fn(graphdef, rest)
+    apply_fn = jm.make_apply_fn(graphdef, rest)
     with pytest.raises(error, match=message):
-        jax.eval_shape(denoise_fn, params, x_t, t, cond)
+        jax.eval_shape(apply_fn, params, x_t, t, cond)
 
 
 def test_unconditional_network_rejects_labels():
     graphdef, params, rest = jm.abstract_init(DDPM_SMALL)
-    denoise_fn = jm.make_denoise_fn(graphdef, rest)
+    apply_fn = jm.make_apply_fn(graphdef, rest)
     with pytest.raises(ValueError, match="cond must be None"):
-        jax.eval_shape(denoise_fn, params, jnp.zeros((2, 8, 8, 3)), jnp.zeros(2, jnp.int32),
+        jax.eval_shape(apply_fn, params, jnp.zeros((2, 8, 8, 3)), jnp.zeros(2, jnp.int32),
                        jnp.zeros(2, jnp.int32))
 
 
@@ -126,7 +126,7 @@ def test_unconditional_network_rejects_labels():
     (dict(base_channels=48), "must be divisible by num_groups=32"),
     (dict(num_heads=3), "must be divisible by num_heads=3"),
     (dict(dropout=1.0), "dropout must lie in"),
-    (dict(num_classes=0), "num_classes must be a positive int"),
+    (dict(num_classes=0), "num_classes must be an int >= 1"),
 ])
 def test_invalid_config_fails_naming_the_field(overrides, message):
     with pytest.raises(ValueError, match=message):

@@ -6,8 +6,8 @@ import numpy as np
 import jaxdiff.models as jm
 
 # A small class-conditional DiT with learned sigma, shared so its jitted init compiles once.
-SMALL_DIT = jm.DiTConfig(input_size=8, in_channels=3, patch_size=2, hidden_size=32, depth=2,
-                         num_heads=4, num_classes=5, learn_sigma=True, frequency_dim=32)
+SMALL_DIT = jm.DiTConfig(image_size=8, in_channels=3, patch_size=2, hidden_size=32, depth=2,
+                         num_heads=4, num_classes=5, learned_variance=True, frequency_dim=32)
 
 
 def random_params(abstract_params, *, seed: int = 0, scale: float = 0.1):

@@ -24,7 +24,8 @@ CONFIGS = {
     "uniform": tiny_config(TINY_TEXT, diffusion={"process": "uniform", "schedule": "cosine"}),
     "masked": tiny_config(TINY_TEXT),
     "autoregressive": tiny_config(TINY_TEXT, diffusion={"process": "autoregressive",
-                                                        "schedule": None}),
+                                                        "schedule": None},
+                                  train={"sample_steps": None}),
 }
 
 # (train loss, grad norm, held-out objective); printed by this file's __main__.

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from jaxdiff import train
+from jaxdiff.data.grid import image_grid
 
 
 def test_metrics_lines_and_tensorboard_events(tmp_path):
@@ -18,9 +19,9 @@ def test_metrics_lines_and_tensorboard_events(tmp_path):
 
 def test_image_grid_places_and_scales_every_image():
     images = np.stack([np.full((2, 3, 1), v) for v in (-1.0, 0.0, 1.0)])
-    grid = train.image_grid(images, columns=2, pad=1)
+    grid = image_grid(images, columns=2, pad=1)
     assert grid.shape == (2 * 3 + 1, 2 * 4 + 1, 1) and grid.dtype == np.uint8
     assert grid[1, 1, 0] == 0 and grid[1, 5, 0] == 128 and grid[4, 1, 0] == 255
     assert grid[0, 0, 0] == 255          # padding is white
     with pytest.raises(ValueError, match="images"):
-        train.image_grid(images[0])
+        image_grid(images[0])

@@ -8,16 +8,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdiff import autoregressive, discrete, train
+from jaxdiff import autoregressive, discrete, tasks, train
 from jaxdiff import models as jm
-from jaxdiff.train import objectives
+from jaxdiff.tasks.d3pm import d3pm_bound_objective
 from tests.train.util import TINY, TINY_TEXT, tiny_config
 
 SCHEDULE = {"absorbing": "reciprocal", "uniform": "cosine", "masked": "loglinear",
-            "autoregressive": "cosine"}
+            "autoregressive": None}
 
 
 def text_config(process: str, **train_fields) -> train.ExperimentConfig:
+    if process == "autoregressive":   # it samples in seq_len steps: no sample_steps
+        train_fields = {"sample_steps": None, **train_fields}
     return tiny_config(TINY_TEXT, diffusion={"process": process, "schedule": SCHEDULE[process]},
                        train=train_fields)
 
@@ -39,7 +41,7 @@ def test_text_run_trains_reports_bpc_and_writes_samples(process, tmp_path):
     assert all(set(s) <= set("abcdefghijklmnopqrstuvwxyz ") for s in samples)
     if process == "autoregressive":   # the exact NLL of the first 32 validation rows
         run, restored = train.restore_workdir(tmp_path)
-        apply_fn = train.apply_fn_for(run)
+        apply_fn = run.apply_fn()
         nll = autoregressive.sequence_nll(lambda x: apply_fn(restored.ema_params, x, None),
                                           jnp.asarray(run.eval_dataset[:32]), bos_id=27)
         assert final["eval_loss"] == pytest.approx(float(jnp.mean(nll)), rel=1e-5)
@@ -51,9 +53,9 @@ def test_d3pm_bound_estimate_is_unbiased_for_the_full_elbo():
     config = jm.preset_config("text_tiny", vocab_size=28, max_length=8, hidden_size=16,
                               depth=1, num_heads=2, cond_dim=16, frequency_dim=16)
     graphdef, params, rest = jm.init(config, key=jax.random.key(0))
-    apply_fn = jm.make_denoise_fn(graphdef, rest)
+    apply_fn = jm.make_apply_fn(graphdef, rest)
     tokens = jax.random.randint(jax.random.key(1), (4, 8), 0, 27)
-    bound = objectives.d3pm_bound_objective(apply_fn, process)
+    bound = d3pm_bound_objective(apply_fn, process)
     draws = jax.jit(jax.vmap(lambda k: bound(params, k, {"tokens": tokens})))(
         jax.random.split(jax.random.key(2), 2000))                          # [2000, 4]
     exact = jax.jit(jax.vmap(lambda k: discrete.d3pm_elbo(k, jm.bind(apply_fn, params),
@@ -95,13 +97,40 @@ def test_image_process_refuses_a_text_corpus():
 
 
 def test_every_listed_schedule_builds_and_none_is_the_process_default():
-    for process, schedules in train.config.SCHEDULES.items():
-        base = TINY if process == "gaussian" else TINY_TEXT
-        for schedule in schedules + (None,):
-            config = tiny_config(base, diffusion={"process": process, "schedule": schedule})
-            assert train.diffusion_process(config) is not None
-    default = train.diffusion_process(tiny_config(TINY_TEXT, diffusion={
+    for task in tasks.TASKS.values():
+        base = TINY if task.modality is tasks.IMAGES else TINY_TEXT
+        for schedule in task.schedules + (None,):
+            steps = 4 if "num_steps" in task.sampler_options else None
+            config = tiny_config(base, diffusion={"process": task.name, "schedule": schedule},
+                                 train={"sample_steps": steps})
+            train.validate(config, num_devices=1)
+            assert (task.build_process(config) is None) == (not task.schedules)
+    default = tasks.ABSORBING.build_process(tiny_config(TINY_TEXT, diffusion={
         "process": "absorbing", "schedule": None}))
     explicit = discrete.d3pm_process("absorbing", vocab_size=28, num_steps=10, mask_id=27)
     np.testing.assert_array_equal(default.betas, explicit.betas)
-    assert train.diffusion_process(tiny_config(diffusion={"schedule": None})).num_steps == 100
+    assert tasks.GAUSSIAN.build_process(tiny_config(diffusion={"schedule": None})).num_steps == 100
+
+
+def test_the_autoregressive_baseline_refuses_a_schedule_and_sample_steps():
+    with pytest.raises(ValueError, match="diffusion.schedule: process 'autoregressive' has no"):
+        train.validate(tiny_config(TINY_TEXT, diffusion={"process": "autoregressive",
+                                                         "schedule": "cosine"},
+                                   train={"sample_steps": None}), num_devices=1)
+    with pytest.raises(ValueError, match="train.sample_steps"):
+        train.validate(tiny_config(TINY_TEXT, diffusion={"process": "autoregressive",
+                                                         "schedule": None}), num_devices=1)
+
+
+def test_a_sampler_option_the_process_does_not_take_is_named():
+    run = train.build_run(text_config("masked"))
+    with pytest.raises(ValueError, match=r"process 'masked' does not support .*guidance_scale"):
+        train.make_sampler(run, count=2, num_steps=2, guidance_scale=2.0)
+    with pytest.raises(ValueError, match="sampler for process 'masked' must be one of"):
+        train.make_sampler(run, count=2, num_steps=2, sampler="ddim")
+    d3pm = train.build_run(text_config("absorbing"))
+    with pytest.raises(ValueError, match="num_steps"):   # T = 10: more steps are an error
+        train.make_sampler(d3pm, count=2, num_steps=11)(jax.random.key(0), None)
+    image = train.build_run(tiny_config())
+    with pytest.raises(ValueError, match="class-conditional"):
+        train.make_sampler(image, count=2, num_steps=2, guidance_scale=2.0)

@@ -14,7 +14,7 @@ Numbers from different classifiers are not comparable: :attr:`TrainedClassifier.
 the dataset and every training setting, and is the ``extractor`` key to give
 :func:`jaxdiff.metrics.cached_reference_stats`. ::
 
-    clf = metrics.train_or_load_classifier("digits")           # trained once, then cached
+    clf = evaluation.train_or_load_classifier("digits")        # trained once, then cached
     is_mean, is_std = metrics.inception_score(clf.logits_fn(), samples)
     ref = metrics.cached_reference_stats(
         lambda: metrics.feature_stats(clf.features_fn(), test_images),
@@ -40,17 +40,12 @@ import numpy as np
 import optax
 from flax import nnx
 
+from jaxdiff._validation import check_int
 from jaxdiff.data import ArrayDataset, batches, load
 from jaxdiff.metrics.features import extract_features
 from jaxdiff.metrics.paths import atomic_write_npz, check_key, default_cache_dir
 
 _FORMAT_VERSION = 1
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
 
 
 class ClassifierConfig(NamedTuple):
@@ -79,7 +74,7 @@ def _check_config(config) -> ClassifierConfig:
             or not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape)):
         raise ValueError(f"config.image_shape must be (H, W, C) positive ints, got {shape!r}")
     for field in ("num_classes", "width", "hidden"):
-        _check_positive_int(f"config.{field}", getattr(config, field))
+        check_int(f"config.{field}", getattr(config, field))
     if config.num_classes < 2:
         raise ValueError(f"config.num_classes must be >= 2, got {config.num_classes}")
     return config
@@ -225,16 +220,16 @@ def train_classifier(train_set: ArrayDataset, *, steps: int = 600, batch_size: i
     """
     if not isinstance(train_set, ArrayDataset):
         raise TypeError(f"train_set must be an ArrayDataset, got {type(train_set).__name__}")
-    steps = _check_positive_int("steps", steps)
-    batch_size = _check_positive_int("batch_size", batch_size)
+    steps = check_int("steps", steps)
+    batch_size = check_int("batch_size", batch_size)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
         raise ValueError(f"learning_rate must be a positive float, got {learning_rate!r}")
     config = _check_config(ClassifierConfig(tuple(int(d) for d in train_set.image_shape),
                                             int(train_set.num_classes),
-                                            _check_positive_int("width", width),
-                                            _check_positive_int("hidden", hidden)))
+                                            check_int("width", width),
+                                            check_int("hidden", hidden)))
     if name is None:
         name = classifier_name(train_set.name.split(":")[0] or "data", image_size=None,
                                steps=steps, seed=int(seed), width=width, hidden=hidden,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxdiff import data, metrics
-from jaxdiff.metrics import classifier as clf_lib
+from jaxdiff.evaluation import classifier as clf_lib
 
 STEPS = 300
 

@@ -20,18 +20,18 @@ Markdown.
   :func:`load_inception_params`) of the samples, quantized to uint8 and resized to 299x299,
   against the whole test split (cached under ``extractor=inception-2015-12-05``). When the
   weights cannot be loaded the field is the string ``"unavailable: <why>"``;
-* **bits/dim**: :func:`jaxdiff.gaussian.nll_bits_per_dim` with ``method="vlb"`` (an upper
-  bound) on the first ``nll_examples`` test images (all by default), on the data's own grid
-  (``num_bins`` = 17 for ``digits``, whose intensities are 0..16; 256 otherwise), over the full
-  chain of ``T`` steps or, with ``nll_steps``, a uniformly respaced chain of that many steps
-  (a looser bound, quicker on a CPU); the reverse variance is the run's (``learned`` or
-  ``beta``, as the sampler uses);
-* **reconstruction** (:func:`reconstruction_error`): MSE/PSNR of the one-step
-  :math:`\hat x_0` and of a 20-step DDIM chain from :math:`x_t`, at
-  :math:`t = \lfloor fT \rfloor` for ``f`` in 0.1, 0.25, 0.5, 0.75, 0.9, on the first
-  ``diag_examples`` test images;
-* **loss per timestep** (:func:`loss_per_timestep`): the run's training loss (prediction and
-  weighting; fixed variance) in 10 equal buckets of ``[0, T)`` on the same images;
+* **bits/dim** (the run's task's ``evaluation.bits_per_dim``; for ``gaussian``
+  :func:`jaxdiff.gaussian.nll_bits_per_dim` with ``method="vlb"``, an upper bound) on the
+  first ``nll_examples`` test images (all by default), on the data's own grid (``num_bins`` =
+  17 for ``digits``, whose intensities are 0..16; 256 otherwise), over the full chain of
+  ``T`` steps or, with ``nll_steps``, a uniformly respaced chain of that many steps (a looser
+  bound, quicker on a CPU); the reverse variance is the run's (``learned`` or ``beta``);
+* **diagnostics** (the task's ``evaluation.diagnostics``; for ``gaussian``
+  :func:`~jaxdiff.metrics.reconstruction_error` and
+  :func:`~jaxdiff.metrics.loss_per_timestep`): MSE/PSNR of the one-step :math:`\hat x_0` and
+  of a 20-step DDIM chain from :math:`x_t`, at :math:`t = \lfloor fT \rfloor` for ``f`` in
+  0.1, 0.25, 0.5, 0.75, 0.9, and the run's training loss (prediction and weighting; fixed
+  variance) in 10 equal buckets of ``[0, T)``, on the first ``diag_examples`` test images;
 * **class histogram**: the fraction of samples the classifier assigns to each class against the
   label fractions of the test split, with their total-variation distance (a mode-collapse
   check).
@@ -40,8 +40,6 @@ Markdown.
 ``experiments/evaluate.py`` is the command.
 """
 
-import dataclasses
-import json
 import math
 import os
 import pathlib
@@ -52,19 +50,27 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxdiff import data as jdata
-from jaxdiff import gaussian, train
-from jaxdiff import models as jm
-from jaxdiff.metrics.classifier import (
-    TrainedClassifier,
-    classifier_accuracy,
+from jaxdiff import train
+from jaxdiff._validation import check_int
+from jaxdiff.evaluation.classifier import (
     train_or_load_classifier,
 )
-from jaxdiff.metrics.diagnostics import loss_per_timestep, reconstruction_error
-from jaxdiff.metrics.features import extract_features, feature_stats
-from jaxdiff.metrics.frechet import FeatureStats, fid_from_stats
+from jaxdiff.evaluation.classifier_scores import (
+    IS_SPLITS,
+    REFERENCE_SPLIT,
+    classifier_scores,
+    dataset_key,
+)
+from jaxdiff.evaluation.common import (
+    RestoredRun,
+    format_value,
+    restore_run,
+    wall_time_lines,
+    write_files,
+)
+from jaxdiff.metrics.features import feature_stats
+from jaxdiff.metrics.frechet import fid_from_stats
 from jaxdiff.metrics.inception import inception_feature_fn, quantize_images
-from jaxdiff.metrics.inception_score import inception_score_from_logits
 from jaxdiff.metrics.inception_weights import load_inception_params
 from jaxdiff.metrics.paths import default_cache_dir
 from jaxdiff.metrics.stats_cache import INCEPTION_EXTRACTOR, cached_reference_stats
@@ -72,11 +78,6 @@ from jaxdiff.metrics.stats_cache import INCEPTION_EXTRACTOR, cached_reference_st
 CLASSIFIER_DATASETS = ("digits", "mnist_5k", "fashion_mnist")
 """The datasets with an in-domain classifier (classifier FID/IS, class histogram)."""
 
-RECONSTRUCTION_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 0.9)
-RECONSTRUCTION_CHAIN_STEPS = 20
-LOSS_BUCKETS = 10
-IS_SPLITS = 10
-REFERENCE_SPLIT = "test"
 
 
 def data_levels(dataset: str) -> int:
@@ -85,51 +86,15 @@ def data_levels(dataset: str) -> int:
     return 17 if dataset == "digits" else 256
 
 
-# ----------------------------------------------------------------------------- checks
-
-
-def _check_int(name: str, value, minimum: int, *, optional: bool = False):
-    if optional and value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        kind = "None or an int" if optional else "an int"
-        raise ValueError(f"{name} must be {kind} >= {minimum}, got {value!r}")
-    return int(value)
-
-
-# ----------------------------------------------------------------------------- restore
-
-
-@dataclasses.dataclass(frozen=True)
-class RestoredRun:
-    """A trained run: its parts (:func:`jaxdiff.train.build_run`), EMA parameters and step."""
-
-    workdir: pathlib.Path
-    run: object
-    ema_params: object
-    step: int
-
-
-def restore_run(workdir: str | os.PathLike) -> RestoredRun:
-    """Restores the newest checkpoint of a workdir of :func:`jaxdiff.train.train`.
-
-    Raises:
-      FileNotFoundError: naming ``workdir`` when it, its ``config.json`` or its checkpoints
-        are missing.
-    """
-    run, state = train.restore_workdir(workdir)
-    return RestoredRun(workdir=pathlib.Path(workdir), run=run, ema_params=state.ema_params,
-                       step=int(state.step))
-
-
 # ----------------------------------------------------------------------------- pieces
 
 
-def draw_samples(restored: RestoredRun, *, num_samples: int, sampler: str, steps: int,
+def draw_samples(restored: RestoredRun, *, num_samples: int, sampler: str | None, steps: int,
                  seed: int, batch_size: int, guidance_scale: float | None = None,
                  progress: bool = True) -> np.ndarray:
     """``num_samples`` images ``[N, H, W, C]`` in [-1, 1] from the EMA parameters, drawn in
-    jitted batches of ``batch_size`` (one compilation; the last batch is cut)."""
+    jitted batches of ``batch_size`` (one compilation; the last batch is cut); ``sampler``
+    None is the run's task's default."""
 
     count = min(batch_size, num_samples)
     sample = train.make_sampler(restored.run, sampler=sampler, num_steps=steps, count=count,
@@ -146,52 +111,16 @@ def draw_samples(restored: RestoredRun, *, num_samples: int, sampler: str, steps
     return np.concatenate(out, axis=0)
 
 
-def _dataset_key(dataset: jdata.ArrayDataset, name: str) -> str:
-    return f"{name.replace(':', '_')}-{dataset.images.shape[1]}px"
-
-
-def classifier_reference_stats(classifier: TrainedClassifier, dataset: jdata.ArrayDataset, *,
-                               dataset_name: str, split: str = REFERENCE_SPLIT,
-                               cache_dir: str | os.PathLike | None = None,
-                               batch_size: int = 500, progress: bool = False) -> FeatureStats:
-    """The classifier's penultimate-feature statistics of ``dataset`` (the reference of
-    classifier FID), cached under ``dataset=<dataset_name>-<H>px``, ``split``,
-    ``extractor=classifier.name``."""
-    return cached_reference_stats(
-        lambda: feature_stats(classifier.features_fn(), dataset.images, batch_size=batch_size,
-                              progress=progress, desc=f"classifier features {split}"),
-        dataset=_dataset_key(dataset, dataset_name), split=split, extractor=classifier.name,
-        cache_dir=cache_dir)
-
-
-def classifier_fid(classifier: TrainedClassifier, images, reference: FeatureStats, *,
-                   batch_size: int = 500, progress: bool = False) -> float:
-    """Classifier FID of ``images`` (``[N, H, W, C]`` in [-1, 1]) against ``reference``;
-    the test split against its own reference statistics gives ~0 (the protocol check)."""
-    stats = feature_stats(classifier.features_fn(), images, batch_size=batch_size,
-                          progress=progress, desc="classifier features")
-    return fid_from_stats(stats, reference)
-
-
-def _nll(restored: RestoredRun, images: np.ndarray, labels: np.ndarray, *, key, num_bins: int,
-         num_steps: int | None, batch_size: int, progress: bool) -> np.ndarray:
+def _bits_per_dim(restored: RestoredRun, images: np.ndarray, labels: np.ndarray, *, key,
+                  num_bins: int, nll_steps: int | None, batch_size: int,
+                  progress: bool) -> np.ndarray:
+    """Each image's bound in bits/dim (the task's estimator), in jitted batches."""
     run = restored.run
-    f = run.config.diffusion
-    apply_fn = train.apply_fn_for(run)
-    variance = "learned" if f.learned_variance else "beta"
-    conditional = run.num_classes is not None
-
-    @jax.jit
-    def bpd(key, params, x0, cond):
-        return gaussian.nll_bits_per_dim(
-            key, jm.bind(apply_fn, params), run.schedule, x0, method="vlb",
-            prediction=f.prediction, variance=variance, num_bins=num_bins,
-            cond=cond if conditional else None, num_steps=num_steps)
-
+    bpd = run.task.evaluation.bits_per_dim(run, num_bins=num_bins, nll_steps=nll_steps)
     n = images.shape[0]
     size = min(batch_size, n)
     out = []
-    with tqdm(total=n, unit="img", desc="bits/dim (vlb)", disable=not progress) as bar:
+    with tqdm(total=n, unit="img", desc="bits/dim", disable=not progress) as bar:
         for i, start in enumerate(range(0, n, size)):
             idx = np.arange(start, start + size) % n       # the last batch wraps around
             values = np.asarray(bpd(jax.random.fold_in(key, i), restored.ema_params,
@@ -202,20 +131,6 @@ def _nll(restored: RestoredRun, images: np.ndarray, labels: np.ndarray, *, key, 
     return np.concatenate(out)
 
 
-def _eps_denoiser(restored: RestoredRun):
-    """The bound ``(x_t, t, cond)`` denoiser without a learned-variance half."""
-    run = restored.run
-    bound = jm.bind(train.apply_fn_for(run), restored.ema_params)
-    channels = run.dataset.images.shape[-1]
-    if not run.config.diffusion.learned_variance:
-        return bound
-    return lambda x_t, t, cond=None: bound(x_t, t, cond)[..., :channels]
-
-
-def _histogram(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    return np.bincount(labels, minlength=num_classes) / max(len(labels), 1)
-
-
 def _unavailable(err: BaseException) -> str:
     first = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return f"unavailable: {type(err).__name__}: {first}"
@@ -224,7 +139,8 @@ def _unavailable(err: BaseException) -> str:
 # ----------------------------------------------------------------------------- the report
 
 
-def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000, sampler: str = "ddim",
+def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
+                 sampler: str | None = None,
                  steps: int = 50, nll_examples: int | None = None, nll_steps: int | None = None,
                  seed: int = 0, batch_size: int = 500, diag_examples: int = 256,
                  guidance_scale: float | None = None, inception: bool = True,
@@ -238,8 +154,8 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000, sampler
       workdir: a run directory of :func:`jaxdiff.train.train` (``config.json``,
         ``checkpoints/``); the newest readable checkpoint's EMA parameters are evaluated.
       num_samples: samples for FID/IS/histogram (>= 10, the IS splits).
-      sampler, steps: the sampler (``ddpm``, ``ddim``, ``dpm_solver++``, ``heun``) and its
-        steps.
+      sampler, steps: one of the run's task's samplers (None: its default, ``ddim`` for
+        ``gaussian``) and its steps.
       nll_examples: test images for bits/dim (the first ones); None: the whole test split.
       nll_steps: respace the bound's chain to this many uniform steps (>= 2, <= T); None:
         the full chain of ``T`` steps.
@@ -255,24 +171,23 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000, sampler
         (``fid_stats/``); default the jaxdiff cache (:mod:`jaxdiff.metrics.paths`).
       progress: tqdm progress bars for the long passes.
     """
-    num_samples = _check_int("num_samples", num_samples, IS_SPLITS)
-    if sampler not in gaussian.SAMPLERS:
-        raise ValueError(f"sampler must be one of {list(gaussian.SAMPLERS)}, got {sampler!r}")
-    steps = _check_int("steps", steps, 1)
-    nll_examples = _check_int("nll_examples", nll_examples, 1, optional=True)
-    nll_steps = _check_int("nll_steps", nll_steps, 2, optional=True)
-    seed = _check_int("seed", seed, 0)
-    batch_size = _check_int("batch_size", batch_size, 1)
-    diag_examples = _check_int("diag_examples", diag_examples, 1)
-    classifier_steps = _check_int("classifier_steps", classifier_steps, 1)
+    num_samples = check_int("num_samples", num_samples, IS_SPLITS)
+    steps = check_int("steps", steps, 1)
+    nll_examples = check_int("nll_examples", nll_examples, 1, optional=True)
+    nll_steps = check_int("nll_steps", nll_steps, 2, optional=True)
+    seed = check_int("seed", seed, 0)
+    batch_size = check_int("batch_size", batch_size, 1)
+    diag_examples = check_int("diag_examples", diag_examples, 1)
+    classifier_steps = check_int("classifier_steps", classifier_steps, 1)
     if guidance_scale is not None and not isinstance(guidance_scale, (int, float)):
         raise ValueError(f"guidance_scale must be None or a float, got {guidance_scale!r}")
 
     restored = restore_run(workdir)
     run = restored.run
-    T = run.schedule.num_steps
-    if nll_steps is not None and nll_steps > T:
-        raise ValueError(f"nll_steps must be <= the run's T = {T}, got {nll_steps}")
+    if run.task.modality.name != "images":
+        raise ValueError(f"workdir {str(workdir)!r} holds a {run.task.name!r} text run; use "
+                         "jaxdiff.evaluation.evaluate_text_run")
+    sampler = sampler if sampler is not None else run.task.samplers[0]
     name, image_size = run.config.data.name, run.config.data.image_size
     test = run.eval_dataset
     root = pathlib.Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
@@ -310,34 +225,11 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000, sampler
         def classifier_part():
             clf = train_or_load_classifier(name, image_size=image_size, steps=classifier_steps,
                                            cache_dir=root / "classifiers")
-            accuracy = classifier_accuracy(clf, test, batch_size=batch_size)
-            ref = classifier_reference_stats(clf, test, dataset_name=name,
-                                             cache_dir=root / "fid_stats",
-                                             batch_size=batch_size, progress=progress)
-            fid = classifier_fid(clf, samples, ref, batch_size=batch_size, progress=progress)
             train_images = run.dataset.images[:min(num_samples, len(run.dataset))]
-            fid_floor = classifier_fid(clf, train_images, ref, batch_size=batch_size)
-            logits = extract_features(clf.logits_fn(), samples, batch_size=batch_size)
-            is_mean, is_std = inception_score_from_logits(logits, num_splits=IS_SPLITS)
-            test_logits = extract_features(clf.logits_fn(), test.images, batch_size=batch_size)
-            test_is, _ = inception_score_from_logits(
-                test_logits, num_splits=min(IS_SPLITS, len(test)))
-            k = clf.config.num_classes
-            sample_hist = _histogram(np.argmax(logits, axis=1), k)
-            data_hist = _histogram(test.labels, k)
-            protocol["classifier"] = {
-                "name": clf.name, "test_accuracy": accuracy,
-                "trained_on": f"{name}:train", "feature_dim": clf.config.hidden,
-                "fid_floor_train_images": int(len(train_images)), "is_splits": IS_SPLITS}
-            report.update({
-                "classifier_fid": fid, "classifier_fid_train_vs_test": fid_floor,
-                "classifier_is_mean": is_mean, "classifier_is_std": is_std,
-                "classifier_is_test_data": test_is})
-            report["class_histogram"] = {
-                "samples": sample_hist.tolist(), "test_data": data_hist.tolist(),
-                "total_variation": float(0.5 * np.abs(sample_hist - data_hist).sum()),
-                "max_sample_fraction": float(sample_hist.max()),
-                "min_sample_fraction": float(sample_hist.min())}
+            results, protocol["classifier"] = classifier_scores(
+                clf, samples, test, train_images, dataset_name=name,
+                cache_dir=root / "fid_stats", batch_size=batch_size, progress=progress)
+            report.update(results)
         timed("classifier_metrics", classifier_part)
     else:
         why = (f"unavailable: no in-domain classifier for dataset {name!r} (only "
@@ -359,7 +251,7 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000, sampler
                 ref = cached_reference_stats(
                     lambda: feature_stats(feats, test.images, batch_size=min(batch_size, 100),
                                           progress=progress, desc="inception features test"),
-                    dataset=_dataset_key(test, name), split=REFERENCE_SPLIT,
+                    dataset=dataset_key(test, name), split=REFERENCE_SPLIT,
                     extractor=INCEPTION_EXTRACTOR, cache_dir=root / "fid_stats")
                 gen = feature_stats(feats, samples, batch_size=min(batch_size, 100),
                                     progress=progress, desc="inception features samples")
@@ -369,80 +261,35 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000, sampler
                 "extractor": INCEPTION_EXTRACTOR, "input": "uint8 quantized, bilinear-resized "
                 "to 299x299 (grayscale repeated to RGB by the network)"}
 
-    # ---- bits/dim by the VLB
+    # ---- bits/dim: the task's likelihood bound
     n_nll = len(test) if nll_examples is None else min(nll_examples, len(test))
     num_bins = data_levels(name)
-    bpd = timed("bits_per_dim", lambda: _nll(
+    bpd = timed("bits_per_dim", lambda: _bits_per_dim(
         restored, test.images[:n_nll], test.labels[:n_nll], key=jax.random.fold_in(key, 1),
-        num_bins=num_bins, num_steps=nll_steps, batch_size=batch_size, progress=progress))
+        num_bins=num_bins, nll_steps=nll_steps, batch_size=batch_size, progress=progress))
     report["bits_per_dim"] = float(bpd.mean())
     report["bits_per_dim_stderr"] = float(bpd.std(ddof=1) / math.sqrt(len(bpd))) if len(
         bpd) > 1 else 0.0
     protocol["bits_per_dim"] = {
-        "method": "vlb (upper bound)", "examples": int(n_nll), "split": REFERENCE_SPLIT,
-        "num_bins": num_bins, "chain_steps": T if nll_steps is None else nll_steps,
-        "respaced": nll_steps is not None and nll_steps != T,
-        "variance": "learned" if run.config.diffusion.learned_variance else "beta",
-        "note": (f"discretized decoder on the data's {num_bins}-level grid"
-                 + (" (digits are 0..16: not comparable with 256-level bits/dim)"
-                    if num_bins != 256 else "")
-                 + ("" if nll_steps is None or nll_steps == T else
-                    f"; chain respaced from T={T} to {nll_steps} uniform steps (a looser "
-                    f"bound than the full chain)"))}
+        "examples": int(n_nll), "split": REFERENCE_SPLIT, "num_bins": num_bins,
+        **run.task.evaluation.bits_per_dim_protocol(run, num_bins=num_bins,
+                                                    nll_steps=nll_steps)}
 
-    # ---- reconstruction and loss per timestep
+    # ---- the task's diagnostics (reconstruction, loss per timestep)
     n_diag = min(diag_examples, len(test))
     x0 = jnp.asarray(test.images[:n_diag])
     cond = jnp.asarray(test.labels[:n_diag]) if run.num_classes is not None else None
-    denoiser = _eps_denoiser(restored)
-    f = run.config.diffusion
-    ts = np.array(sorted({min(T - 1, int(frac * T)) for frac in RECONSTRUCTION_FRACTIONS}),
-                  np.int32)
-
-    def diagnostics():
-        rec = reconstruction_error(jax.random.fold_in(key, 2), denoiser, run.schedule, x0, ts,
-                                   num_steps=RECONSTRUCTION_CHAIN_STEPS,
-                                   prediction=f.prediction, cond=cond, clip_x0=True)
-        edges, curve = loss_per_timestep(jax.random.fold_in(key, 3), denoiser, run.schedule,
-                                         x0, num_buckets=min(LOSS_BUCKETS, T),
-                                         prediction=f.prediction, cond=cond,
-                                         weighting=f.weighting)
-        return rec, edges, np.asarray(curve)
-
-    rec, edges, curve = timed("diagnostics", diagnostics)
-    report["reconstruction"] = [
-        {"t": int(t), "mse_one_step": float(a), "psnr_one_step": float(b),
-         "mse_chain": float(c), "psnr_chain": float(d)}
-        for t, a, b, c, d in zip(np.asarray(rec.timesteps), np.asarray(rec.mse_one_step),
-                                 np.asarray(rec.psnr_one_step), np.asarray(rec.mse_chain),
-                                 np.asarray(rec.psnr_chain), strict=True)]
-    report["loss_per_timestep"] = [
-        {"t_from": int(lo), "t_to": int(hi), "loss": float(v)}
-        for lo, hi, v in zip(edges[:-1], edges[1:], curve, strict=True)]
-    protocol["diagnostics"] = {
-        "examples": int(n_diag), "split": REFERENCE_SPLIT, "clip_x0": True,
-        "chain_steps": RECONSTRUCTION_CHAIN_STEPS, "timesteps": ts.tolist(),
-        "loss": f"{f.prediction} prediction, {f.weighting} weighting, fixed variance, "
-                f"{len(curve)} buckets of [0, {T})"}
+    results, diag_protocol = timed("diagnostics", lambda: run.task.evaluation.diagnostics(
+        run, restored.ema_params, key, x0, cond))
+    report.update(results)
+    protocol["diagnostics"] = {"examples": int(n_diag), "split": REFERENCE_SPLIT,
+                               **diag_protocol}
     timing["total"] = round(time.perf_counter() - total_start, 2)
     report["wall_seconds"] = timing
     return report
 
 
 # ----------------------------------------------------------------------------- output
-
-
-def format_value(value) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (bool, np.bool_)):
-        return str(value)
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    value = float(value)
-    if value == 0 or 1e-3 <= abs(value) < 1e5:
-        return f"{value:.4f}"
-    return f"{value:.4e}"
 
 
 def report_markdown(report: dict) -> str:
@@ -503,19 +350,10 @@ def report_markdown(report: dict) -> str:
         lines += [f"| {k} | {format_value(a)} | {format_value(c)} |"
                   for k, (a, c) in enumerate(zip(hist["samples"], hist["test_data"],
                                                  strict=True))]
-    lines += ["", "Wall time (s): " + ", ".join(f"{k} {v}" for k, v in
-                                                 report["wall_seconds"].items()), ""]
-    return "\n".join(lines)
+    return "\n".join(lines + wall_time_lines(report))
 
 
-def write_report(report: dict, directory: str | os.PathLike, *,
-                 markdown=None) -> tuple[pathlib.Path, pathlib.Path]:
-    """Writes ``metrics.json`` and ``metrics.md`` (``markdown(report)``, by default
-    :func:`report_markdown`) into ``directory`` (created)."""
-    markdown = report_markdown if markdown is None else markdown
-    directory = pathlib.Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = directory / "metrics.json", directory / "metrics.md"
-    json_path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
-    md_path.write_text(markdown(report))
-    return json_path, md_path
+def write_report(report: dict, directory: str | os.PathLike) -> tuple[pathlib.Path,
+                                                                       pathlib.Path]:
+    """Writes the image report's ``metrics.json`` and ``metrics.md`` into ``directory``."""
+    return write_files(report, directory, markdown=report_markdown)

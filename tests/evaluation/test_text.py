@@ -7,8 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdiff import autoregressive, metrics, train
-from jaxdiff.metrics import text_report
+from jaxdiff import autoregressive, train
+from jaxdiff import evaluation as metrics
+from jaxdiff.evaluation import text as text_report
 from tests.train.util import TINY_TEXT, tiny_config
 
 
@@ -16,8 +17,9 @@ from tests.train.util import TINY_TEXT, tiny_config
 def runs(tmp_path_factory):
     """Tiny masked-diffusion and autoregressive runs (4 steps each)."""
     root = tmp_path_factory.mktemp("text_runs")
-    for process, schedule in (("masked", "loglinear"), ("autoregressive", "loglinear")):
-        config = tiny_config(TINY_TEXT, diffusion={"process": process, "schedule": schedule})
+    for process, schedule, steps in (("masked", "loglinear", 4), ("autoregressive", None, None)):
+        config = tiny_config(TINY_TEXT, diffusion={"process": process, "schedule": schedule},
+                             train={"sample_steps": steps})
         train.train(config, root / process, progress=False)
     return root
 
@@ -50,7 +52,7 @@ def test_autoregressive_bpc_is_the_exact_nll(runs):
     rows = text_report.test_rows(run, 20)
     result = text_report.bits_per_char(run, state.ema_params, rows, bound_samples=1, seed=0,
                                        batch_size=8)         # 20 rows: a padded last batch
-    apply_fn = train.apply_fn_for(run)
+    apply_fn = run.apply_fn()
     nll = autoregressive.sequence_nll(lambda x: apply_fn(state.ema_params, x, None),
                                       jnp.asarray(rows), bos_id=27)
     per_char = np.asarray(nll) / (16 * math.log(2))
@@ -73,6 +75,6 @@ def test_sample_quality_on_known_texts():
 def test_text_report_refuses_an_image_run_and_bad_counts(runs, tmp_path):
     with pytest.raises(ValueError, match="bound_samples"):
         metrics.evaluate_text_run(runs / "masked", bound_samples=0)
-    with pytest.raises(ValueError, match="not an autoregressive run"):
+    with pytest.raises(ValueError, match="not a model with an exact likelihood"):
         metrics.evaluate_text_run(runs / "masked", num_samples=8, steps=2, bound_samples=1,
                                   examples=8, batch_size=8, ar_workdir=runs / "masked")

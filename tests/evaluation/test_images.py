@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from jaxdiff import data, metrics, train
-from jaxdiff.metrics import report as report_lib
+from jaxdiff import data, train
+from jaxdiff import evaluation as metrics
 from tests.train.util import tiny_config
 
 CLASSIFIER_STEPS = 30
@@ -70,11 +70,11 @@ def test_report_has_every_metric_finite_with_its_protocol(evaluated):
     md = md_path.read_text()
     for field in ("classifier_fid", "classifier_fid_train_vs_test", "classifier_is_mean",
                   "classifier_is_test_data", "bits_per_dim"):
-        assert report_lib.format_value(stored[field]) in md, field
+        assert metrics.format_value(stored[field]) in md, field
     for row in stored["reconstruction"]:
-        assert report_lib.format_value(row["psnr_chain"]) in md
+        assert metrics.format_value(row["psnr_chain"]) in md
     for row in stored["loss_per_timestep"]:
-        assert report_lib.format_value(row["loss"]) in md
+        assert metrics.format_value(row["loss"]) in md
     assert "20 samples, ddim 4 steps" in md and "test split (359 images)" in md
     assert p["classifier"]["name"] in md and "Inception FID | unavailable:" in md
 

@@ -43,47 +43,29 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxdiff import autoregressive, data, discrete, train
+from jaxdiff import data, train
 from jaxdiff import models as jm
-from jaxdiff.metrics.diagnostics import d3pm_token_accuracy, masked_token_accuracy
-from jaxdiff.metrics.report import format_value, restore_run, write_report
+from jaxdiff._validation import check_int
+from jaxdiff.evaluation.common import format_value, restore_run, wall_time_lines, write_files
 from jaxdiff.metrics.text import distinct_n, self_bleu
+from jaxdiff.tasks import TOKENIZER
+from jaxdiff.units import bits_per_unit
 
 DISTINCT_ORDERS = (1, 2, 3, 4)
 ACCURACY_BUCKETS = 10
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def test_rows(run: train.Run, examples: int | None = None) -> np.ndarray:
     """The first ``examples`` rows (all if None) of the run's test split, ``int32 [N, L]``."""
     d = run.config.data
     rows = data.chunk(data.load_text_corpus(d.name, "test", path=d.path), d.seq_len)
-    return rows if examples is None else rows[:_check_int("examples", examples, 1)]
+    return rows if examples is None else rows[:check_int("examples", examples, 1)]
 
 
 def bound_fn(run: train.Run, *, bound_samples: int):
-    """``bound(params, key, tokens) -> nats [B]``, jitted: the run's NLL bound per row."""
-    apply_fn = train.apply_fn_for(run)
-    process = run.process
-    kind = run.config.diffusion.process
-
-    @jax.jit
-    def bound(params, key, tokens):
-        denoise_fn = jm.bind(apply_fn, params)
-        if kind == "autoregressive":
-            return autoregressive.sequence_nll(lambda x: denoise_fn(x, None), tokens,
-                                               bos_id=train.objectives.BOS_ID)
-        if kind == "masked":
-            return discrete.masked_elbo(key, denoise_fn, process, tokens,
-                                        num_samples=bound_samples)
-        return discrete.d3pm_elbo(key, denoise_fn, process, tokens, num_samples=bound_samples)
-
-    return bound
+    """``bound(params, key, tokens) -> nats [B]``, jitted: the run's NLL bound per row (its
+    task's estimator)."""
+    return jax.jit(run.task.evaluation.bound(run, bound_samples=bound_samples))
 
 
 def row_bits_per_char(run: train.Run, params, rows: np.ndarray, *, bound_samples: int,
@@ -99,7 +81,7 @@ def row_bits_per_char(run: train.Run, params, rows: np.ndarray, *, bound_samples
                          jnp.asarray(_padded(rows[start:start + batch_size], batch_size))))
         [:len(rows[start:start + batch_size])]
         for i, start in enumerate(tqdm(starts, desc="bits/char", disable=not progress))])
-    return nats.astype(np.float64) / (rows.shape[1] * math.log(2.0))
+    return bits_per_unit(nats.astype(np.float64), rows.shape[1])
 
 
 def bits_per_char(run: train.Run, params, rows: np.ndarray, *, bound_samples: int, seed: int,
@@ -121,7 +103,8 @@ def _padded(rows: np.ndarray, batch_size: int) -> np.ndarray:
     return rows if missing == 0 else np.concatenate([rows, np.repeat(rows[:1], missing, 0)])
 
 
-def draw_text_samples(run: train.Run, params, *, num_samples: int, steps: int, seed: int,
+def draw_text_samples(run: train.Run, params, *, num_samples: int, steps: int | None,
+                      seed: int,
                       batch_size: int, timing_rounds: int = 3,
                       progress: bool = False) -> tuple[np.ndarray, dict]:
     """``num_samples`` sampled rows ``int32 [N, L]`` and the generation time of one batch:
@@ -143,8 +126,9 @@ def draw_text_samples(run: train.Run, params, *, num_samples: int, steps: int, s
 
 
 def sample_quality(texts: list[str], *, ar: tuple[train.Run, object] | None = None) -> dict:
-    """Word-level distinct-n and self-BLEU of ``texts``; with ``ar = (run, params)`` of an
-    autoregressive run, the generative perplexity (per character) of the texts under it.
+    r"""Word-level distinct-n and self-BLEU of ``texts``; with ``ar = (run, params)`` of a run
+    with an exact likelihood (the autoregressive baseline), the generative perplexity of the
+    texts under it, :math:`\exp(\sum_b \mathcal L_b / (B L))` per character.
     Distinct-n is None when no text has ``n`` words."""
     words = [text.split() for text in texts]
     longest = max(len(w) for w in words)
@@ -153,25 +137,19 @@ def sample_quality(texts: list[str], *, ar: tuple[train.Run, object] | None = No
     quality["self_bleu"] = self_bleu(words)
     if ar is not None:
         ar_run, ar_params = ar
-        apply_fn = train.apply_fn_for(ar_run)
-        tokens = jnp.asarray(np.stack([train.TOKENIZER.encode(t) for t in texts]))
-
-        @jax.jit
-        def perplexity(params, tokens):
-            return autoregressive.generative_perplexity(
-                lambda x: apply_fn(params, x, None), tokens, bos_id=train.objectives.BOS_ID)
-
-        quality["generative_perplexity"] = float(perplexity(ar_params, tokens))
+        tokens = jnp.asarray(np.stack([TOKENIZER.encode(t) for t in texts]))
+        nats = bound_fn(ar_run, bound_samples=1)(ar_params, jax.random.key(0), tokens)
+        quality["generative_perplexity"] = float(jnp.exp(jnp.mean(nats) / tokens.shape[-1]))
     return quality
 
 
 def token_accuracy(run: train.Run, params, rows: np.ndarray, *, seed: int) -> list[dict]:
     """Argmax x0 accuracy per time bucket (diffusion runs): corrupted and overall."""
-    denoise_fn = jm.bind(train.apply_fn_for(run), params)
+    denoise_fn = jm.bind(run.apply_fn(), params)
     key = jax.random.fold_in(jax.random.key(seed), 2)
-    fn = masked_token_accuracy if run.config.diffusion.process == "masked" else (
-        d3pm_token_accuracy)
-    curve = fn(key, denoise_fn, run.process, jnp.asarray(rows), num_buckets=ACCURACY_BUCKETS)
+    curve = run.task.evaluation.token_accuracy(key, denoise_fn, run.process, jnp.asarray(rows),
+                                               num_buckets=ACCURACY_BUCKETS)
+
     def number(x):   # JSON has no NaN: a bucket without corrupted tokens reads null
         return None if np.isnan(x) else float(x)
 
@@ -190,19 +168,21 @@ def evaluate_text_run(workdir: str | os.PathLike, *, num_samples: int = 64,
     the run's ``train.sample_steps``; progress bars for the long passes."""
     restored = restore_run(workdir)
     run, params = restored.run, restored.ema_params
-    if not run.is_text:
-        raise ValueError(f"workdir {str(workdir)!r} holds a {run.config.diffusion.process!r} "
-                         "image run; use jaxdiff.metrics.evaluate_run")
+    if run.task.modality.name != "text":
+        raise ValueError(f"workdir {str(workdir)!r} holds a {run.task.name!r} image run; use "
+                         "jaxdiff.evaluation.evaluate_run")
     for name, value in (("num_samples", num_samples), ("bound_samples", bound_samples),
                         ("batch_size", batch_size)):
-        _check_int(name, value, 2 if name == "num_samples" else 1)
-    kind = run.config.diffusion.process
-    steps = run.config.train.sample_steps if steps is None else _check_int("steps", steps, 1)
-    ar = (run, params) if kind == "autoregressive" else None
+        check_int(name, value, 2 if name == "num_samples" else 1)
+    evaluation = run.task.evaluation
+    steps = run.config.train.sample_steps if steps is None else check_int("steps", steps, 1)
+    ar = (run, params) if evaluation.exact else None
     if ar_workdir is not None:
         ar_restored = restore_run(ar_workdir)
-        if ar_restored.run.config.diffusion.process != "autoregressive":
-            raise ValueError(f"ar_workdir {str(ar_workdir)!r} is not an autoregressive run")
+        if not ar_restored.run.task.evaluation.exact:
+            raise ValueError(f"ar_workdir {str(ar_workdir)!r} is a "
+                             f"{ar_restored.run.task.name!r} run, not a model with an exact "
+                             "likelihood (the autoregressive baseline)")
         ar = (ar_restored.run, ar_restored.ema_params)
     wall = {}
     start = time.perf_counter()
@@ -211,32 +191,29 @@ def evaluate_text_run(workdir: str | os.PathLike, *, num_samples: int = 64,
                                batch_size=batch_size, progress=progress)
     wall["bpc"] = round(time.perf_counter() - start, 1)
     start = time.perf_counter()
-    accuracy = None if kind == "autoregressive" else token_accuracy(run, params, rows,
-                                                                    seed=seed)
+    accuracy = (None if evaluation.token_accuracy is None
+                else token_accuracy(run, params, rows, seed=seed))
     wall["token_accuracy"] = round(time.perf_counter() - start, 1)
     start = time.perf_counter()
     ids, timing = draw_text_samples(run, params, num_samples=num_samples, steps=steps,
                                     seed=seed, batch_size=batch_size, progress=progress)
-    texts = [train.TOKENIZER.decode(row) for row in ids]
+    texts = [TOKENIZER.decode(row) for row in ids]
     wall["samples"] = round(time.perf_counter() - start, 1)
     start = time.perf_counter()
-    reference = [train.TOKENIZER.decode(row) for row in test_rows(run)[-num_samples:]]
+    reference = [TOKENIZER.decode(row) for row in test_rows(run)[-num_samples:]]
     quality = {"samples": sample_quality(texts, ar=ar),
                "test_data": sample_quality(reference, ar=ar)}
     wall["quality"] = round(time.perf_counter() - start, 1)
-    estimator = {"autoregressive": "exact NLL",
-                 "masked": f"masked ELBO, {bound_samples} stratified times",
-                 "absorbing": f"D3PM L_vb, {bound_samples} stratified steps of T",
-                 "uniform": f"D3PM L_vb, {bound_samples} stratified steps of T"}[kind]
     return {
-        "kind": "text", "workdir": str(workdir), "process": kind, "step": restored.step,
+        "kind": "text", "workdir": str(workdir), "process": run.task.name, "step": restored.step,
         "parameters": jm.count_params(params), **likelihood,
         "token_accuracy": accuracy, "generation": timing, "quality": quality,
         "examples": texts[:8],
         "protocol": {"split": "test", "seq_len": run.config.data.seq_len,
-                     "estimator": estimator, "seed": seed, "num_samples": num_samples,
-                     "sampler": "autoregressive (KV cache)" if kind == "autoregressive"
-                     else f"{kind}, {steps} steps",
+                     "estimator": evaluation.describe(bound_samples), "seed": seed,
+                     "num_samples": num_samples,
+                     "sampler": f"{run.task.name} {run.task.samplers[0]}"
+                     + ("" if steps is None else f", {steps} steps"),
                      "quality_reference": f"the last {num_samples} test rows",
                      "generative_perplexity_under": None if ar is None
                      else str(ar_workdir or workdir)},
@@ -273,12 +250,10 @@ def text_report_markdown(report: dict) -> str:
                   f"{format_value(r['corrupted'] if r['corrupted'] is not None else 'n/a')} | "
                   f"{format_value(r['overall'])} |" for r in report["token_accuracy"]]
     lines += ["", "## Samples", ""] + [f"    {text}" for text in report["examples"]]
-    lines += ["", "Wall time (s): " + ", ".join(f"{k} {v}" for k, v in
-                                                 report["wall_seconds"].items()), ""]
-    return "\n".join(lines)
+    return "\n".join(lines + wall_time_lines(report))
 
 
 def write_text_report(report: dict, directory: str | os.PathLike) -> tuple[pathlib.Path,
                                                                             pathlib.Path]:
     """Writes ``metrics.json`` and ``metrics.md`` into ``directory`` (created)."""
-    return write_report(report, directory, markdown=text_report_markdown)
+    return write_files(report, directory, markdown=text_report_markdown)

@@ -1,0 +1,54 @@
+r"""Categorical distributions over token ids, shared by the discrete-diffusion samplers and the
+autoregressive baseline: log-probabilities with an excluded id, and inverse-CDF draws."""
+
+import jax
+import jax.numpy as jnp
+
+
+def log_softmax_excluding(logits, excluded_id: int | None) -> jax.Array:
+    r"""Normalised log-probabilities over the last axis with id :math:`e` = ``excluded_id``
+    given probability 0 (a plain log-softmax when ``excluded_id`` is None):
+
+    .. math:: \log p_v = \ell_v - \log\sum_{v' \ne e} e^{\ell_{v'}}\ \ (v \ne e),
+        \qquad \log p_e = -\infty.
+
+    For ids that are never a target: ``[MASK]`` in the x0 prediction of absorbing and masked
+    diffusion (clean data never hold it; MDLM's "zero masking probabilities"), BOS in an
+    autoregressive model.
+
+    Args:
+      logits: ``float [..., V]``.
+      excluded_id: the id in ``[0, V)`` to exclude, or None.
+
+    Returns:
+      ``[..., V]`` in the dtype of ``logits``.
+    """
+    if excluded_id is not None:
+        logits = jnp.where(jnp.arange(logits.shape[-1]) == excluded_id, -jnp.inf, logits)
+    return jax.nn.log_softmax(logits, axis=-1)
+
+
+def categorical(key, log_probs, *, float64: bool) -> jax.Array:
+    r"""One draw per row of ``log_probs [..., V]`` (log-probabilities up to a constant per row;
+    ``-inf`` = impossible), as int32 ids, by inverting the row's cumulative distribution:
+
+    .. math:: x = \min\{v : w_v > 0,\ F_v \ge u \max_{w_{v'} > 0} F_{v'}\},\quad
+        F_v = \sum_{v' \le v} w_{v'},\ w_v = e^{\ell_v - \max \ell},
+        \ u \sim \mathcal U(0, 1]
+
+    One uniform per row, where Gumbel-max needs ``V`` uniforms and ``2V`` logarithms: 4x faster
+    for the text samplers' ``[32, 256, 257]`` draws on 2 CPU cores (8 vs 34 ms). Only tokens with
+    ``w_v > 0`` can be drawn, however the cumulative sum rounds. With ``float64`` the weights,
+    their cumulative sum and the uniforms are float64 (Zheng et al. 2024 show that float32
+    categorical sampling -- Gumbel noise there -- lowers the diversity of masked-diffusion
+    text); it needs JAX's 64-bit mode, which callers check first
+    (``jaxdiff._validation.check_float64``).
+    """
+    dtype = jnp.float64 if float64 else jnp.float32
+    log_probs = log_probs.astype(dtype)
+    weights = jnp.exp(log_probs - jnp.max(log_probs, axis=-1, keepdims=True))
+    cdf = jnp.cumsum(weights, axis=-1)
+    possible = weights > 0
+    total = jnp.max(jnp.where(possible, cdf, 0), axis=-1, keepdims=True)
+    u = 1 - jax.random.uniform(key, log_probs.shape[:-1] + (1,), dtype)  # (0, 1]
+    return jnp.argmax(possible & (cdf >= u * total), axis=-1).astype(jnp.int32)

@@ -1,0 +1,84 @@
+"""Scores under the in-domain classifier: classifier FID / IS against a dataset's split
+(reference statistics cached) and the class histogram of samples (a mode-collapse check)."""
+
+import os
+
+import numpy as np
+
+from jaxdiff import data as jdata
+from jaxdiff.evaluation.classifier import TrainedClassifier, classifier_accuracy
+from jaxdiff.metrics.features import extract_features, feature_stats
+from jaxdiff.metrics.frechet import FeatureStats, fid_from_stats
+from jaxdiff.metrics.inception_score import inception_score_from_logits
+from jaxdiff.metrics.stats_cache import cached_reference_stats
+
+IS_SPLITS = 10
+REFERENCE_SPLIT = "test"
+
+
+def dataset_key(dataset: jdata.ArrayDataset, name: str) -> str:
+    return f"{name.replace(':', '_')}-{dataset.images.shape[1]}px"
+
+
+def classifier_reference_stats(classifier: TrainedClassifier, dataset: jdata.ArrayDataset, *,
+                               dataset_name: str, split: str = REFERENCE_SPLIT,
+                               cache_dir: str | os.PathLike | None = None,
+                               batch_size: int = 500, progress: bool = False) -> FeatureStats:
+    """The classifier's penultimate-feature statistics of ``dataset`` (the reference of
+    classifier FID), cached under ``dataset=<dataset_name>-<H>px``, ``split``,
+    ``extractor=classifier.name``."""
+    return cached_reference_stats(
+        lambda: feature_stats(classifier.features_fn(), dataset.images, batch_size=batch_size,
+                              progress=progress, desc=f"classifier features {split}"),
+        dataset=dataset_key(dataset, dataset_name), split=split, extractor=classifier.name,
+        cache_dir=cache_dir)
+
+
+def classifier_fid(classifier: TrainedClassifier, images, reference: FeatureStats, *,
+                   batch_size: int = 500, progress: bool = False) -> float:
+    """Classifier FID of ``images`` (``[N, H, W, C]`` in [-1, 1]) against ``reference``;
+    the test split against its own reference statistics gives ~0 (the protocol check)."""
+    stats = feature_stats(classifier.features_fn(), images, batch_size=batch_size,
+                          progress=progress, desc="classifier features")
+    return fid_from_stats(stats, reference)
+
+
+def _histogram(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    return np.bincount(labels, minlength=num_classes) / max(len(labels), 1)
+
+
+def classifier_scores(classifier: TrainedClassifier, samples, test: jdata.ArrayDataset,
+                      train_images, *, dataset_name: str,
+                      cache_dir: str | os.PathLike | None = None, batch_size: int = 500,
+                      progress: bool = False) -> tuple[dict, dict]:
+    """``(results, protocol)``: the classifier FID of ``samples`` against ``test`` and of
+    ``train_images`` (the floor at that count), the classifier IS of the samples and of the
+    test split (10 splits), and the class histogram of the samples against the test labels
+    with its total-variation distance."""
+    accuracy = classifier_accuracy(classifier, test, batch_size=batch_size)
+    ref = classifier_reference_stats(classifier, test, dataset_name=dataset_name,
+                                     cache_dir=cache_dir, batch_size=batch_size,
+                                     progress=progress)
+    fid = classifier_fid(classifier, samples, ref, batch_size=batch_size, progress=progress)
+    fid_floor = classifier_fid(classifier, train_images, ref, batch_size=batch_size)
+    logits = extract_features(classifier.logits_fn(), samples, batch_size=batch_size)
+    is_mean, is_std = inception_score_from_logits(logits, num_splits=IS_SPLITS)
+    test_logits = extract_features(classifier.logits_fn(), test.images, batch_size=batch_size)
+    test_is, _ = inception_score_from_logits(test_logits, num_splits=min(IS_SPLITS, len(test)))
+    k = classifier.config.num_classes
+    sample_hist = _histogram(np.argmax(logits, axis=1), k)
+    data_hist = _histogram(test.labels, k)
+    results = {
+        "classifier_fid": fid, "classifier_fid_train_vs_test": fid_floor,
+        "classifier_is_mean": is_mean, "classifier_is_std": is_std,
+        "classifier_is_test_data": test_is,
+        "class_histogram": {
+            "samples": sample_hist.tolist(), "test_data": data_hist.tolist(),
+            "total_variation": float(0.5 * np.abs(sample_hist - data_hist).sum()),
+            "max_sample_fraction": float(sample_hist.max()),
+            "min_sample_fraction": float(sample_hist.min())}}
+    protocol = {"name": classifier.name, "test_accuracy": accuracy,
+                "trained_on": f"{dataset_name}:train",
+                "feature_dim": classifier.config.hidden,
+                "fid_floor_train_images": int(len(train_images)), "is_splits": IS_SPLITS}
+    return results, protocol

@@ -1,0 +1,82 @@
+r"""``autoregressive``: the causal baseline on the same text transformer.
+
+No diffusion process (``diffusion.schedule`` must be None): the model reads
+``[BOS] + x[:-1]`` with BOS the tokenizer's ``[MASK]`` id (so it shares V = 28 with the
+diffusion models) and is trained and evaluated on its exact NLL
+:math:`-\log p(x)` per sequence (:func:`jaxdiff.autoregressive.sequence_nll`). Samplers:
+``cached`` (default; left to right with the key-value cache,
+:func:`jaxdiff.autoregressive.ar_sample_cached`) and ``uncached`` (the whole prefix
+recomputed each step, :func:`jaxdiff.autoregressive.ar_sample`); both give the same draws
+for a key. Generation takes exactly ``data.seq_len`` steps, so ``train.sample_steps``
+must be None.
+"""
+
+import functools
+
+import jax
+
+from jaxdiff import autoregressive
+from jaxdiff.models.functional import make_decode_fns
+from jaxdiff.tasks.base import Task, config_error
+from jaxdiff.tasks.text import TEXT, TOKENIZER, TextEvaluation
+
+BOS_ID = TOKENIZER.mask_id
+
+
+def _check_config(config) -> None:
+    if config.train.sample_steps is not None:
+        raise config_error("train.sample_steps", "the autoregressive baseline samples left "
+                                                 "to right in data.seq_len steps; set it to "
+                                                 f"None, got {config.train.sample_steps}")
+
+
+def _nll(run):
+    apply_fn = run.apply_fn()
+
+    def nll(params, key, tokens):
+        del key
+        return autoregressive.sequence_nll(lambda x: apply_fn(params, x, None), tokens,
+                                           bos_id=BOS_ID)
+
+    return nll
+
+
+def _objective(run):
+    nll = _nll(run)
+    return lambda params, key, batch: nll(params, key, batch["tokens"])
+
+
+def _make_sampler(run, *, count: int, sampler: str, float64: bool = False,
+                  inpaint_mask=None, inpaint_values=None):
+    shape = run.task.modality.sample_shape(run, count)
+    options = dict(bos_id=BOS_ID, float64=float64, known_mask=inpaint_mask,
+                   known_values=inpaint_values)
+    if sampler == "cached":
+        init_cache, decode = make_decode_fns(run.graphdef, run.rest)
+
+        @jax.jit
+        def sample(key, params):
+            return autoregressive.ar_sample_cached(
+                key, functools.partial(decode, params), init_cache(params, count), shape,
+                **options)
+
+        return sample
+    apply_fn = run.apply_fn()
+
+    @jax.jit
+    def sample(key, params):
+        return autoregressive.ar_sample(key, lambda x: apply_fn(params, x, None), shape,
+                                        **options)
+
+    return sample
+
+
+AUTOREGRESSIVE = Task(
+    name="autoregressive", modality=TEXT, schedules=(), samplers=("cached", "uncached"),
+    sampler_options=("float64", "inpaint_mask", "inpaint_values"),
+    check_config=_check_config, build_process=lambda config: None,
+    model_fields=lambda config: {"vocab_size": TOKENIZER.vocab_size, "causal": True,
+                                 "time_conditioning": False},
+    objective=_objective, held_out=_objective, make_sampler=_make_sampler,
+    evaluation=TextEvaluation(bound=lambda run, *, bound_samples: _nll(run), exact=True,
+                              token_accuracy=None, describe=lambda n: "exact NLL"))

@@ -1,0 +1,78 @@
+r"""``absorbing`` and ``uniform``: D3PM on characters (Austin et al. 2021).
+
+Process: :func:`jaxdiff.discrete.d3pm_process` with ``diffusion.num_steps`` steps; the
+absorbing transition (``[MASK]`` = 27, V = 28) with D3PM's 1/(T-t+1) schedule by default
+(``reciprocal``) or ``mutual_information``; the uniform transition over the 27 characters
+(V = 27) with the cosine schedule by default. Objective: D3PM's hybrid loss
+:math:`L_t + \lambda\,\mathrm{CE}` (``diffusion.hybrid_coeff``). Held out: the unbiased
+one-term bound estimate :math:`T L_t + L_T`. Sampler: ``ancestral``
+(:func:`jaxdiff.discrete.d3pm_sample`, T steps or a strided subset). Both transitions are
+one factory, :func:`d3pm_task`: they differ only in the transition and its vocabulary.
+"""
+
+import jax
+
+from jaxdiff import discrete
+from jaxdiff.metrics.diagnostics import d3pm_token_accuracy
+from jaxdiff.models.functional import bind
+from jaxdiff.tasks import text
+from jaxdiff.tasks.base import Task
+from jaxdiff.tasks.text import TOKENIZER
+
+
+def d3pm_bound_objective(apply_fn, process: discrete.D3PMProcess):
+    r"""An unbiased one-term estimate of D3PM's bound per sequence, in nats:
+
+    .. math:: \hat L_{vb} = T\,L_t + L_T,\qquad t \sim \mathcal U\{0, \dots, T-1\}
+
+    since :math:`L_{vb} = L_T + \sum_{t} L_t` (``discrete.d3pm_elbo`` sums every term)."""
+
+    def loss_fn(params, key, batch):
+        tokens = batch["tokens"]
+        term = discrete.d3pm_loss(key, bind(apply_fn, params), process, tokens,
+                                  hybrid_coeff=0.0)
+        return process.num_steps * term + discrete.d3pm_prior_kl(process, tokens)
+
+    return loss_fn
+
+
+def _objective(run):
+    apply_fn, process = run.apply_fn(train=True), run.process
+    hybrid_coeff = run.config.diffusion.hybrid_coeff
+
+    def loss_fn(params, key, batch):
+        key_loss, key_dropout = jax.random.split(key)
+        return discrete.d3pm_loss(key_loss, bind(apply_fn, params, key_dropout), process,
+                                  batch["tokens"], hybrid_coeff=hybrid_coeff)
+
+    return loss_fn
+
+
+def d3pm_task(transition: str, schedules: tuple[str, ...], vocab_size: int) -> Task:
+    """The D3PM task of ``transition`` (``absorbing`` or ``uniform``)."""
+    mask_id = TOKENIZER.mask_id if transition == "absorbing" else None
+
+    def build_process(config):
+        f = config.diffusion
+        return discrete.d3pm_process(transition, vocab_size=vocab_size,
+                                     num_steps=f.num_steps,
+                                     schedule=f.schedule or schedules[0], mask_id=mask_id)
+
+    return Task(
+        name=transition, modality=text.TEXT, schedules=schedules, samplers=("ancestral",),
+        sampler_options=text.DIFFUSION_SAMPLER_OPTIONS,
+        check_config=lambda config: None, build_process=build_process,
+        model_fields=lambda config: {"vocab_size": vocab_size, "causal": False,
+                                     "time_conditioning": True},
+        objective=_objective,
+        held_out=lambda run: d3pm_bound_objective(run.apply_fn(), run.process),
+        make_sampler=text.diffusion_sampler(discrete.d3pm_sample),
+        evaluation=text.TextEvaluation(
+            bound=text.diffusion_bound(discrete.d3pm_elbo), exact=False,
+            token_accuracy=d3pm_token_accuracy,
+            describe=lambda n: f"D3PM L_vb, {n} stratified steps of T"))
+
+
+ABSORBING = d3pm_task("absorbing", ("reciprocal", "mutual_information"), TOKENIZER.vocab_size)
+UNIFORM = d3pm_task("uniform", ("cosine", "reciprocal", "mutual_information"),
+                    len(TOKENIZER.alphabet))

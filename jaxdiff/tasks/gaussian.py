@@ -1,0 +1,180 @@
+r"""``gaussian``: DDPM-family diffusion of images on a discrete T-step schedule.
+
+Process: :func:`jaxdiff.gaussian.cosine_schedule` (default), ``linear`` or ``sigmoid`` with
+``diffusion.num_steps`` steps. Objective: :func:`jaxdiff.gaussian.loss` (``prediction``,
+``weighting``, ``learned_variance`` for L_hybrid); with ``data.conditional`` the labels
+condition the model and are replaced by the null class at rate ``label_dropout``
+(classifier-free guidance training, Ho & Salimans 2022). Samplers: ``ddim`` (default),
+``ddpm``, ``dpm_solver++``, ``heun`` (:func:`jaxdiff.gaussian.sample`), with ``x0`` clipped
+to the data range unless ``clip_x0=False``. Evaluation: the VLB in bits/dim
+(:func:`jaxdiff.gaussian.nll_bits_per_dim`), reconstruction error and loss per timestep.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdiff import gaussian
+from jaxdiff.metrics.diagnostics import loss_per_timestep, reconstruction_error
+from jaxdiff.models.conditioning import drop_labels
+from jaxdiff.models.functional import bind
+from jaxdiff.tasks.base import Task
+from jaxdiff.tasks.images import IMAGES, ImageEvaluation
+
+SCHEDULES = {"cosine": gaussian.cosine_schedule, "linear": gaussian.linear_schedule,
+             "sigmoid": gaussian.sigmoid_schedule}
+RECONSTRUCTION_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 0.9)
+RECONSTRUCTION_CHAIN_STEPS = 20
+LOSS_BUCKETS = 10
+
+
+def _build_process(config) -> gaussian.Schedule:
+    f = config.diffusion
+    return SCHEDULES[f.schedule or next(iter(SCHEDULES))](num_steps=f.num_steps)
+
+
+def _variance(run) -> str:
+    """The reverse variance the run's model implies: ``learned`` or ``beta``."""
+    return "learned" if run.config.diffusion.learned_variance else "beta"
+
+
+def _loss_fn(run, *, train: bool):
+    f = run.config.diffusion
+    apply_fn = run.apply_fn(train=train)
+    num_classes, rate = run.num_classes, f.label_dropout if train else 0.0
+
+    def loss_fn(params, key, batch):
+        key_loss, key_dropout, key_labels = jax.random.split(key, 3)
+        cond = None
+        if num_classes is not None:
+            cond = drop_labels(key_labels, batch["label"], num_classes=num_classes, rate=rate)
+        return gaussian.loss(key_loss, bind(apply_fn, params, key_dropout), run.process,
+                             batch["image"], prediction=f.prediction, cond=cond,
+                             weighting=f.weighting, learned_variance=f.learned_variance)
+
+    return loss_fn
+
+
+def _make_sampler(run, *, count: int, sampler: str, num_steps: int | None = None,
+                  spacing: str = "uniform", variance: str | None = None, eta: float = 0.0,
+                  clip_x0: bool = True, guidance_scale: float | None = None, classes=None,
+                  inpaint_mask=None, inpaint_values=None):
+    """``sample(key, params)``: ``count`` images from :func:`jaxdiff.gaussian.sample`.
+
+    ``classes`` (``int [count]``, conditional runs only) default to round-robin; guidance
+    needs a conditional run; ``variance`` defaults to the model's (learned or beta)."""
+    apply_fn = run.apply_fn()
+    cond = null = None
+    if run.num_classes is not None:
+        cond = (jnp.arange(count, dtype=jnp.int32) % run.num_classes if classes is None
+                else jnp.asarray(classes, jnp.int32))
+        if cond.shape != (count,):
+            raise ValueError(f"classes must have shape [count] = ({count},), got {cond.shape}")
+        null = jnp.full_like(cond, run.num_classes)
+    elif classes is not None or guidance_scale is not None:
+        raise ValueError("classes and guidance_scale need a class-conditional run "
+                         "(data.conditional=True)")
+    variance = _variance(run) if variance is None else variance
+    shape = run.task.modality.sample_shape(run, count)
+
+    @jax.jit
+    def sample(key, params):
+        return gaussian.sample(
+            key, bind(apply_fn, params), run.process, shape, sampler=sampler,
+            num_steps=num_steps, spacing=spacing, prediction=run.config.diffusion.prediction,
+            variance=variance, eta=eta, clip_x0=clip_x0, cond=cond,
+            guidance_scale=guidance_scale, null_cond=null, inpaint_mask=inpaint_mask,
+            inpaint_values=inpaint_values)
+
+    return sample
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def _bits_per_dim(run, *, num_bins: int, nll_steps: int | None):
+    """Jitted ``bpd(key, params, x0, cond) -> [B]``: the VLB on a ``num_bins`` grid over the
+    full chain of T steps, or a uniformly respaced chain of ``nll_steps`` steps."""
+    T = run.process.num_steps
+    if nll_steps is not None and nll_steps > T:
+        raise ValueError(f"nll_steps must be <= the run's T = {T}, got {nll_steps}")
+    f = run.config.diffusion
+    apply_fn = run.apply_fn()
+    conditional = run.num_classes is not None
+
+    @jax.jit
+    def bpd(key, params, x0, cond):
+        return gaussian.nll_bits_per_dim(
+            key, bind(apply_fn, params), run.process, x0, method="vlb",
+            prediction=f.prediction, variance=_variance(run), num_bins=num_bins,
+            cond=cond if conditional else None, num_steps=nll_steps)
+
+    return bpd
+
+
+def _bits_per_dim_protocol(run, *, num_bins: int, nll_steps: int | None) -> dict:
+    T = run.process.num_steps
+    respaced = nll_steps is not None and nll_steps != T
+    return {"method": "vlb (upper bound)", "chain_steps": T if nll_steps is None else nll_steps,
+            "respaced": respaced, "variance": _variance(run),
+            "note": (f"discretized decoder on the data's {num_bins}-level grid"
+                     + (" (digits are 0..16: not comparable with 256-level bits/dim)"
+                        if num_bins != 256 else "")
+                     + (f"; chain respaced from T={T} to {nll_steps} uniform steps (a looser "
+                        "bound than the full chain)" if respaced else ""))}
+
+
+def eps_denoiser(run, params):
+    """The bound ``(x_t, t, cond)`` denoiser without a learned-variance half."""
+    bound = bind(run.apply_fn(), params)
+    if not run.config.diffusion.learned_variance:
+        return bound
+    channels = run.dataset.images.shape[-1]
+    return lambda x_t, t, cond=None: bound(x_t, t, cond)[..., :channels]
+
+
+def _diagnostics(run, params, key, x0, cond) -> tuple[dict, dict]:
+    """Reconstruction error at ``RECONSTRUCTION_FRACTIONS`` of T (one step and a 20-step
+    DDIM chain, x0 clipped) and the training loss in ``LOSS_BUCKETS`` buckets of [0, T)."""
+    f, schedule = run.config.diffusion, run.process
+    T = schedule.num_steps
+    denoiser = eps_denoiser(run, params)
+    ts = np.array(sorted({min(T - 1, int(frac * T)) for frac in RECONSTRUCTION_FRACTIONS}),
+                  np.int32)
+    rec = reconstruction_error(jax.random.fold_in(key, 2), denoiser, schedule, x0, ts,
+                               num_steps=RECONSTRUCTION_CHAIN_STEPS, prediction=f.prediction,
+                               cond=cond, clip_x0=True)
+    edges, curve = loss_per_timestep(jax.random.fold_in(key, 3), denoiser, schedule, x0,
+                                     num_buckets=min(LOSS_BUCKETS, T), prediction=f.prediction,
+                                     cond=cond, weighting=f.weighting)
+    curve = np.asarray(curve)
+    results = {
+        "reconstruction": [
+            {"t": int(t), "mse_one_step": float(a), "psnr_one_step": float(b),
+             "mse_chain": float(c), "psnr_chain": float(d)}
+            for t, a, b, c, d in zip(np.asarray(rec.timesteps), np.asarray(rec.mse_one_step),
+                                     np.asarray(rec.psnr_one_step), np.asarray(rec.mse_chain),
+                                     np.asarray(rec.psnr_chain), strict=True)],
+        "loss_per_timestep": [
+            {"t_from": int(lo), "t_to": int(hi), "loss": float(v)}
+            for lo, hi, v in zip(edges[:-1], edges[1:], curve, strict=True)]}
+    protocol = {"clip_x0": True, "chain_steps": RECONSTRUCTION_CHAIN_STEPS,
+                "timesteps": ts.tolist(),
+                "loss": f"{f.prediction} prediction, {f.weighting} weighting, fixed variance, "
+                        f"{len(curve)} buckets of [0, {T})"}
+    return results, protocol
+
+
+GAUSSIAN = Task(
+    name="gaussian", modality=IMAGES, schedules=tuple(SCHEDULES),
+    samplers=("ddim", "ddpm", "dpm_solver++", "heun"),
+    sampler_options=("num_steps", "spacing", "variance", "eta", "clip_x0", "guidance_scale",
+                     "classes", "inpaint_mask", "inpaint_values"),
+    check_config=lambda config: None, build_process=_build_process,
+    model_fields=lambda config: {"learned_variance": config.diffusion.learned_variance},
+    objective=lambda run: _loss_fn(run, train=True),
+    held_out=lambda run: _loss_fn(run, train=False),
+    make_sampler=_make_sampler,
+    evaluation=ImageEvaluation(bits_per_dim=_bits_per_dim,
+                               bits_per_dim_protocol=_bits_per_dim_protocol,
+                               diagnostics=_diagnostics))

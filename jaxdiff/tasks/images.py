@@ -1,0 +1,91 @@
+"""The image modality: labelled image datasets, shuffled batches, PNG sample grids.
+
+Shared by every image process (``gaussian`` today): what the data fixes in the model
+(image size, channels, classes), the batches ``{"image", "label"}``, and the grid the loop
+writes. :class:`ImageEvaluation` is what the image report asks of an image process.
+"""
+
+import dataclasses
+from collections.abc import Callable
+
+from jaxdiff import data
+from jaxdiff.data.grid import save_image_grid
+from jaxdiff.data.load import TFDS_PREFIX
+from jaxdiff.models.text_transformer import TextTransformerConfig
+from jaxdiff.tasks.base import Modality, config_error
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageEvaluation:
+    """The process-specific parts of the image report (:mod:`jaxdiff.evaluation.images`).
+
+    Attributes:
+      bits_per_dim: ``(run, *, num_bins, nll_steps) -> bpd(key, params, x0, cond) -> [B]``
+        (jitted): the process's likelihood bound in bits per dimension on a
+        ``num_bins``-level grid; ``nll_steps`` coarsens its discretisation (None: the
+        process's own).
+      bits_per_dim_protocol: ``(run, *, num_bins, nll_steps) -> dict``: how that bound was
+        computed (``method``, ``chain_steps``, ``respaced``, ``variance``, ``note``).
+      diagnostics: ``(run, params, key, x0, cond) -> (results, protocol)``: reconstruction
+        error and loss per timestep, as JSON-ready dicts.
+    """
+
+    bits_per_dim: Callable
+    bits_per_dim_protocol: Callable
+    diagnostics: Callable
+
+
+def _check_config(config) -> None:
+    d, preset = config.data, config.model.preset
+    if d.name not in data.EMBEDDED_NAMES and not d.name.startswith(TFDS_PREFIX):
+        raise config_error("data.name", f"must be one of {sorted(data.EMBEDDED_NAMES)} or "
+                                        f"'tfds:<name>', got {d.name!r}")
+    if d.path is not None:
+        raise config_error("data.path", f"is for the 'text8' corpus only; got "
+                                        f"path={d.path!r} with name={d.name!r}")
+    from jaxdiff.models import PRESETS
+
+    if isinstance(PRESETS[preset], TextTransformerConfig):
+        raise config_error("model.preset", f"{preset!r} does not model images "
+                                           f"(process {config.diffusion.process!r})")
+
+
+def _load(config):
+    d = config.data
+    return (data.load(d.name, "train", image_size=d.image_size),
+            data.load(d.name, "test", image_size=d.image_size))
+
+
+def _model_fields(config, dataset) -> dict:
+    _, height, _, channels = dataset.images.shape
+    return {"image_size": height, "in_channels": channels,
+            "num_classes": dataset.num_classes if config.data.conditional else None}
+
+
+def _train_batches(run, start_step: int):
+    t = run.config.train
+    return data.batches(run.dataset, batch_size=t.batch_size, seed=t.seed,
+                        start_step=start_step)
+
+
+def _eval_batches(run) -> list:
+    """``train.eval_batches`` shuffled test batches (seed 0)."""
+    t = run.config.train
+    batches = data.batches(run.eval_dataset, batch_size=t.batch_size, seed=0)
+    return [next(batches) for _ in range(t.eval_batches)]
+
+
+def _sample_shape(run, count: int) -> tuple[int, ...]:
+    return (count,) + run.dataset.images.shape[1:]
+
+
+def _save_samples(run, path_stem, samples):
+    path = path_stem.with_suffix(".png")
+    save_image_grid(path, samples, scale=max(1, 128 // samples.shape[1]))
+    return path
+
+
+IMAGES = Modality(name="images", check_config=_check_config, load=_load,
+                  model_fields=_model_fields, train_batches=_train_batches,
+                  eval_batches=_eval_batches, held_out_metrics=lambda run, loss: {},
+                  sample_shape=_sample_shape, save_samples=_save_samples)

@@ -1,0 +1,49 @@
+r"""``masked``: continuous-time masked diffusion on characters (MDLM, Sahoo et al. 2024;
+MD4, Shi et al. 2024).
+
+Process: :func:`jaxdiff.discrete.masked_process` (``loglinear`` by default, or ``cosine``)
+with ``[MASK]`` = 27, V = 28; ``diffusion.num_steps`` is not used (continuous time).
+Objective and held-out bound: the negative ELBO
+(:func:`jaxdiff.discrete.masked_diffusion_loss`), an unbiased bound estimate per sequence.
+Sampler: ``ancestral`` (:func:`jaxdiff.discrete.masked_sample`, ``num_steps`` parallel
+unmasking steps).
+"""
+
+import jax
+
+from jaxdiff import discrete
+from jaxdiff.metrics.diagnostics import masked_token_accuracy
+from jaxdiff.models.functional import bind
+from jaxdiff.tasks import text
+from jaxdiff.tasks.base import Task
+from jaxdiff.tasks.text import TOKENIZER
+
+SCHEDULES = ("loglinear", "cosine")
+
+
+def _loss_fn(run, *, train: bool):
+    apply_fn, process = run.apply_fn(train=train), run.process
+
+    def loss_fn(params, key, batch):
+        key_loss, key_dropout = jax.random.split(key)
+        return discrete.masked_diffusion_loss(key_loss, bind(apply_fn, params, key_dropout),
+                                              process, batch["tokens"])
+
+    return loss_fn
+
+
+MASKED = Task(
+    name="masked", modality=text.TEXT, schedules=SCHEDULES, samplers=("ancestral",),
+    sampler_options=text.DIFFUSION_SAMPLER_OPTIONS,
+    check_config=lambda config: None,
+    build_process=lambda config: discrete.masked_process(
+        config.diffusion.schedule or SCHEDULES[0], vocab_size=TOKENIZER.vocab_size,
+        mask_id=TOKENIZER.mask_id),
+    model_fields=lambda config: {"vocab_size": TOKENIZER.vocab_size, "causal": False,
+                                 "time_conditioning": True},
+    objective=lambda run: _loss_fn(run, train=True),
+    held_out=lambda run: _loss_fn(run, train=False),
+    make_sampler=text.diffusion_sampler(discrete.masked_sample),
+    evaluation=text.TextEvaluation(bound=text.diffusion_bound(discrete.masked_elbo), exact=False,
+                              token_accuracy=masked_token_accuracy,
+                              describe=lambda n: f"masked ELBO, {n} stratified times"))

@@ -1,0 +1,161 @@
+"""The text modality: a character corpus, random windows, text samples.
+
+Shared by every text process (``absorbing``, ``uniform``, ``masked``, ``autoregressive``):
+the character tokenizer (a-z, space; id 27 is ``[MASK]``, or the autoregressive baseline's
+BOS), random ``data.seq_len``-character training windows ``{"tokens"}``, the first
+validation windows as the held-out batches, the bound in bits per character the loop logs,
+and samples written one per line. :class:`TextEvaluation` is what the text report asks of
+a text process.
+"""
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+from jaxdiff import data, discrete
+from jaxdiff.models.functional import bind
+from jaxdiff.models.text_transformer import TextTransformerConfig
+from jaxdiff.tasks.base import Modality, config_error
+from jaxdiff.units import bits_per_unit
+
+TOKENIZER = discrete.CharTokenizer()     # a-z, space and [MASK] (V = 28)
+
+
+@dataclasses.dataclass(frozen=True)
+class TextEvaluation:
+    """The process-specific parts of the text report (:mod:`jaxdiff.evaluation.text`).
+
+    Attributes:
+      bound: ``(run, *, bound_samples) -> bound(params, key, tokens) -> nats [B]``: the
+        process's negative log-likelihood bound per row (``bound_samples`` Monte Carlo
+        terms where it is estimated).
+      exact: the bound is the exact NLL (the autoregressive baseline): such a run can score
+        other runs' samples (generative perplexity).
+      describe: ``(bound_samples) -> str``: the estimator, for the report's protocol.
+      token_accuracy: ``(key, denoise_fn, process, tokens, *, num_buckets)`` -> the argmax
+        x0 accuracy per time bucket (:mod:`jaxdiff.metrics.diagnostics`), or None for a
+        process without a corruption time.
+    """
+
+    bound: Callable
+    exact: bool
+    describe: Callable[[int], str]
+    token_accuracy: Callable | None
+
+
+DIFFUSION_SAMPLER_OPTIONS = ("num_steps", "float64", "inpaint_mask", "inpaint_values")
+
+
+def diffusion_sampler(sample_fn) -> Callable:
+    """The ``make_sampler`` of a text diffusion process whose one sampler (``ancestral``) is
+    ``sample_fn(key, denoise_fn, process, shape, *, num_steps, float64, inpaint_mask,
+    inpaint_values)`` (:func:`jaxdiff.discrete.d3pm_sample`, ``masked_sample``)."""
+
+    def make_sampler(run, *, count: int, sampler: str, num_steps: int | None = None,
+                     float64: bool = False, inpaint_mask=None, inpaint_values=None):
+        del sampler   # the one sampler
+        apply_fn, shape = run.apply_fn(), _sample_shape(run, count)
+
+        @jax.jit
+        def sample(key, params):
+            return sample_fn(key, bind(apply_fn, params), run.process, shape,
+                             num_steps=num_steps, float64=float64, inpaint_mask=inpaint_mask,
+                             inpaint_values=inpaint_values)
+
+        return sample
+
+    return make_sampler
+
+
+def diffusion_bound(elbo_fn) -> Callable:
+    """``TextEvaluation.bound`` of a process whose bound estimator is ``elbo_fn(key,
+    denoise_fn, process, tokens, *, num_samples)`` (:func:`jaxdiff.discrete.d3pm_elbo`,
+    ``masked_elbo``)."""
+
+    def make_bound(run, *, bound_samples: int):
+        apply_fn = run.apply_fn()
+
+        def bound(params, key, tokens):
+            return elbo_fn(key, bind(apply_fn, params), run.process, tokens,
+                           num_samples=bound_samples)
+
+        return bound
+
+    return make_bound
+
+
+def _check_config(config) -> None:
+    d, preset = config.data, config.model.preset
+    if d.name not in data.TEXT_CORPUS_NAMES:
+        raise config_error("data.name", f"process {config.diffusion.process!r} trains on a "
+                                        f"character corpus, one of "
+                                        f"{list(data.TEXT_CORPUS_NAMES)}; got {d.name!r}")
+    if d.conditional:
+        raise config_error("data.conditional", "text runs are unconditional")
+    if (d.path is not None) != (d.name == "text8"):
+        raise config_error("data.path", f"is required for the 'text8' corpus and only for "
+                                        f"it; got path={d.path!r} with name={d.name!r}")
+    from jaxdiff.models import PRESETS
+
+    if not isinstance(PRESETS[preset], TextTransformerConfig):
+        raise config_error("model.preset", f"{preset!r} does not model text "
+                                           f"(process {config.diffusion.process!r})")
+
+
+def _load(config):
+    d = config.data
+    return (data.load_text_corpus(d.name, "train", path=d.path),
+            data.chunk(data.load_text_corpus(d.name, "validation", path=d.path), d.seq_len))
+
+
+def _model_fields(config, dataset) -> dict:
+    del dataset
+    return {"max_length": config.data.seq_len}
+
+
+def _train_batches(run, start_step: int):
+    t = run.config.train
+    crops = data.random_crops(run.dataset, batch_size=t.batch_size,
+                              seq_len=run.config.data.seq_len, seed=t.seed,
+                              start_step=start_step)
+    return ({"tokens": tokens} for tokens in crops)
+
+
+def _eval_batches(run) -> list:
+    """The first ``train.eval_batches x train.batch_size`` validation windows, in order
+    (this process's rows of each batch)."""
+    t = run.config.train
+    rows = run.eval_dataset
+    needed = t.eval_batches * t.batch_size
+    if len(rows) < needed:
+        raise ValueError(f"train.eval_batches x train.batch_size = {needed} held-out "
+                         f"sequences, but the validation split has only {len(rows)} of "
+                         f"data.seq_len={run.config.data.seq_len} characters")
+    process, count = jax.process_index(), jax.process_count()
+    local = t.batch_size // count
+    return [{"tokens": rows[i * t.batch_size + process * local:
+                            i * t.batch_size + (process + 1) * local]}
+            for i in range(t.eval_batches)]
+
+
+def _held_out_metrics(run, eval_loss: float) -> dict:
+    """``eval_bpc``: the held-out bound (nats per sequence) in bits per character."""
+    return {"eval_bpc": bits_per_unit(eval_loss, run.config.data.seq_len)}
+
+
+def _sample_shape(run, count: int) -> tuple[int, int]:
+    return (count, run.config.data.seq_len)
+
+
+def _save_samples(run, path_stem, samples):
+    path = path_stem.with_suffix(".txt")
+    path.write_text("".join(TOKENIZER.decode(row) + "\n" for row in np.asarray(samples)))
+    return path
+
+
+TEXT = Modality(name="text", check_config=_check_config, load=_load,
+                model_fields=_model_fields, train_batches=_train_batches,
+                eval_batches=_eval_batches, held_out_metrics=_held_out_metrics,
+                sample_shape=_sample_shape, save_samples=_save_samples)
