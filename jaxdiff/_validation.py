@@ -225,7 +225,8 @@ def check_inpaint(inpaint_mask, inpaint_values, shape: tuple[int, int], vocab_si
     """Checks the inpainting pair: a boolean ``[B, L]`` mask and token ids of shape ``shape``.
 
     Returns them as (bool, int32) arrays, or ``(None, None)`` when neither is given. Known
-    positions must hold real tokens (not ``[MASK]``).
+    positions must hold real tokens, not the reserved id ``mask_id`` (``[MASK]``, or the
+    autoregressive baseline's BOS).
     """
     if inpaint_mask is None and inpaint_values is None:
         return None, None
@@ -239,5 +240,6 @@ def check_inpaint(inpaint_mask, inpaint_values, shape: tuple[int, int], vocab_si
     if (mask_id is not None and is_concrete(inpaint_mask) and is_concrete(inpaint_values)
             and np.any(np.asarray(inpaint_mask) & (np.asarray(inpaint_values) == mask_id))):
         raise ValueError(f"inpaint_values holds the [MASK] id {mask_id} at a known position "
-                         f"(inpaint_mask True); known positions need real tokens")
+                         f"(inpaint_mask True); known positions need real tokens (for the "
+                         f"autoregressive baseline it is its BOS id)")
     return inpaint_mask, jnp.asarray(inpaint_values).astype(jnp.int32)

@@ -23,7 +23,7 @@ diffusion models and predicts over the 27 real characters.
 Samplers are one ``lax.scan`` over positions with per-step keys
 ``jax.random.fold_in(key, i)``, so the cached and uncached samplers draw the same ids from
 the same key. ``float64=True`` draws the categoricals in float64 (needs 64-bit mode, as in
-:mod:`jaxdiff.discrete.samplers`). Inpainting (``known_mask`` / :func:`ar_inpaint_text`) is
+:mod:`jaxdiff.discrete.samplers`). Inpainting (``inpaint_mask`` / :func:`ar_inpaint_text`) is
 the AR infilling baseline: known positions are forced, unknown ones are sampled from the
 left context only.
 """
@@ -38,10 +38,10 @@ import numpy as np
 
 from jaxdiff._validation import (
     check_float64,
+    check_inpaint,
     check_int,
     check_sequence_shape,
     check_tokens,
-    is_concrete,
 )
 from jaxdiff.discrete.distributions import categorical, log_softmax_excluding
 from jaxdiff.discrete.text import CharTokenizer, expand_template
@@ -124,42 +124,33 @@ def ar_loss(logits_fn: LogitsFn, tokens: jax.Array, *, bos_id: int) -> jax.Array
     return -jnp.mean(token_log_probs(logits_fn, tokens, bos_id=bos_id))
 
 
-def _check_known(known_mask, known_values, shape, bos_id):
-    if known_mask is None and known_values is None:
-        return None, None
-    if known_mask is None or known_values is None:
-        raise ValueError("known_mask and known_values must be given together")
-    if getattr(known_mask, "shape", None) != shape:
-        raise ValueError(f"known_mask must have shape {shape}, "
-                         f"got {getattr(known_mask, 'shape', None)}")
-    if getattr(known_values, "shape", None) != shape:
-        raise ValueError(f"known_values must have shape {shape}, "
-                         f"got {getattr(known_values, 'shape', None)}")
-    if not jnp.issubdtype(known_values.dtype, jnp.integer):
-        raise TypeError(f"known_values must hold integer ids, got dtype {known_values.dtype}")
-    known_mask = jnp.asarray(known_mask).astype(bool)
-    known_values = jnp.asarray(known_values).astype(jnp.int32)
-    if (is_concrete(known_mask) and is_concrete(known_values)
-            and np.any(np.asarray(known_mask) & (np.asarray(known_values) == bos_id))):
-        raise ValueError(f"known_values holds bos_id={bos_id} at a known position")
-    return known_mask, known_values
+def _token_drawer(key, shape: tuple[int, int], vocab_size: int, *, bos_id, temperature,
+                  float64, inpaint_mask, inpaint_values):
+    """Checks the sampling options and returns ``draw(logits [B, V], i) -> int32 [B]``: token
+    ``i`` drawn with key ``fold_in(key, i)`` (BOS excluded, logits divided by the
+    temperature), or its known value where ``inpaint_mask[:, i]``."""
+    temperature = _check_temperature(temperature)
+    check_float64(float64)
+    _check_bos(bos_id, vocab_size)
+    inpaint_mask, inpaint_values = check_inpaint(inpaint_mask, inpaint_values, shape,
+                                                 vocab_size, bos_id)
 
+    def draw(logits, i):
+        if logits.shape != (shape[0], vocab_size):
+            raise ValueError(f"next-token logits must have shape [B, V] = "
+                             f"{(shape[0], vocab_size)}, got {logits.shape}")
+        log_probs = log_softmax_excluding(logits.astype(jnp.float32), bos_id) / temperature
+        token = categorical(jax.random.fold_in(key, i), log_probs, float64=float64)
+        if inpaint_mask is not None:
+            token = jnp.where(inpaint_mask[:, i], inpaint_values[:, i], token)
+        return token
 
-def _draw(key, logits, i, *, bos_id, temperature, float64, known_mask, known_values,
-          batch, vocab_size):
-    if logits.shape != (batch, vocab_size):
-        raise ValueError(f"next-token logits must have shape [B, V] = {(batch, vocab_size)}, "
-                         f"got {logits.shape}")
-    log_probs = log_softmax_excluding(logits.astype(jnp.float32), bos_id) / temperature
-    token = categorical(jax.random.fold_in(key, i), log_probs, float64=float64)
-    if known_mask is not None:
-        token = jnp.where(known_mask[:, i], known_values[:, i], token)
-    return token
+    return draw
 
 
 def ar_sample(key, logits_fn: LogitsFn, shape: tuple[int, int], *, bos_id: int,
-              temperature: float = 1.0, float64: bool = False, known_mask=None,
-              known_values=None) -> jax.Array:
+              temperature: float = 1.0, float64: bool = False, inpaint_mask=None,
+              inpaint_values=None) -> jax.Array:
     """Left-to-right ancestral sampling without a cache, one ``lax.scan`` over positions.
 
     Step ``i`` runs ``logits_fn`` on the whole fixed-length buffer ``[BOS] + x[:-1]``
@@ -174,30 +165,26 @@ def ar_sample(key, logits_fn: LogitsFn, shape: tuple[int, int], *, bos_id: int,
       bos_id: the begin-of-sequence id, never sampled.
       temperature: divides the log-probabilities (``< 1`` sharpens).
       float64: categorical draws in float64 (needs 64-bit mode).
-      known_mask, known_values: optional ``[B, L]`` bool / ids; known positions take their
+      inpaint_mask, inpaint_values: optional ``[B, L]`` bool / ids; known positions take their
         value instead of a draw (left-context inpainting).
 
     Returns:
       ``int32 [B, L]`` ids in ``[0, V)``, never ``bos_id``.
     """
     batch, length = check_sequence_shape(shape)
-    temperature = _check_temperature(temperature)
-    check_float64(float64)
     buffer = jnp.full((batch, length), bos_id, jnp.int32)
-    vocab_size = jax.eval_shape(logits_fn, buffer).shape
-    if len(vocab_size) != 3 or vocab_size[:2] != (batch, length):
+    out_shape = jax.eval_shape(logits_fn, buffer).shape
+    if len(out_shape) != 3 or out_shape[:2] != (batch, length):
         raise ValueError(f"logits_fn output must have shape [B, L, V] with (B, L) = "
-                         f"{(batch, length)}, got {vocab_size}")
-    vocab_size = vocab_size[2]
-    _check_bos(bos_id, vocab_size)
-    known_mask, known_values = _check_known(known_mask, known_values, (batch, length), bos_id)
+                         f"{(batch, length)}, got {out_shape}")
+    draw = _token_drawer(key, (batch, length), out_shape[2], bos_id=bos_id,
+                         temperature=temperature, float64=float64, inpaint_mask=inpaint_mask,
+                         inpaint_values=inpaint_values)
 
     def step(x, i):
         logits = jax.lax.dynamic_index_in_dim(logits_fn(shift_right(x, bos_id=bos_id)), i,
                                               axis=1, keepdims=False)
-        token = _draw(key, logits, i, bos_id=bos_id, temperature=temperature, float64=float64,
-                      known_mask=known_mask, known_values=known_values, batch=batch,
-                      vocab_size=vocab_size)
+        token = draw(logits, i)
         return jax.lax.dynamic_update_index_in_dim(x, token, i, axis=1), None
 
     x, _ = jax.lax.scan(step, buffer, jnp.arange(length, dtype=jnp.int32))
@@ -206,7 +193,7 @@ def ar_sample(key, logits_fn: LogitsFn, shape: tuple[int, int], *, bos_id: int,
 
 def ar_sample_cached(key, decode_fn: DecodeFn, state, shape: tuple[int, int], *,
                      bos_id: int, temperature: float = 1.0, float64: bool = False,
-                     known_mask=None, known_values=None) -> jax.Array:
+                     inpaint_mask=None, inpaint_values=None) -> jax.Array:
     """Left-to-right sampling with a decode step (KV cache), one ``lax.scan``: ``O(L)``.
 
     Step ``i`` feeds the previous token (``bos_id`` at ``i = 0``) to
@@ -219,30 +206,26 @@ def ar_sample_cached(key, decode_fn: DecodeFn, state, shape: tuple[int, int], *,
       decode_fn: e.g. ``model.decode_step`` of a causal ``TextTransformer``.
       state: the empty decode state, e.g. ``model.init_cache(B)`` (its ``max_length`` must
         be ``>= L``; decoding past it is not detected under ``jit``).
-      shape, bos_id, temperature, float64, known_mask, known_values: as in
+      shape, bos_id, temperature, float64, inpaint_mask, inpaint_values: as in
         :func:`ar_sample`.
 
     Returns:
       ``int32 [B, L]`` ids.
     """
     batch, length = check_sequence_shape(shape)
-    temperature = _check_temperature(temperature)
-    check_float64(float64)
     first = jnp.full((batch,), bos_id, jnp.int32)
     out_shape = jax.eval_shape(decode_fn, first, state)[0].shape
     if len(out_shape) != 2 or out_shape[0] != batch:
         raise ValueError(f"decode_fn must return logits of shape [B, V] with B = {batch}, "
                          f"got {out_shape}")
-    vocab_size = out_shape[1]
-    _check_bos(bos_id, vocab_size)
-    known_mask, known_values = _check_known(known_mask, known_values, (batch, length), bos_id)
+    draw = _token_drawer(key, (batch, length), out_shape[1], bos_id=bos_id,
+                         temperature=temperature, float64=float64, inpaint_mask=inpaint_mask,
+                         inpaint_values=inpaint_values)
 
     def step(carry, i):
         previous, state = carry
         logits, state = decode_fn(previous, state)
-        token = _draw(key, logits, i, bos_id=bos_id, temperature=temperature, float64=float64,
-                      known_mask=known_mask, known_values=known_values, batch=batch,
-                      vocab_size=vocab_size)
+        token = draw(logits, i)
         return (token, state), token
 
     _, tokens_LxB = jax.lax.scan(step, (first, state), jnp.arange(length, dtype=jnp.int32))
@@ -280,6 +263,6 @@ def ar_inpaint_text(key, logits_fn: LogitsFn, template: str, *,
     values = np.tile(ids, (num_samples, 1))
     known = values != tokenizer.mask_id
     out = ar_sample(key, logits_fn, values.shape, bos_id=tokenizer.mask_id,
-                    temperature=temperature, float64=float64, known_mask=jnp.asarray(known),
-                    known_values=jnp.asarray(np.where(known, values, 0)))
+                    temperature=temperature, float64=float64, inpaint_mask=jnp.asarray(known),
+                    inpaint_values=jnp.asarray(np.where(known, values, 0)))
     return [tokenizer.decode(row) for row in np.asarray(out)]

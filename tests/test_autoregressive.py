@@ -147,7 +147,7 @@ def test_known_positions_use_left_context_only():
     known = jnp.broadcast_to(jnp.array([False, True, False]), (n, 3))
     values = jnp.full((n, 3), 2, jnp.int32)
     x = jax.jit(lambda k: ar.ar_sample(k, bigram_logits_fn, (n, 3), bos_id=BOS,
-                                       known_mask=known, known_values=values))(
+                                       inpaint_mask=known, inpaint_values=values))(
         jax.random.key(4))
     x = np.asarray(x)
     assert np.all(x[:, 1] == 2)
@@ -187,12 +187,12 @@ def test_argument_errors():
         ar.ar_sample(jax.random.key(0), bigram_logits_fn, (2, 3), bos_id=BOS, temperature=0.0)
     with pytest.raises(ValueError, match="shape"):
         ar.ar_sample(jax.random.key(0), bigram_logits_fn, (2,), bos_id=BOS)
-    with pytest.raises(ValueError, match="known_mask must have shape"):
+    with pytest.raises(ValueError, match="inpaint_mask must have shape"):
         ar.ar_sample(jax.random.key(0), bigram_logits_fn, (2, 3), bos_id=BOS,
-                     known_mask=jnp.zeros((2, 4), bool), known_values=tokens)
-    with pytest.raises(ValueError, match="known_values holds bos_id"):
+                     inpaint_mask=jnp.zeros((2, 4), bool), inpaint_values=tokens)
+    with pytest.raises(ValueError, match="inpaint_values holds the .* id 3 at a known"):
         ar.ar_sample(jax.random.key(0), bigram_logits_fn, (2, 3), bos_id=BOS,
-                     known_mask=jnp.ones((2, 3), bool), known_values=tokens + BOS)
+                     inpaint_mask=jnp.ones((2, 3), bool), inpaint_values=tokens + BOS)
     with pytest.raises(ValueError, match="decode_fn"):
         ar.ar_sample_cached(jax.random.key(0), lambda t, s: (jnp.zeros((5, 4)), s),
                             jnp.int32(0), (2, 3), bos_id=BOS)

@@ -30,6 +30,7 @@ NAME = "text_inpainting"
 CLAIM = ("Diffusion infills text using both sides of a gap and is more accurate than the "
          "autoregressive baseline, which sees only the left context.")
 NUM_ROWS = 128
+COMPARED = ("absorbing", "masked")   # the diffusion runs checked against the AR baseline
 WINDOW = 64
 STRIDE = 499
 STEPS = 64
@@ -137,7 +138,7 @@ def check(results: dict) -> list[str]:
                     len(s) != len(TEMPLATE) - 2 * len("[MASK]") + sum(TEMPLATE_SPANS)
                     for s in model["template_fills"]):
                 failures.append(f"{process}: template fills of the wrong count or length")
-        for process in ("absorbing", "masked"):
+        for process in COMPARED:
             gap = results["accuracy_minus_autoregressive"][process]
             if not gap["mean"] > z * gap["stderr"]:
                 failures.append(f"{process} - autoregressive character accuracy = "

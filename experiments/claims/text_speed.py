@@ -38,6 +38,7 @@ BOUND_SAMPLES = 20
 STEPS = (8, 32, 128, 256)
 FEW_STEPS = (8, 32)
 BATCH = 32
+TIMED = ("absorbing", "masked")   # the diffusion runs timed against the AR model
 NUM_SAMPLES = 64
 ROUNDS = 3
 Z = 3.0
@@ -52,7 +53,7 @@ def _timed(fn, key, params) -> float:
 def _samplers(runs):
     """Every (name -> (jitted sample(key, params), params)) to time and score."""
     samplers = {}
-    for process in ("absorbing", "masked"):
+    for process in TIMED:
         run, state = runs[process]
         for steps in STEPS:
             samplers[f"{process}_{steps}"] = (
@@ -116,7 +117,7 @@ def _plot(out_dir, generation) -> str:
     import matplotlib.pyplot as plt
 
     fig, (ax_time, ax_ppl) = plt.subplots(1, 2, figsize=(10, 4))
-    for process in ("absorbing", "masked"):
+    for process in TIMED:
         ax_time.plot(STEPS, [generation[f"{process}_{s}"]["median_s"] for s in STEPS], "o-",
                      label=process)
         ax_ppl.plot(STEPS, [generation[f"{process}_{s}"]["generative_perplexity"]
@@ -146,7 +147,7 @@ def check(results: dict) -> list[str]:
                                 f"above {z} x {gap['stderr']:.4f}: AR is not better")
         gen = results["generation"]
         cached = gen["autoregressive_cached"]["median_s"]
-        for process in ("absorbing", "masked"):
+        for process in TIMED:
             for steps in results["tolerances"]["few_steps"]:
                 t = gen[f"{process}_{steps}"]["median_s"]
                 if not t < cached:

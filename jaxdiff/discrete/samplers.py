@@ -58,6 +58,15 @@ def _clamp_known(x, inpaint_mask, inpaint_values) -> jax.Array:
     return jnp.where(inpaint_mask, inpaint_values, x)
 
 
+def _check_sampling(shape, cond, float64: bool) -> tuple[int, int]:
+    """The checks every sampler makes: ``(B, L)`` from ``shape``, batch-first ``cond``, and
+    64-bit mode when ``float64``."""
+    batch, length = check_sequence_shape(shape)
+    check_cond(cond, batch)
+    check_float64(float64)
+    return batch, length
+
+
 def d3pm_sample(key, denoise_fn, process: D3PMProcess, shape, *, num_steps: int | None = None,
                 cond=None, float64: bool = False, inpaint_mask=None,
                 inpaint_values=None) -> jax.Array:
@@ -88,9 +97,7 @@ def d3pm_sample(key, denoise_fn, process: D3PMProcess, shape, *, num_steps: int 
       ``int32 [B, L]`` token ids.
     """
     check_d3pm_process(process)
-    batch, length = check_sequence_shape(shape)
-    check_cond(cond, batch)
-    check_float64(float64)
+    batch, length = _check_sampling(shape, cond, float64)
     num_train = process.num_steps
     num_steps = num_train if num_steps is None else num_steps
     num_steps = check_int("num_steps", num_steps)
@@ -133,23 +140,16 @@ def masked_sample(key, denoise_fn, process, shape, *, num_steps: int, cond=None,
     remaining ``[MASK]`` is filled, so the output holds no ``[MASK]``.
 
     Args:
-      key: PRNG key.
       denoise_fn: ``denoise_fn(z_t, t, cond) -> x0 logits [B, L, V]``, ``t`` float32 [B].
       process: a :class:`~jaxdiff.discrete.masking.MaskedProcess`.
-      shape: ``(B, L)`` (static).
       num_steps: ``K`` >= 1 (static).
-      cond: conditioning for ``denoise_fn`` (batch first).
-      float64: draw the categoricals in float64 (needs 64-bit mode, see the module doc).
-      inpaint_mask: ``bool [B, L]``, True where the token is known.
-      inpaint_values: ``int [B, L]`` known tokens (read where ``inpaint_mask``).
+      key, shape, cond, float64, inpaint_mask, inpaint_values: as in :func:`d3pm_sample`.
 
     Returns:
       ``int32 [B, L]`` token ids.
     """
     check_masked_process(process)
-    batch, length = check_sequence_shape(shape)
-    check_cond(cond, batch)
-    check_float64(float64)
+    batch, length = _check_sampling(shape, cond, float64)
     num_steps = check_int("num_steps", num_steps)
     known, values = check_inpaint(inpaint_mask, inpaint_values, (batch, length),
                                   process.vocab_size, process.mask_id)

@@ -27,11 +27,6 @@ from jaxdiff.evaluation.classifier import (
     train_classifier,
     train_or_load_classifier,
 )
-from jaxdiff.evaluation.classifier_scores import (
-    classifier_fid,
-    classifier_reference_stats,
-    classifier_scores,
-)
 from jaxdiff.evaluation.common import RestoredRun, format_value, restore_run, write_files
 from jaxdiff.evaluation.images import (
     data_levels,
@@ -39,6 +34,11 @@ from jaxdiff.evaluation.images import (
     evaluate_run,
     report_markdown,
     write_report,
+)
+from jaxdiff.evaluation.scores import (
+    classifier_fid,
+    classifier_reference_stats,
+    classifier_scores,
 )
 from jaxdiff.evaluation.text import (
     bits_per_char,

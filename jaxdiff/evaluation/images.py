@@ -52,22 +52,9 @@ from tqdm.auto import tqdm
 
 from jaxdiff import train
 from jaxdiff._validation import check_int
-from jaxdiff.evaluation.classifier import (
-    train_or_load_classifier,
-)
-from jaxdiff.evaluation.classifier_scores import (
-    IS_SPLITS,
-    REFERENCE_SPLIT,
-    classifier_scores,
-    dataset_key,
-)
-from jaxdiff.evaluation.common import (
-    RestoredRun,
-    format_value,
-    restore_run,
-    wall_time_lines,
-    write_files,
-)
+from jaxdiff.evaluation import common, scores
+from jaxdiff.evaluation.classifier import train_or_load_classifier
+from jaxdiff.evaluation.common import RestoredRun, format_value
 from jaxdiff.metrics.features import feature_stats
 from jaxdiff.metrics.frechet import fid_from_stats
 from jaxdiff.metrics.inception import inception_feature_fn, quantize_images
@@ -77,7 +64,6 @@ from jaxdiff.metrics.stats_cache import INCEPTION_EXTRACTOR, cached_reference_st
 
 CLASSIFIER_DATASETS = ("digits", "mnist_5k", "fashion_mnist")
 """The datasets with an in-domain classifier (classifier FID/IS, class histogram)."""
-
 
 
 def data_levels(dataset: str) -> int:
@@ -171,7 +157,7 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
         (``fid_stats/``); default the jaxdiff cache (:mod:`jaxdiff.metrics.paths`).
       progress: tqdm progress bars for the long passes.
     """
-    num_samples = check_int("num_samples", num_samples, IS_SPLITS)
+    num_samples = check_int("num_samples", num_samples, scores.IS_SPLITS)
     steps = check_int("steps", steps, 1)
     nll_examples = check_int("nll_examples", nll_examples, 1, optional=True)
     nll_steps = check_int("nll_steps", nll_steps, 2, optional=True)
@@ -182,7 +168,7 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
     if guidance_scale is not None and not isinstance(guidance_scale, (int, float)):
         raise ValueError(f"guidance_scale must be None or a float, got {guidance_scale!r}")
 
-    restored = restore_run(workdir)
+    restored = common.restore_run(workdir)
     run = restored.run
     if run.task.modality.name != "images":
         raise ValueError(f"workdir {str(workdir)!r} holds a {run.task.name!r} text run; use "
@@ -209,7 +195,7 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
         "samples": {"num_samples": num_samples, "sampler": sampler, "steps": steps,
                     "clip_x0": True, "guidance_scale": guidance_scale, "seed": seed,
                     "batch_size": min(batch_size, num_samples)},
-        "reference": {"dataset": name, "split": REFERENCE_SPLIT, "size": int(len(test)),
+        "reference": {"dataset": name, "split": scores.REFERENCE_SPLIT, "size": int(len(test)),
                       "image_size": image_size},
     }
     report["protocol"] = protocol
@@ -226,7 +212,7 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
             clf = train_or_load_classifier(name, image_size=image_size, steps=classifier_steps,
                                            cache_dir=root / "classifiers")
             train_images = run.dataset.images[:min(num_samples, len(run.dataset))]
-            results, protocol["classifier"] = classifier_scores(
+            results, protocol["classifier"] = scores.classifier_scores(
                 clf, samples, test, train_images, dataset_name=name,
                 cache_dir=root / "fid_stats", batch_size=batch_size, progress=progress)
             report.update(results)
@@ -251,7 +237,7 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
                 ref = cached_reference_stats(
                     lambda: feature_stats(feats, test.images, batch_size=min(batch_size, 100),
                                           progress=progress, desc="inception features test"),
-                    dataset=dataset_key(test, name), split=REFERENCE_SPLIT,
+                    dataset=scores.dataset_key(test, name), split=scores.REFERENCE_SPLIT,
                     extractor=INCEPTION_EXTRACTOR, cache_dir=root / "fid_stats")
                 gen = feature_stats(feats, samples, batch_size=min(batch_size, 100),
                                     progress=progress, desc="inception features samples")
@@ -271,7 +257,7 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
     report["bits_per_dim_stderr"] = float(bpd.std(ddof=1) / math.sqrt(len(bpd))) if len(
         bpd) > 1 else 0.0
     protocol["bits_per_dim"] = {
-        "examples": int(n_nll), "split": REFERENCE_SPLIT, "num_bins": num_bins,
+        "examples": int(n_nll), "split": scores.REFERENCE_SPLIT, "num_bins": num_bins,
         **run.task.evaluation.bits_per_dim_protocol(run, num_bins=num_bins,
                                                     nll_steps=nll_steps)}
 
@@ -282,7 +268,7 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
     results, diag_protocol = timed("diagnostics", lambda: run.task.evaluation.diagnostics(
         run, restored.ema_params, key, x0, cond))
     report.update(results)
-    protocol["diagnostics"] = {"examples": int(n_diag), "split": REFERENCE_SPLIT,
+    protocol["diagnostics"] = {"examples": int(n_diag), "split": scores.REFERENCE_SPLIT,
                                **diag_protocol}
     timing["total"] = round(time.perf_counter() - total_start, 2)
     report["wall_seconds"] = timing
@@ -350,10 +336,10 @@ def report_markdown(report: dict) -> str:
         lines += [f"| {k} | {format_value(a)} | {format_value(c)} |"
                   for k, (a, c) in enumerate(zip(hist["samples"], hist["test_data"],
                                                  strict=True))]
-    return "\n".join(lines + wall_time_lines(report))
+    return "\n".join(lines + common.wall_time_lines(report))
 
 
 def write_report(report: dict, directory: str | os.PathLike) -> tuple[pathlib.Path,
                                                                        pathlib.Path]:
     """Writes the image report's ``metrics.json`` and ``metrics.md`` into ``directory``."""
-    return write_files(report, directory, markdown=report_markdown)
+    return common.write_files(report, directory, markdown=report_markdown)

@@ -111,19 +111,9 @@ class DiT(nnx.Module):
 
     def __call__(self, x_t: Array, t: Array, cond: Array | None = None, *,
                  dropout_key: PRNGKey | None = None) -> Array:
-        """Predicts eps, x0 or v (and the variance interpolation if ``learned_variance``).
-
-        Args:
-          x_t: ``float [B, image_size, image_size, in_channels]`` noisy inputs.
-          t: ``[B]`` timestep indices in ``[0, T)``; integer, or floating for
-            fractional timesteps (same units).
-          cond: ``int [B]`` class labels in ``[0, num_classes]`` (``num_classes`` = null
-            class); ``None`` means the null class. Must be ``None`` if unconditional.
-          dropout_key: enables dropout (train mode); ``None`` is eval mode.
-
-        Returns:
-          ``[B, image_size, image_size, out_channels]`` in the parameters' dtype.
-        """
+        """Predicts eps, x0 or v (and the variance interpolation if ``learned_variance``):
+        the UNet's contract (:meth:`jaxdiff.models.UNet.__call__`), the same arguments and
+        output ``[B, image_size, image_size, out_channels]`` in the parameters' dtype."""
         labels, dropout_rngs = image_denoiser_inputs(self.config, x_t, t, cond, dropout_key)
 
         cond_BxD = self.time_embed(t)

@@ -49,8 +49,8 @@ def _objective(run):
 def _make_sampler(run, *, count: int, sampler: str, float64: bool = False,
                   inpaint_mask=None, inpaint_values=None):
     shape = run.task.modality.sample_shape(run, count)
-    options = dict(bos_id=BOS_ID, float64=float64, known_mask=inpaint_mask,
-                   known_values=inpaint_values)
+    options = dict(bos_id=BOS_ID, float64=float64, inpaint_mask=inpaint_mask,
+                   inpaint_values=inpaint_values)
     if sampler == "cached":
         init_cache, decode = make_decode_fns(run.graphdef, run.rest)
 
