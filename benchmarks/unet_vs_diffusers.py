@@ -179,12 +179,8 @@ def jaxdiff_worker(conn, args_dict):
     import jaxdiff as jd
     from jaxdiff.models.functional import bind, count_params, init, make_apply_fn
     from jaxdiff.models.unet import UNetConfig
-    from jaxdiff.train import (
-        create_train_state,
-        gaussian_objective,
-        make_optimizer,
-        make_train_step,
-    )
+    from jaxdiff.tasks.gaussian import gaussian_objective
+    from jaxdiff.train import create_train_state, make_optimizer, make_train_step
     info = {"import_s": time.perf_counter() - t0, "rss_after_import": _rss_bytes(),
             "xla_flags": os.environ.get("XLA_FLAGS", "")}
     compute_dtype = jnp.bfloat16 if args.dtype == "bfloat16" else None

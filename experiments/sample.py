@@ -1,12 +1,13 @@
 """Samples from a trained run: ``python experiments/sample.py --workdir DIR [--sampler S
---steps 50 --count 64 --guidance 3.0 --out DIR/samples]``.
+--steps 50 --count 64 --class 3 --guidance 3.0 --out DIR/samples]``.
 
 Restores the newest checkpoint of DIR and samples with its EMA parameters through the run's
 task (:mod:`jaxdiff.tasks`): an image run writes a PNG grid, a text run a .txt (one sample
 per line); both an .npz of the samples. ``--sampler`` is one of the process's samplers
 (default: its first, e.g. ``ddim`` for ``gaussian``, ``cached`` for ``autoregressive``);
 a flag the process cannot honour (``--guidance`` for an unconditional or a text run,
-``--steps`` for the autoregressive baseline) is an error, not ignored.
+``--steps`` for the autoregressive baseline, ``--class`` for an unconditional run) is an
+error, not ignored.
 """
 
 import pathlib
@@ -20,7 +21,10 @@ from jaxdiff import perf, train
 _WORKDIR = flags.DEFINE_string("workdir", None, "a training run's directory")
 _SAMPLER = flags.DEFINE_string("sampler", None, "one of the process's samplers "
                                                 "(default: the process's first)")
-_STEPS = flags.DEFINE_integer("steps", None, "sampling steps (default: the sampler's own)")
+_STEPS = flags.DEFINE_integer("steps", None, "sampling steps (default: the run's "
+                                            "train.sample_steps)")
+_CLASS = flags.DEFINE_integer("class", None, "class-conditional runs: draw every sample of "
+                                             "this class (default: the classes in turn)")
 _COUNT = flags.DEFINE_integer("count", 64, "number of samples")
 _GUIDANCE = flags.DEFINE_float("guidance", None, "classifier-free guidance scale")
 _SEED = flags.DEFINE_integer("seed", 0, "sampling seed")
@@ -35,11 +39,15 @@ def main(argv):
     workdir = pathlib.Path(_WORKDIR.value)
     run, state = train.restore_workdir(workdir)
     sampler = _SAMPLER.value or run.task.samplers[0]
-    sample = train.make_sampler(run, sampler=sampler, num_steps=_STEPS.value,
-                                count=_COUNT.value, guidance_scale=_GUIDANCE.value)
+    steps = _STEPS.value
+    if steps is None and "num_steps" in run.task.sampler_options:
+        steps = run.config.train.sample_steps
+    classes = None if _CLASS.value is None else np.full(_COUNT.value, _CLASS.value, np.int32)
+    sample = train.make_sampler(run, sampler=sampler, num_steps=steps, count=_COUNT.value,
+                                guidance_scale=_GUIDANCE.value, classes=classes)
     samples = np.asarray(sample(jax.random.key(_SEED.value), state.ema_params))
     stem = pathlib.Path(_OUT.value or workdir / f"samples_{run.task.name}_{sampler}"
-                                               f"_{_STEPS.value or 'default'}")
+                                               f"_{steps or 'default'}")
     path = train.save_samples(run, stem, samples)
     np.savez(stem.with_suffix(".npz"), samples=samples, step=int(state.step))
     print(f"wrote {path} and {stem.with_suffix('.npz')} (step {int(state.step)})")

@@ -72,7 +72,7 @@ def test_nll_matches_brute_force_bigram():
     np.testing.assert_allclose(loss, (math.log(1 / 0.035) + math.log(1 / 0.09)) / 6, rtol=1e-6)
 
 
-def test_bits_per_char():
+def test_bits_per_character_of_a_uniform_model():
     np.testing.assert_allclose(bits_per_unit(jnp.array([8 * math.log(2.0)]), 8), [1.0])
     # A uniform model over 27 characters: log2(27) bits per character.
     uniform = lambda x: jnp.zeros((*x.shape, 28), jnp.float32)  # noqa: E731

@@ -22,7 +22,7 @@ import numpy as np
 from configs import text_cpu  # experiments/configs/text_cpu.py (experiments/ on the path)
 
 import jaxdiff as jd
-from jaxdiff.evaluation import text as text_report
+from jaxdiff.evaluation import text as text_evaluation
 
 _REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -84,11 +84,11 @@ def infill(run, params, key, values: np.ndarray, known: np.ndarray, *,
 
 def test_bpc(process: str, *, examples: int, bound_samples: int, batch_size: int = 32,
              root=None) -> dict:
-    """Test-split bits per character of ``process``'s run (``text_report``'s protocol), with
+    """Test-split bits per character of ``process``'s run (``text_evaluation``'s protocol), with
     the per-row values for paired comparisons."""
     run, state = trained_run(process, root)
-    per_row = text_report.row_bits_per_char(
-        run, state.ema_params, text_report.test_rows(run, examples),
+    per_row = text_evaluation.row_bits_per_char(
+        run, state.ema_params, text_evaluation.test_rows(run, examples),
         bound_samples=bound_samples, seed=SEED, batch_size=batch_size)
     return {"bpc": float(per_row.mean()),
             "bpc_stderr": float(per_row.std(ddof=1) / np.sqrt(len(per_row))),

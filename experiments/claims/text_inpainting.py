@@ -23,7 +23,7 @@ import numpy as np
 
 import jaxdiff as jd
 from claims import _text_runs
-from jaxdiff.evaluation import text as text_report
+from jaxdiff.evaluation import text as text_evaluation
 from jaxdiff.metrics import corpus_bleu
 
 NAME = "text_inpainting"
@@ -100,7 +100,7 @@ def run(out_dir) -> dict:
     del out_dir
     start = time.time()
     runs = {p: _text_runs.trained_run(p) for p in _text_runs.PROCESSES}
-    test_ids = text_report.test_rows(runs["masked"][0]).reshape(-1)
+    test_ids = text_evaluation.test_rows(runs["masked"][0]).reshape(-1)
     rows, gaps = gap_windows(test_ids)
     models = {}
     for process, (run_, state) in runs.items():

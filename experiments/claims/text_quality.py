@@ -19,7 +19,7 @@ import numpy as np
 
 import jaxdiff as jd
 from claims import _text_runs
-from jaxdiff.evaluation import text as text_report
+from jaxdiff.evaluation import text as text_evaluation
 
 NAME = "text_quality"
 CLAIM = ("Samples of every text model keep the data's diversity (no repetition collapse), and "
@@ -39,13 +39,13 @@ def run(out_dir) -> dict:
     ar = (ar_run, ar_state.ema_params)
     models = {}
     for process, (run_, state) in runs.items():
-        ids, timing = text_report.draw_text_samples(
+        ids, timing = text_evaluation.draw_text_samples(
             run_, state.ema_params, num_samples=NUM_SAMPLES, steps=STEPS,
             seed=_text_runs.SEED, batch_size=BATCH, timing_rounds=1)
         texts = [jd.tasks.TOKENIZER.decode(row) for row in ids]
-        models[process] = {**text_report.sample_quality(texts, ar=ar), "examples": texts[:4]}
+        models[process] = {**text_evaluation.sample_quality(texts, ar=ar), "examples": texts[:4]}
     reference = [jd.tasks.TOKENIZER.decode(row)
-                 for row in text_report.test_rows(ar_run)[-NUM_SAMPLES:]]
+                 for row in text_evaluation.test_rows(ar_run)[-NUM_SAMPLES:]]
     return {
         "name": NAME, "claim": CLAIM,
         "setup": {"num_samples": NUM_SAMPLES, "steps": STEPS, "seq_len": 256,
@@ -53,7 +53,7 @@ def run(out_dir) -> dict:
                   "backend": jax.default_backend()},
         "tolerances": {"diversity_ratio": DIVERSITY_RATIO},
         "models": models,
-        "test_data": text_report.sample_quality(reference, ar=ar),
+        "test_data": text_evaluation.sample_quality(reference, ar=ar),
         "runtime_s": round(time.time() - start, 1),
     }
 

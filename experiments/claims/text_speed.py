@@ -27,7 +27,7 @@ import numpy as np
 import jaxdiff as jd
 from claims import _text_runs
 from claims._figures import save_figure
-from jaxdiff.evaluation import text as text_report
+from jaxdiff.evaluation import text as text_evaluation
 
 NAME = "text_speed"
 CLAIM = ("The autoregressive model has the better bits per character; diffusion generates "
@@ -89,7 +89,7 @@ def run(out_dir) -> dict:
     generation = {}
     for name in samplers:
         texts = [jd.tasks.TOKENIZER.decode(row) for row in samples[name]]
-        quality = text_report.sample_quality(texts, ar=(ar[0], ar[1].ema_params))
+        quality = text_evaluation.sample_quality(texts, ar=(ar[0], ar[1].ema_params))
         generation[name] = {"median_s": statistics.median(times[name]), "times_s": times[name],
                             "per_sequence_s": statistics.median(times[name]) / BATCH,
                             "generative_perplexity": quality["generative_perplexity"],

@@ -34,6 +34,10 @@ class ArrayDataset:
                              f"{getattr(images, 'shape', None)}")
         if images.dtype != np.float32:
             raise TypeError(f"images must be float32, got {images.dtype}")
+        if images.size and (images.min() < -1.0 or images.max() > 1.0):
+            raise ValueError(f"images must lie in [-1, 1], got values in [{images.min():g}, "
+                             f"{images.max():g}] (raw 0..255 pixels? see "
+                             "jaxdiff.data.to_unit_range)")
         if not isinstance(labels, np.ndarray) or labels.shape != images.shape[:1]:
             raise ValueError(f"labels must be a NumPy array of shape [N] = {images.shape[:1]}, "
                              f"got shape {getattr(labels, 'shape', None)}")

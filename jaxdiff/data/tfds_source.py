@@ -9,7 +9,7 @@ import numpy as np
 
 
 def load_tfds_raw(name: str, split: str, *, data_dir: str | None = None,
-                  download: bool = True) -> tuple[np.ndarray, np.ndarray, int]:
+                  download: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
     """Reads a whole split of an image-classification TFDS dataset into memory.
 
     Args:
@@ -30,10 +30,13 @@ def load_tfds_raw(name: str, split: str, *, data_dir: str | None = None,
     except Exception as e:
         raise RuntimeError(
             f"could not open TFDS dataset {name!r} split {split!r} "
-            f"(data_dir={data_dir!r}): {e}. tfds.data_source needs the dataset prepared in "
-            f"array_record format, which downloads it once (network access); prepare it on "
-            f"a machine with network access and copy data_dir, or use an embedded dataset "
-            f"('digits', 'mnist_5k', 'fashion_mnist')") from e
+            f"(data_dir={data_dir!r}, download={download}): {str(e).splitlines()[0][:200]}. "
+            f"tfds.data_source needs the dataset prepared in array_record format, which "
+            f"downloads it once: on a machine with network access run `tfds build {name} "
+            f"--file_format=array_record --data_dir DIR` and copy DIR here (data_dir / "
+            f"$TFDS_DATA_DIR), or allow the download (download=True, data.download=True); or "
+            f"use an embedded dataset ('digits', 'mnist_5k', 'fashion_mnist'), a folder of "
+            f"images or an .npz file") from e
     # The builder's metadata (also available under tfds.testing.mock_data, whose sources
     # need not carry a dataset_info).
     features = tfds.builder(name, data_dir=data_dir).info.features

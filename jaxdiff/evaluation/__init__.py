@@ -1,13 +1,15 @@
 """The evaluation application: the report of a trained run, every number with its protocol.
 
-``evaluation.evaluate(workdir, **options)`` restores the run's newest EMA parameters and
-writes nothing; ``evaluation.write_report(report, workdir + "/eval")`` stores
-``metrics.json`` and ``metrics.md``. Which report applies is the run's modality
-(``run.task.modality.name``): :func:`evaluate_run` for images (classifier FID/IS, Inception
-FID, bits/dim, diagnostics, class histogram; :mod:`jaxdiff.evaluation.images`) and
-:func:`evaluate_text_run` for text (bits per character, token accuracy, generation time,
-distinct-n, self-BLEU, generative perplexity; :mod:`jaxdiff.evaluation.text`). What a
-process contributes to its report is its task's ``evaluation`` (:mod:`jaxdiff.tasks`).
+``evaluate, markdown = evaluation.report_for(workdir)`` picks the report of the run's
+modality (``run.task.modality.name``); ``report = evaluate(workdir, **options)`` restores
+the run's newest EMA parameters and measures, and ``evaluation.write_files(report,
+workdir + "/eval", markdown=markdown)`` stores ``metrics.json`` and ``metrics.md``
+(``write_report`` / ``write_text_report`` are the same for one kind). The reports are
+:func:`evaluate_run` for images (classifier FID/IS, Inception FID, bits/dim, diagnostics,
+class histogram; :mod:`jaxdiff.evaluation.images`) and :func:`evaluate_text_run` for text
+(bits per character, token accuracy, generation time, distinct-n, self-BLEU, generative
+perplexity; :mod:`jaxdiff.evaluation.text`). What a process contributes to its report is
+its task's ``evaluation`` (:mod:`jaxdiff.tasks`).
 ``experiments/evaluate.py`` is the command.
 
 The in-domain classifier behind "classifier FID / IS" (:mod:`jaxdiff.evaluation.classifier`)

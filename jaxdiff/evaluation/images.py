@@ -97,12 +97,10 @@ def draw_samples(restored: RestoredRun, *, num_samples: int, sampler: str | None
     return np.concatenate(out, axis=0)
 
 
-def _bits_per_dim(restored: RestoredRun, images: np.ndarray, labels: np.ndarray, *, key,
-                  num_bins: int, nll_steps: int | None, batch_size: int,
-                  progress: bool) -> np.ndarray:
-    """Each image's bound in bits/dim (the task's estimator), in jitted batches."""
-    run = restored.run
-    bpd = run.task.evaluation.bits_per_dim(run, num_bins=num_bins, nll_steps=nll_steps)
+def _bits_per_dim(bpd, restored: RestoredRun, images: np.ndarray, labels: np.ndarray, *, key,
+                  batch_size: int, progress: bool) -> np.ndarray:
+    """Each image's bound in bits/dim by the task's jitted ``bpd(key, params, x0, cond)``,
+    in batches."""
     n = images.shape[0]
     size = min(batch_size, n)
     out = []
@@ -175,6 +173,9 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
                          "jaxdiff.evaluation.evaluate_text_run")
     sampler = sampler if sampler is not None else run.task.samplers[0]
     name, image_size = run.config.data.name, run.config.data.image_size
+    num_bins = data_levels(name)
+    # Built first, so that a bad nll_steps fails before the samples are drawn.
+    bpd_fn = run.task.evaluation.bits_per_dim(run, num_bins=num_bins, nll_steps=nll_steps)
     test = run.eval_dataset
     root = pathlib.Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     key = jax.random.key(seed)
@@ -249,10 +250,9 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
 
     # ---- bits/dim: the task's likelihood bound
     n_nll = len(test) if nll_examples is None else min(nll_examples, len(test))
-    num_bins = data_levels(name)
     bpd = timed("bits_per_dim", lambda: _bits_per_dim(
-        restored, test.images[:n_nll], test.labels[:n_nll], key=jax.random.fold_in(key, 1),
-        num_bins=num_bins, nll_steps=nll_steps, batch_size=batch_size, progress=progress))
+        bpd_fn, restored, test.images[:n_nll], test.labels[:n_nll],
+        key=jax.random.fold_in(key, 1), batch_size=batch_size, progress=progress))
     report["bits_per_dim"] = float(bpd.mean())
     report["bits_per_dim_stderr"] = float(bpd.std(ddof=1) / math.sqrt(len(bpd))) if len(
         bpd) > 1 else 0.0

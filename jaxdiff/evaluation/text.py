@@ -29,7 +29,7 @@ baseline): likelihood, sample quality and generation speed, as JSON and Markdown
   are the reference.
 
 :func:`write_text_report` writes ``metrics.json`` and ``metrics.md``;
-``experiments/evaluate.py`` is the command (it dispatches on the run's process).
+``experiments/evaluate.py`` is the command (it picks the report of the run's modality).
 """
 
 import math
@@ -176,6 +176,7 @@ def evaluate_text_run(workdir: str | os.PathLike, *, num_samples: int = 64,
         check_int(name, value, 2 if name == "num_samples" else 1)
     evaluation = run.task.evaluation
     steps = run.config.train.sample_steps if steps is None else check_int("steps", steps, 1)
+    train.make_sampler(run, num_steps=steps, count=batch_size)   # its options fail here
     ar = (run, params) if evaluation.exact else None
     if ar_workdir is not None:
         ar_restored = restore_run(ar_workdir)

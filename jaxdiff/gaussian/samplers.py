@@ -311,8 +311,10 @@ def sample(key: jax.Array, denoise_fn, schedule: Schedule, shape, *, sampler: st
         (see :func:`~jaxdiff.gaussian.schedules.sampling_timesteps`).
       prediction: what ``denoise_fn`` predicts: ``eps``, ``x0`` or ``v``.
       variance: ``beta``, ``beta_tilde`` or ``learned``; the model's variance for ``ddpm``
-        (``learned`` also tells every sampler that the output has twice the channels).
-      eta: DDIM's stochasticity (0: deterministic, 1: DDPM with :math:`\tilde\beta`).
+        (``learned`` also tells every sampler that the output has twice the channels;
+        ``beta_tilde`` is an error for the samplers other than ``ddpm``, which ignore it).
+      eta: DDIM's stochasticity (0: deterministic, 1: DDPM with :math:`\tilde\beta`);
+        only ``ddim`` has it (a non-zero ``eta`` for another sampler is an error).
       clip_x0: clip :math:`\hat x_0` to [-1, 1] at every step (every sampler; for heun
         both denoiser calls of a step).
       cond: conditioning for ``denoise_fn`` (batch first).
@@ -326,6 +328,13 @@ def sample(key: jax.Array, denoise_fn, schedule: Schedule, shape, *, sampler: st
     """
     check_choice("sampler", sampler, SAMPLERS)
     _check_options(prediction, variance)
+    if eta != 0 and sampler != "ddim":
+        raise ValueError(f"eta is DDIM's stochasticity; sampler {sampler!r} has none "
+                         f"(eta must be 0), got eta={eta}")
+    if variance == "beta_tilde" and sampler != "ddpm":
+        raise ValueError(f"variance='beta_tilde' sets the ancestral (ddpm) variance; sampler "
+                         f"{sampler!r} does not use it (variance 'beta', or 'learned' for a "
+                         "model with a variance output)")
     shape = check_sample_shape(shape)
     batch, channels = shape[0], shape[-1]
     check_cond(cond, batch)

@@ -30,19 +30,20 @@ def _check_config(config) -> None:
                                                  f"None, got {config.train.sample_steps}")
 
 
-def _nll(run):
-    apply_fn = run.apply_fn()
+def _nll(run, *, train: bool = False):
+    """``nll(params, key, tokens) -> [B]``, the exact NLL per sequence; ``train`` runs the
+    model in train mode (dropout from ``key``)."""
+    apply_fn = run.apply_fn(train=train)
 
     def nll(params, key, tokens):
-        del key
-        return autoregressive.sequence_nll(lambda x: apply_fn(params, x, None), tokens,
-                                           bos_id=BOS_ID)
+        return autoregressive.sequence_nll(lambda x: apply_fn(params, x, None, None, key),
+                                           tokens, bos_id=BOS_ID)
 
     return nll
 
 
-def _objective(run):
-    nll = _nll(run)
+def _loss_fn(run, *, train: bool):
+    nll = _nll(run, train=train)
     return lambda params, key, batch: nll(params, key, batch["tokens"])
 
 
@@ -74,9 +75,10 @@ def _make_sampler(run, *, count: int, sampler: str, float64: bool = False,
 AUTOREGRESSIVE = Task(
     name="autoregressive", modality=TEXT, schedules=(), samplers=("cached", "uncached"),
     sampler_options=("float64", "inpaint_mask", "inpaint_values"),
-    check_config=_check_config, build_process=lambda config: None,
+    check_config=_check_config, build_process=lambda config, schedule: None,
     model_fields=lambda config: {"vocab_size": TOKENIZER.vocab_size, "causal": True,
                                  "time_conditioning": False},
-    objective=_objective, held_out=_objective, make_sampler=_make_sampler,
+    objective=lambda run: _loss_fn(run, train=True),
+    held_out=lambda run: _loss_fn(run, train=False), make_sampler=_make_sampler,
     evaluation=TextEvaluation(bound=lambda run, *, bound_samples: _nll(run), exact=True,
                               token_accuracy=None, describe=lambda n: "exact NLL"))

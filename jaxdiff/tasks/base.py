@@ -57,8 +57,10 @@ class Task:
       sampler_options: the keyword options :attr:`make_sampler` takes besides ``count``
         and ``sampler`` (``num_steps``, ``guidance_scale``, ``inpaint_mask``, ...).
       check_config: ``(config) -> None``: process-specific config checks (named errors).
-      build_process: ``(config) -> process``: the math's process object (a Gaussian
-        ``Schedule``, a ``D3PMProcess``, a ``MaskedProcess``; None for the AR baseline).
+      build_process: ``(config, schedule) -> process``: the math's process object (a
+        Gaussian ``Schedule``, a ``D3PMProcess``, a ``MaskedProcess``; None for the AR
+        baseline) for the schedule name ``schedule`` (``diffusion.schedule`` or the default;
+        None for a process without one). Call it through :meth:`process`.
       model_fields: ``(config) -> dict``: the model config fields the process fixes
         (learned variance; vocabulary size, causality, time conditioning).
       objective: ``(run) -> loss_fn(params, key, batch) -> [B]``: the training loss.
@@ -77,7 +79,7 @@ class Task:
     samplers: tuple[str, ...]
     sampler_options: tuple[str, ...]
     check_config: Callable[[Any], None]
-    build_process: Callable[[Any], Any]
+    build_process: Callable[[Any, str | None], Any]
     model_fields: Callable[[Any], dict]
     objective: Callable[[Any], Callable]
     held_out: Callable[[Any], Callable]
@@ -87,6 +89,10 @@ class Task:
     def default_schedule(self) -> str | None:
         """The schedule used when ``diffusion.schedule`` is None (None if it has none)."""
         return self.schedules[0] if self.schedules else None
+
+    def process(self, config):
+        """The process object of ``config`` (its schedule, or the default one)."""
+        return self.build_process(config, config.diffusion.schedule or self.default_schedule())
 
     def sampler(self, run, *, count: int, sampler: str | None = None, **options):
         """The jitted ``sample(key, params)`` of ``count`` samples from ``sampler`` (the

@@ -16,7 +16,7 @@ from jaxdiff import discrete
 from jaxdiff.metrics.diagnostics import d3pm_token_accuracy
 from jaxdiff.models.functional import bind
 from jaxdiff.tasks import text
-from jaxdiff.tasks.base import Task
+from jaxdiff.tasks.base import Task, config_error
 from jaxdiff.tasks.text import TOKENIZER
 
 
@@ -52,16 +52,25 @@ def d3pm_task(transition: str, schedules: tuple[str, ...], vocab_size: int) -> T
     """The D3PM task of ``transition`` (``absorbing`` or ``uniform``)."""
     mask_id = TOKENIZER.mask_id if transition == "absorbing" else None
 
-    def build_process(config):
-        f = config.diffusion
+    def build_process(config, schedule: str):
         return discrete.d3pm_process(transition, vocab_size=vocab_size,
-                                     num_steps=f.num_steps,
-                                     schedule=f.schedule or schedules[0], mask_id=mask_id)
+                                     num_steps=config.diffusion.num_steps, schedule=schedule,
+                                     mask_id=mask_id)
+
+    def check_config(config):
+        if config.diffusion.hybrid_coeff < 0:
+            raise config_error("diffusion.hybrid_coeff", f"must be >= 0, got "
+                                                         f"{config.diffusion.hybrid_coeff}")
+        steps, T = config.train.sample_steps, config.diffusion.num_steps
+        if steps is not None and steps > T:
+            raise config_error("train.sample_steps", f"D3PM samples at most its T = "
+                                                     f"diffusion.num_steps = {T} steps, got "
+                                                     f"{steps}")
 
     return Task(
         name=transition, modality=text.TEXT, schedules=schedules, samplers=("ancestral",),
         sampler_options=text.DIFFUSION_SAMPLER_OPTIONS,
-        check_config=lambda config: None, build_process=build_process,
+        check_config=check_config, build_process=build_process,
         model_fields=lambda config: {"vocab_size": vocab_size, "causal": False,
                                      "time_conditioning": True},
         objective=_objective,

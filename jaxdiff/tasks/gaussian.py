@@ -18,7 +18,7 @@ from jaxdiff import gaussian
 from jaxdiff.metrics.diagnostics import loss_per_timestep, reconstruction_error
 from jaxdiff.models.conditioning import drop_labels
 from jaxdiff.models.functional import bind
-from jaxdiff.tasks.base import Task
+from jaxdiff.tasks.base import Task, config_error
 from jaxdiff.tasks.images import IMAGES, ImageEvaluation
 
 SCHEDULES = {"cosine": gaussian.cosine_schedule, "linear": gaussian.linear_schedule,
@@ -28,9 +28,23 @@ RECONSTRUCTION_CHAIN_STEPS = 20
 LOSS_BUCKETS = 10
 
 
-def _build_process(config) -> gaussian.Schedule:
+def _check_config(config) -> None:
     f = config.diffusion
-    return SCHEDULES[f.schedule or next(iter(SCHEDULES))](num_steps=f.num_steps)
+    if f.prediction not in gaussian.PREDICTIONS:
+        raise config_error("diffusion.prediction", f"must be one of "
+                                                   f"{list(gaussian.PREDICTIONS)}, got "
+                                                   f"{f.prediction!r}")
+    if f.weighting not in gaussian.WEIGHTINGS:
+        raise config_error("diffusion.weighting", f"must be one of "
+                                                  f"{list(gaussian.WEIGHTINGS)}, got "
+                                                  f"{f.weighting!r}")
+    if not 0 <= f.label_dropout < 1:
+        raise config_error("diffusion.label_dropout", f"must be in [0, 1), got "
+                                                      f"{f.label_dropout}")
+
+
+def _build_process(config, schedule: str) -> gaussian.Schedule:
+    return SCHEDULES[schedule](num_steps=config.diffusion.num_steps)
 
 
 def _variance(run) -> str:
@@ -38,21 +52,33 @@ def _variance(run) -> str:
     return "learned" if run.config.diffusion.learned_variance else "beta"
 
 
-def _loss_fn(run, *, train: bool):
-    f = run.config.diffusion
-    apply_fn = run.apply_fn(train=train)
-    num_classes, rate = run.num_classes, f.label_dropout if train else 0.0
+def gaussian_objective(apply_fn, schedule: gaussian.Schedule, *, prediction: str,
+                       weighting: str = "uniform", learned_variance: bool = False,
+                       num_classes: int | None = None, label_dropout: float = 0.0):
+    """``loss_fn(params, key, batch) -> [B]``: :func:`jaxdiff.gaussian.loss` of
+    ``apply_fn(params, x_t, t, cond, key)`` on ``batch["image"]``; with ``num_classes`` the
+    labels ``batch["label"]`` condition the model and are replaced by the null class at rate
+    ``label_dropout`` (classifier-free guidance training)."""
 
     def loss_fn(params, key, batch):
         key_loss, key_dropout, key_labels = jax.random.split(key, 3)
         cond = None
         if num_classes is not None:
-            cond = drop_labels(key_labels, batch["label"], num_classes=num_classes, rate=rate)
-        return gaussian.loss(key_loss, bind(apply_fn, params, key_dropout), run.process,
-                             batch["image"], prediction=f.prediction, cond=cond,
-                             weighting=f.weighting, learned_variance=f.learned_variance)
+            cond = drop_labels(key_labels, batch["label"], num_classes=num_classes,
+                               rate=label_dropout)
+        return gaussian.loss(key_loss, bind(apply_fn, params, key_dropout), schedule,
+                             batch["image"], prediction=prediction, cond=cond,
+                             weighting=weighting, learned_variance=learned_variance)
 
     return loss_fn
+
+
+def _loss_fn(run, *, train: bool):
+    f = run.config.diffusion
+    return gaussian_objective(run.apply_fn(train=train), run.process, prediction=f.prediction,
+                              weighting=f.weighting, learned_variance=f.learned_variance,
+                              num_classes=run.num_classes,
+                              label_dropout=f.label_dropout if train else 0.0)
 
 
 def _make_sampler(run, *, count: int, sampler: str, num_steps: int | None = None,
@@ -170,7 +196,7 @@ GAUSSIAN = Task(
     samplers=("ddim", "ddpm", "dpm_solver++", "heun"),
     sampler_options=("num_steps", "spacing", "variance", "eta", "clip_x0", "guidance_scale",
                      "classes", "inpaint_mask", "inpaint_values"),
-    check_config=lambda config: None, build_process=_build_process,
+    check_config=_check_config, build_process=_build_process,
     model_fields=lambda config: {"learned_variance": config.diffusion.learned_variance},
     objective=lambda run: _loss_fn(run, train=True),
     held_out=lambda run: _loss_fn(run, train=False),

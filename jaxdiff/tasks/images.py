@@ -9,8 +9,10 @@ import dataclasses
 from collections.abc import Callable
 
 from jaxdiff import data
+from jaxdiff.data.files import is_array_file, is_image_folder
 from jaxdiff.data.grid import save_image_grid
 from jaxdiff.data.load import TFDS_PREFIX
+from jaxdiff.models.presets import PRESETS
 from jaxdiff.models.text_transformer import TextTransformerConfig
 from jaxdiff.tasks.base import Modality, config_error
 
@@ -37,14 +39,14 @@ class ImageEvaluation:
 
 def _check_config(config) -> None:
     d, preset = config.data, config.model.preset
-    if d.name not in data.EMBEDDED_NAMES and not d.name.startswith(TFDS_PREFIX):
-        raise config_error("data.name", f"must be one of {sorted(data.EMBEDDED_NAMES)} or "
-                                        f"'tfds:<name>', got {d.name!r}")
+    if not (d.name in data.EMBEDDED_NAMES or d.name.startswith(TFDS_PREFIX)
+            or is_image_folder(d.name) or is_array_file(d.name)):
+        raise config_error("data.name", f"must be one of {sorted(data.EMBEDDED_NAMES)}, "
+                                        f"'tfds:<name>', an existing folder of images or an "
+                                        f".npz / .npy file, got {d.name!r}")
     if d.path is not None:
         raise config_error("data.path", f"is for the 'text8' corpus only; got "
                                         f"path={d.path!r} with name={d.name!r}")
-    from jaxdiff.models import PRESETS
-
     if isinstance(PRESETS[preset], TextTransformerConfig):
         raise config_error("model.preset", f"{preset!r} does not model images "
                                            f"(process {config.diffusion.process!r})")
@@ -52,8 +54,8 @@ def _check_config(config) -> None:
 
 def _load(config):
     d = config.data
-    return (data.load(d.name, "train", image_size=d.image_size),
-            data.load(d.name, "test", image_size=d.image_size))
+    return tuple(data.load(d.name, split, image_size=d.image_size, download=d.download)
+                 for split in ("train", "test"))
 
 
 def _model_fields(config, dataset) -> dict:

@@ -15,7 +15,7 @@ from jaxdiff import discrete
 from jaxdiff.metrics.diagnostics import masked_token_accuracy
 from jaxdiff.models.functional import bind
 from jaxdiff.tasks import text
-from jaxdiff.tasks.base import Task
+from jaxdiff.tasks.base import Task, config_error
 from jaxdiff.tasks.text import TOKENIZER
 
 SCHEDULES = ("loglinear", "cosine")
@@ -32,13 +32,18 @@ def _loss_fn(run, *, train: bool):
     return loss_fn
 
 
+def _check_config(config) -> None:
+    if config.train.sample_steps is None:
+        raise config_error("train.sample_steps", "masked diffusion samples in K unmasking "
+                                                 "steps: set it to K >= 1, got None")
+
+
 MASKED = Task(
     name="masked", modality=text.TEXT, schedules=SCHEDULES, samplers=("ancestral",),
     sampler_options=text.DIFFUSION_SAMPLER_OPTIONS,
-    check_config=lambda config: None,
-    build_process=lambda config: discrete.masked_process(
-        config.diffusion.schedule or SCHEDULES[0], vocab_size=TOKENIZER.vocab_size,
-        mask_id=TOKENIZER.mask_id),
+    check_config=_check_config,
+    build_process=lambda config, schedule: discrete.masked_process(
+        schedule, vocab_size=TOKENIZER.vocab_size, mask_id=TOKENIZER.mask_id),
     model_fields=lambda config: {"vocab_size": TOKENIZER.vocab_size, "causal": False,
                                  "time_conditioning": True},
     objective=lambda run: _loss_fn(run, train=True),

@@ -89,7 +89,7 @@ def build_run(config: ExperimentConfig) -> Run:
                                warmup_steps=o.warmup_steps, weight_decay=o.weight_decay,
                                clip_norm=o.clip_norm)
     return Run(config=config, task=task, dataset=dataset, eval_dataset=eval_dataset,
-               process=task.build_process(config), model_config=model_config,
+               process=task.process(config), model_config=model_config,
                graphdef=graphdef, rest=rest, optimizer=optimizer, mesh=data.data_mesh())
 
 
@@ -129,6 +129,35 @@ def eval_batches(run: Run) -> list:
     return run.task.modality.eval_batches(run)
 
 
+# Model config fields renamed since runs were first recorded: old name -> new name.
+_RENAMED_MODEL_FIELDS = {"learn_sigma": "learned_variance", "input_size": "image_size"}
+
+
+def upgrade_recorded_config(values: dict) -> dict:
+    """A ``config.json`` written by an earlier jaxdiff, in today's schema (same run).
+
+    Earlier versions wrote ``train.sampler="ddim"`` for every run (text runs ignored it),
+    a schedule and ``train.sample_steps`` for the autoregressive baseline (ignored too), and
+    the model fields ``learn_sigma`` / ``input_size``. Those values now are errors, so they
+    are read as what they meant: the process's default sampler, no schedule and no steps for
+    the AR baseline, ``learned_variance`` / ``image_size``. Nothing else is changed.
+    """
+    values = {k: dict(v) if isinstance(v, dict) else v for k, v in values.items()}
+    diffusion, train_ = values.get("diffusion", {}), values.get("train", {})
+    task = get_task(diffusion.get("process", "gaussian"))
+    if train_.get("sampler") is not None and train_["sampler"] not in task.samplers:
+        train_["sampler"] = None
+    if not task.schedules:
+        diffusion["schedule"] = None
+    if "num_steps" not in task.sampler_options:
+        train_["sample_steps"] = None
+    model = values.get("model", {})
+    if "overrides" in model:
+        model["overrides"] = {_RENAMED_MODEL_FIELDS.get(k, k): v
+                              for k, v in dict(model["overrides"]).items()}
+    return values
+
+
 def load_config(workdir: str | os.PathLike) -> ExperimentConfig:
     """The config of a :func:`train` workdir, read from its ``config.json``.
 
@@ -146,7 +175,7 @@ def load_config(workdir: str | os.PathLike) -> ExperimentConfig:
         raise FileNotFoundError(f"workdir {str(workdir)!r} has no config.json: not a run "
                                 "written by jaxdiff.train")
     try:
-        return from_dict(json.loads(config_path.read_text()))
+        return from_dict(upgrade_recorded_config(json.loads(config_path.read_text())))
     except (ValueError, TypeError, KeyError) as err:
         raise ValueError(f"workdir {str(workdir)!r}: config.json is not a valid run config "
                          f"({err})") from err

@@ -10,7 +10,7 @@ from jaxdiff import data
 def test_global_batch_equals_local_and_is_sharded():
     assert jax.device_count() == 8 and jax.process_count() == 1
     n = 40
-    ds = data.ArrayDataset(np.arange(n * 4, dtype=np.float32).reshape(n, 2, 2, 1),
+    ds = data.ArrayDataset((np.arange(n * 4, dtype=np.float32) / 256).reshape(n, 2, 2, 1),
                            np.arange(n, dtype=np.int32), num_classes=n)
     mesh = data.data_mesh()
     assert mesh.shape == {"data": 8}

@@ -200,7 +200,7 @@ def test_monte_carlo_masked_estimators_are_unbiased():
     assert abs(mean - o.ENTROPY) < 4 * se
 
 
-def test_bits_per_token_and_perplexity_bound():
+def test_bits_per_unit_and_perplexity_bound():
     nats = jnp.asarray([8 * math.log(2.0), 4 * math.log(2.0)])
     np.testing.assert_allclose(bits_per_unit(nats, 8), [1.0, 0.5], rtol=1e-6)
     np.testing.assert_allclose(bits_per_unit(nats, jnp.asarray([8, 2])), [1.0, 2.0],

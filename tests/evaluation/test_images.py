@@ -6,8 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from jaxdiff import data, train
-from jaxdiff import evaluation as metrics
+from jaxdiff import data, evaluation, train
 from tests.train.util import tiny_config
 
 CLASSIFIER_STEPS = 30
@@ -20,11 +19,11 @@ def evaluated(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     train.train(tiny_config(train={"num_steps": 2, "checkpoint_every": 2, "log_every": 2,
                                    "eval_every": 2}), workdir, progress=False)
-    result = metrics.evaluate_run(
+    result = evaluation.evaluate_run(
         workdir, num_samples=20, sampler="ddim", steps=4, nll_examples=24, nll_steps=10,
         seed=0, batch_size=16, diag_examples=16, inception=False,
         classifier_steps=CLASSIFIER_STEPS, cache_dir=cache, progress=False)
-    json_path, md_path = metrics.write_report(result, workdir / "eval")
+    json_path, md_path = evaluation.write_report(result, workdir / "eval")
     return workdir, cache, result, json_path, md_path
 
 
@@ -70,32 +69,32 @@ def test_report_has_every_metric_finite_with_its_protocol(evaluated):
     md = md_path.read_text()
     for field in ("classifier_fid", "classifier_fid_train_vs_test", "classifier_is_mean",
                   "classifier_is_test_data", "bits_per_dim"):
-        assert metrics.format_value(stored[field]) in md, field
+        assert evaluation.format_value(stored[field]) in md, field
     for row in stored["reconstruction"]:
-        assert metrics.format_value(row["psnr_chain"]) in md
+        assert evaluation.format_value(row["psnr_chain"]) in md
     for row in stored["loss_per_timestep"]:
-        assert metrics.format_value(row["loss"]) in md
+        assert evaluation.format_value(row["loss"]) in md
     assert "20 samples, ddim 4 steps" in md and "test split (359 images)" in md
     assert p["classifier"]["name"] in md and "Inception FID | unavailable:" in md
 
 
 def test_classifier_fid_of_the_test_data_against_its_reference_is_zero(evaluated):
     _, cache, _, _, _ = evaluated
-    clf = metrics.train_or_load_classifier("digits", steps=CLASSIFIER_STEPS,
+    clf = evaluation.train_or_load_classifier("digits", steps=CLASSIFIER_STEPS,
                                            cache_dir=cache / "classifiers")
     test = data.load("digits", "test")
-    ref = metrics.classifier_reference_stats(clf, test, dataset_name="digits",
+    ref = evaluation.classifier_reference_stats(clf, test, dataset_name="digits",
                                              cache_dir=cache / "fid_stats")
     assert ref.num == 359
-    assert abs(metrics.classifier_fid(clf, test.images, ref)) < 1e-6
+    assert abs(evaluation.classifier_fid(clf, test.images, ref)) < 1e-6
     train_half = data.load("digits", "train").images[:359]
-    assert metrics.classifier_fid(clf, train_half, ref) > 1e-3
+    assert evaluation.classifier_fid(clf, train_half, ref) > 1e-3
 
 
 def test_the_same_seed_gives_the_same_samples(evaluated):
     workdir = evaluated[0]
-    restored = metrics.restore_run(workdir)
-    a, b = (metrics.draw_samples(restored, num_samples=5, sampler="ddim", steps=3, seed=1,
+    restored = evaluation.restore_run(workdir)
+    a, b = (evaluation.draw_samples(restored, num_samples=5, sampler="ddim", steps=3, seed=1,
                                  batch_size=4, progress=False) for _ in range(2))
     assert a.shape == (5, 8, 8, 1)
     np.testing.assert_array_equal(a, b)
@@ -104,22 +103,22 @@ def test_the_same_seed_gives_the_same_samples(evaluated):
 def test_bad_inputs_name_the_argument(evaluated, tmp_path):
     workdir = evaluated[0]
     with pytest.raises(FileNotFoundError, match="workdir .* is not a directory"):
-        metrics.evaluate_run(tmp_path / "missing")
+        evaluation.evaluate_run(tmp_path / "missing")
     with pytest.raises(FileNotFoundError, match="workdir .* has no config.json"):
-        metrics.evaluate_run(tmp_path)
+        evaluation.evaluate_run(tmp_path)
     (tmp_path / "config.json").write_text((workdir / "config.json").read_text())
     with pytest.raises(FileNotFoundError, match="has no checkpoints"):
-        metrics.evaluate_run(tmp_path)
+        evaluation.evaluate_run(tmp_path)
     with pytest.raises(ValueError, match="num_samples"):
-        metrics.evaluate_run(workdir, num_samples=5)
+        evaluation.evaluate_run(workdir, num_samples=5)
     with pytest.raises(ValueError, match="sampler"):
-        metrics.evaluate_run(workdir, sampler="euler")
+        evaluation.evaluate_run(workdir, sampler="euler")
     with pytest.raises(ValueError, match="nll_steps"):
-        metrics.evaluate_run(workdir, nll_steps=1)
+        evaluation.evaluate_run(workdir, nll_steps=1)
     with pytest.raises(ValueError, match="nll_steps must be <= the run's T = 100"):
-        metrics.evaluate_run(workdir, nll_steps=101, progress=False)
+        evaluation.evaluate_run(workdir, nll_steps=101, progress=False)
 
 
 def test_data_levels():
-    assert metrics.data_levels("digits") == 17
-    assert metrics.data_levels("mnist_5k") == 256
+    assert evaluation.data_levels("digits") == 17
+    assert evaluation.data_levels("mnist_5k") == 256

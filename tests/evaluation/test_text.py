@@ -7,9 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdiff import autoregressive, train
-from jaxdiff import evaluation as metrics
-from jaxdiff.evaluation import text as text_report
+from jaxdiff import autoregressive, evaluation, train
+from jaxdiff.evaluation import text as text_evaluation
 from tests.train.util import TINY_TEXT, tiny_config
 
 
@@ -25,7 +24,7 @@ def runs(tmp_path_factory):
 
 
 def test_text_report_numbers(runs, tmp_path):
-    report = metrics.evaluate_text_run(runs / "masked", num_samples=8, steps=4,
+    report = evaluation.evaluate_text_run(runs / "masked", num_samples=8, steps=4,
                                        bound_samples=2, examples=24, batch_size=8,
                                        ar_workdir=runs / "autoregressive")
     assert report["process"] == "masked" and report["rows"] == 24
@@ -39,18 +38,18 @@ def test_text_report_numbers(runs, tmp_path):
                for n in (2, 3, 4))
     # An untrained AR model gives a per-character perplexity near the 27 characters.
     assert 10 < quality["generative_perplexity"] < 60
-    assert len(report["token_accuracy"]) == text_report.ACCURACY_BUCKETS
+    assert len(report["token_accuracy"]) == text_evaluation.ACCURACY_BUCKETS
     assert report["generation"]["median_s"] > 0
     assert all(len(text) == 16 for text in report["examples"])
-    json_path, md_path = metrics.write_text_report(report, tmp_path)
+    json_path, md_path = evaluation.write_text_report(report, tmp_path)
     assert json.loads(json_path.read_text())["bpc"] == report["bpc"]
     assert "bits per character" in md_path.read_text()
 
 
 def test_autoregressive_bpc_is_the_exact_nll(runs):
     run, state = train.restore_workdir(runs / "autoregressive")
-    rows = text_report.test_rows(run, 20)
-    result = text_report.bits_per_char(run, state.ema_params, rows, bound_samples=1, seed=0,
+    rows = text_evaluation.test_rows(run, 20)
+    result = text_evaluation.bits_per_char(run, state.ema_params, rows, bound_samples=1, seed=0,
                                        batch_size=8)         # 20 rows: a padded last batch
     apply_fn = run.apply_fn()
     nll = autoregressive.sequence_nll(lambda x: apply_fn(state.ema_params, x, None),
@@ -63,18 +62,18 @@ def test_autoregressive_bpc_is_the_exact_nll(runs):
 
 
 def test_sample_quality_on_known_texts():
-    quality = metrics.sample_quality(["a b a b", "c d c d"])
+    quality = evaluation.sample_quality(["a b a b", "c d c d"])
     assert quality["distinct_1"] == pytest.approx(4 / 8)
     assert quality["distinct_2"] == pytest.approx(4 / 6)
     assert quality["distinct_4"] == pytest.approx(2 / 2)
     assert quality["self_bleu"] == pytest.approx(0.0)
     assert "generative_perplexity" not in quality
-    assert metrics.sample_quality(["ab", "cd"])["distinct_2"] is None   # one word each
+    assert evaluation.sample_quality(["ab", "cd"])["distinct_2"] is None   # one word each
 
 
 def test_text_report_refuses_an_image_run_and_bad_counts(runs, tmp_path):
     with pytest.raises(ValueError, match="bound_samples"):
-        metrics.evaluate_text_run(runs / "masked", bound_samples=0)
+        evaluation.evaluate_text_run(runs / "masked", bound_samples=0)
     with pytest.raises(ValueError, match="not a model with an exact likelihood"):
-        metrics.evaluate_text_run(runs / "masked", num_samples=8, steps=2, bound_samples=1,
+        evaluation.evaluate_text_run(runs / "masked", num_samples=8, steps=2, bound_samples=1,
                                   examples=8, batch_size=8, ar_workdir=runs / "masked")

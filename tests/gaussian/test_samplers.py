@@ -168,6 +168,8 @@ def test_jit_equals_eager_and_compiles_once(sampler):
     (dict(inpaint_mask=jnp.ones((4, 2))), "inpaint_values"),
     (dict(inpaint_mask=jnp.ones((3,)), inpaint_values=jnp.ones((4, 2))), "inpaint_mask"),
     (dict(variance="learned"), "twice the channels"),
+    (dict(sampler="dpm_solver++", eta=0.5), "eta is DDIM's stochasticity"),
+    (dict(sampler="heun", variance="beta_tilde"), "beta_tilde"),
 ])
 def test_bad_arguments_are_named(kwargs, match):
     s = jd.gaussian.cosine_schedule(num_steps=10)

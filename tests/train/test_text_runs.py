@@ -1,6 +1,7 @@
 """Text runs through the training loop: the four processes train, report their held-out
 bound in bits per character and write text samples; the bounds are the right numbers."""
 
+import dataclasses
 import json
 
 import jax
@@ -104,12 +105,12 @@ def test_every_listed_schedule_builds_and_none_is_the_process_default():
             config = tiny_config(base, diffusion={"process": task.name, "schedule": schedule},
                                  train={"sample_steps": steps})
             train.validate(config, num_devices=1)
-            assert (task.build_process(config) is None) == (not task.schedules)
-    default = tasks.ABSORBING.build_process(tiny_config(TINY_TEXT, diffusion={
+            assert (task.process(config) is None) == (not task.schedules)
+    default = tasks.ABSORBING.process(tiny_config(TINY_TEXT, diffusion={
         "process": "absorbing", "schedule": None}))
     explicit = discrete.d3pm_process("absorbing", vocab_size=28, num_steps=10, mask_id=27)
     np.testing.assert_array_equal(default.betas, explicit.betas)
-    assert tasks.GAUSSIAN.build_process(tiny_config(diffusion={"schedule": None})).num_steps == 100
+    assert tasks.GAUSSIAN.process(tiny_config(diffusion={"schedule": None})).num_steps == 100
 
 
 def test_the_autoregressive_baseline_refuses_a_schedule_and_sample_steps():
@@ -134,3 +135,43 @@ def test_a_sampler_option_the_process_does_not_take_is_named():
     image = train.build_run(tiny_config())
     with pytest.raises(ValueError, match="class-conditional"):
         train.make_sampler(image, count=2, num_steps=2, guidance_scale=2.0)
+
+
+def test_the_autoregressive_objective_trains_with_dropout_and_evaluates_without():
+    """With dropout the AR training loss depends on the step's key (it has no corruption
+    noise: only dropout uses it) and the held-out NLL does not."""
+    config = text_config("autoregressive")
+    overrides = dict(TINY_TEXT["model"]["overrides"], dropout=0.5)
+    run = train.build_run(dataclasses.replace(
+        config, model=dataclasses.replace(config.model, overrides=overrides)))
+    params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(jax.random.key(7), p.shape,
+                                                                p.dtype),
+                          train.initial_state(run).params)   # away from the zero-init gates
+    batch = {"tokens": jnp.asarray(run.eval_dataset[:8])}
+    objective, held_out = (train.loss_fn_for(run, train=mode) for mode in (True, False))
+    key_a, key_b = jax.random.key(1), jax.random.key(2)
+    assert np.abs(objective(params, key_a, batch) - objective(params, key_b, batch)).max() > 1e-3
+    np.testing.assert_array_equal(held_out(params, key_a, batch), held_out(params, key_b, batch))
+
+
+def test_a_config_json_of_an_earlier_version_still_loads(tmp_path):
+    """Earlier runs recorded train.sampler="ddim" for text runs, a schedule and sample_steps
+    for the AR baseline, and learn_sigma: they load as what they meant."""
+    values = dataclasses.asdict(text_config("autoregressive"))
+    values["diffusion"]["schedule"] = "loglinear"
+    values["train"].update(sampler="ddim", sample_steps=256)
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    config = train.load_config(tmp_path)
+    assert config == text_config("autoregressive")
+    train.validate(config, num_devices=1)
+    image = dataclasses.asdict(tiny_config())
+    image["model"]["overrides"]["learn_sigma"] = True
+    (tmp_path / "config.json").write_text(json.dumps(image))
+    assert train.load_config(tmp_path).model.overrides["learned_variance"] is True
+
+
+def test_sample_steps_a_process_cannot_take_are_named_before_training():
+    with pytest.raises(ValueError, match="train.sample_steps: D3PM samples at most its T"):
+        train.validate(text_config("absorbing", sample_steps=11), num_devices=1)
+    with pytest.raises(ValueError, match="train.sample_steps: masked diffusion samples in K"):
+        train.validate(text_config("masked", sample_steps=None), num_devices=1)
