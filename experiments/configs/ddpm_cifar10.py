@@ -11,9 +11,11 @@ L_simple).
 
 import ml_collections
 
+from jaxdiff import train
+
 
 def get_config() -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict({
+    return train.config_dict({
         "data": {"name": "tfds:cifar10", "image_size": None, "conditional": False},
         "model": {"preset": "ddpm_cifar10", "overrides": {}},
         "diffusion": {"schedule": "linear", "num_steps": 1000, "prediction": "eps"},

@@ -8,9 +8,11 @@ Expected: recognisable digits in ``samples_<step>.png`` and an eval loss that fa
 
 import ml_collections
 
+from jaxdiff import train
+
 
 def get_config() -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict({
+    return train.config_dict({
         "data": {"name": "digits", "image_size": None, "conditional": False},
         "model": {"preset": "unet_tiny",
                   "overrides": {"base_channels": 32, "channel_mults": (1, 2),

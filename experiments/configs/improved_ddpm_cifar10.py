@@ -30,9 +30,11 @@ bits/dim, and learned variance better than fixed with 50 ancestral steps.
 
 import ml_collections
 
+from jaxdiff import train
+
 
 def get_config() -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict({
+    return train.config_dict({
         "data": {"name": "tfds:cifar10", "image_size": None, "conditional": False},
         "model": {"preset": "ddpm_cifar10",
                   "overrides": {"num_res_blocks": 3, "dropout": 0.3,

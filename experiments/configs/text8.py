@@ -23,15 +23,16 @@ autoregressive transformer 1.23 (the AR baseline D3PM reports).
 
 import ml_collections
 
+from jaxdiff import train
+
 EXPECTED_BPC = {"absorbing": 1.45, "uniform": 1.61, "masked": 1.37, "autoregressive": 1.23}
 
 
 def get_config(process: str = "absorbing") -> ml_collections.ConfigDict:
     if process not in EXPECTED_BPC:
         raise ValueError(f"process must be one of {sorted(EXPECTED_BPC)}, got {process!r}")
-    return ml_collections.ConfigDict({
-        "data": {"name": "text8", "seq_len": 256, "path": ml_collections.FieldReference(
-            None, field_type=str)},
+    return train.config_dict({
+        "data": {"name": "text8", "seq_len": 256, "path": None},
         "model": {"preset": "text_tiny",
                   "overrides": {"hidden_size": 768, "depth": 12, "num_heads": 12,
                                 "cond_dim": 128, "frequency_dim": 256, "dropout": 0.1}},

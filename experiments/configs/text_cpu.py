@@ -16,6 +16,8 @@ the measured values are in ``experiments/RESULTS.md`` (claims 8 and 9).
 
 import ml_collections
 
+from jaxdiff import train
+
 SCHEDULES = {"absorbing": "reciprocal", "uniform": "cosine", "masked": "loglinear",
              "autoregressive": None}   # the autoregressive baseline has none
 
@@ -23,7 +25,7 @@ SCHEDULES = {"absorbing": "reciprocal", "uniform": "cosine", "masked": "loglinea
 def get_config(process: str = "absorbing") -> ml_collections.ConfigDict:
     if process not in SCHEDULES:
         raise ValueError(f"process must be one of {sorted(SCHEDULES)}, got {process!r}")
-    return ml_collections.ConfigDict({
+    return train.config_dict({
         "data": {"name": "enwiki_gensim", "seq_len": 256},
         "model": {"preset": "text_tiny",
                   "overrides": {"hidden_size": 128, "depth": 4, "num_heads": 4,

@@ -14,7 +14,11 @@ from jaxdiff.train.config import (
     ModelConfig,
     OptimConfig,
     TrainConfig,
+    check_setting_name,
+    config_dict,
+    describe_settings,
     from_dict,
+    setting_names,
     validate,
 )
 from jaxdiff.train.loop import (
@@ -39,8 +43,9 @@ from jaxdiff.train.step import ema_update, make_eval_step, make_train_step
 __all__ = [
     "Checkpointer", "DataConfig", "DiffusionConfig", "ExperimentConfig", "MetricsWriter",
     "ModelConfig", "OptimConfig", "Run", "TrainConfig", "TrainState", "abstract_like",
-    "build_run", "create_train_state", "ema_update", "eval_batches", "from_dict",
+    "build_run", "check_setting_name", "config_dict", "create_train_state",
+    "describe_settings", "ema_update", "eval_batches", "from_dict",
     "initial_state", "load_config", "loss_fn_for", "make_eval_step", "make_optimizer",
     "make_sampler", "make_train_step", "model_config_for", "read_metrics", "restore_workdir",
-    "save_samples", "step_key", "train", "train_batches", "validate",
+    "save_samples", "setting_names", "step_key", "train", "train_batches", "validate",
 ]

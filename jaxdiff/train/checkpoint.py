@@ -1,7 +1,6 @@
 """Checkpoints with orbax's ``CheckpointManager``: atomic, asynchronous, the last N kept,
 and a restore that falls back to an older step when the newest one cannot be read."""
 
-import logging
 import pathlib
 import warnings
 
@@ -38,27 +37,47 @@ class Checkpointer:
     def restore_latest(self, abstract_state: TrainState) -> tuple[TrainState, dict] | None:
         """The newest readable checkpoint as ``(state, metadata)``, or None if there is none.
 
-        A checkpoint that fails to restore is skipped with a warning that names its step, and
-        the next older one is tried; if every one fails the last error is raised (never a
-        silent fresh start over a workdir that has checkpoints).
+        A checkpoint that fails to restore is skipped with a one-line warning (its step, its
+        path and the first line of the cause) and the next older one is tried. Once one is
+        read, the unreadable newer ones are moved aside to ``<directory>.unreadable/<step>``
+        (kept, never deleted; single-process runs only), so that training writes those steps
+        again when it passes them. If every one fails the last error is raised and nothing
+        is moved (never a silent fresh start over a workdir that has checkpoints).
         """
-        error = None
+        error, unreadable = None, []
         for step in reversed(self.steps()):
             try:
                 restored = self._manager.restore(step, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(abstract_state),
                     metadata=ocp.args.JsonRestore()))
             except Exception as err:  # noqa: BLE001 -- any unreadable checkpoint
-                warnings.warn(f"checkpoint at step {step} in {self.directory} could not be "
-                              f"restored ({type(err).__name__}: {err}); trying an older one",
-                              stacklevel=2)
-                logging.warning("checkpoint at step %d unreadable: %s", step, err)
+                cause = (str(err).strip().splitlines() or [""])[0][:200]
+                warnings.warn(f"checkpoint step {step} at {self.directory / str(step)} is "
+                              f"unreadable ({type(err).__name__}: {cause}); trying an older "
+                              "one", stacklevel=2)
                 error = err
+                unreadable.append(step)
                 continue
+            for bad in unreadable:
+                self._move_aside(bad)
             return TrainState(*restored.state), dict(restored.metadata)
         if error is not None:
             raise RuntimeError(f"no checkpoint in {self.directory} could be restored") from error
         return None
+
+    def _move_aside(self, step: int) -> None:
+        """Moves an unreadable step out of the manager's directory (single process only:
+        with several, another process may still be reading it)."""
+        if jax.process_count() != 1:
+            return
+        aside = self.directory.with_name(self.directory.name + ".unreadable") / str(step)
+        if aside.exists():
+            aside = aside.with_name(f"{step}.{len(list(aside.parent.iterdir()))}")
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        (self.directory / str(step)).rename(aside)
+        self._manager.reload()
+        warnings.warn(f"moved the unreadable checkpoint step {step} to {aside}; training "
+                      "writes that step again", stacklevel=3)
 
     def wait(self) -> None:
         """Blocks until pending asynchronous saves are on disk."""

@@ -13,79 +13,90 @@ takes the dataclasses, never a ConfigDict.
 """
 
 import dataclasses
+import difflib
 from typing import Any
 
 from jaxdiff.models.presets import PRESETS
 from jaxdiff.tasks import config_error, get_task
 
 
+def _setting(default, meaning: str, *, factory=None):
+    """A config field with its one line of meaning (``experiments/train.py --settings``)."""
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata={"help": meaning})
+    return dataclasses.field(default=default, metadata={"help": meaning})
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """``name``: an embedded image dataset, ``tfds:<name>``, or a character corpus
-    (``enwiki_gensim``, ``text8``); ``image_size``: None keeps it (images); ``seq_len``:
-    characters per training sequence (text); ``path``: the ``text8`` file."""
+    """What to train on (see :func:`jaxdiff.data.load` and :mod:`jaxdiff.data.text`)."""
 
-    name: str = "digits"
-    image_size: int | None = 16
-    conditional: bool = False      # feed the labels to the model (class conditioning)
-    seq_len: int = 256
-    path: str | None = None
-    download: bool = False         # tfds:<name> only: let TFDS download and prepare it
+    name: str = _setting("digits", "digits | mnist_5k | fashion_mnist | tfds:<name> | a folder "
+                                   "of images | an .npz/.npy file | enwiki_gensim | text8")
+    image_size: int | None = _setting(16, "images: output size (None keeps the native size)")
+    conditional: bool = _setting(False, "images: condition the model on the class labels")
+    seq_len: int = _setting(256, "text: characters per training sequence")
+    path: str | None = _setting(None, "text: the text8 file (name=text8 only)")
+    download: bool = _setting(False, "tfds:<name> only: let TFDS download and prepare it")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """A preset of ``jaxdiff.models`` and overrides of its config fields."""
 
-    preset: str = "unet_tiny"
-    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
-    compute_dtype: str | None = None   # "bfloat16" for mixed precision
+    preset: str = _setting("unet_tiny", "a preset of jaxdiff.models.PRESETS")
+    overrides: dict[str, Any] = _setting(None, "fields of the preset's config to replace "
+                                               "(set in the config file)", factory=dict)
+    compute_dtype: str | None = _setting(None, "None (float32) or bfloat16 (mixed precision)")
 
 
 @dataclasses.dataclass(frozen=True)
 class DiffusionConfig:
-    """``schedule``: the noise schedule of ``process`` (one of its task's ``schedules``; None
-    is the process's default, see :func:`schedule_of`); ``num_steps``:
-    ``T`` of the discrete-time processes (gaussian, absorbing, uniform); ``prediction``,
-    ``weighting``, ``learned_variance`` and ``label_dropout`` are Gaussian settings;
-    ``hybrid_coeff``: D3PM's lambda."""
+    """The process (a key of :data:`jaxdiff.tasks.TASKS`) and its settings; each task checks
+    the ones it uses."""
 
-    process: str = "gaussian"
-    schedule: str | None = None
-    num_steps: int = 1000
-    prediction: str = "eps"
-    weighting: str = "uniform"
-    learned_variance: bool = False
-    label_dropout: float = 0.1     # classifier-free guidance training, when conditional
-    hybrid_coeff: float = 0.01
+    process: str = _setting("gaussian", "gaussian | absorbing | uniform | masked | "
+                                        "autoregressive (jaxdiff.tasks.TASKS)")
+    schedule: str | None = _setting(None, "the process's noise schedule (None: its default)")
+    num_steps: int = _setting(1000, "T of the discrete-time processes (gaussian, D3PM)")
+    prediction: str = _setting("eps", "gaussian: what the model predicts (eps | x0 | v)")
+    weighting: str = _setting("uniform", "gaussian: loss weighting (uniform | min_snr)")
+    learned_variance: bool = _setting(False, "gaussian: learn the variance (L_hybrid)")
+    label_dropout: float = _setting(0.1, "gaussian, conditional: null-label rate "
+                                         "(classifier-free guidance training)")
+    hybrid_coeff: float = _setting(0.01, "D3PM: lambda of L_vb + lambda CE")
 
 
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
-    learning_rate: float = 2e-4
-    warmup_steps: int = 100
-    weight_decay: float = 0.0
-    clip_norm: float = 1.0
-    ema_decay: float = 0.999
+    """AdamW with linear warmup and cosine decay (:func:`jaxdiff.train.make_optimizer`)."""
+
+    learning_rate: float = _setting(2e-4, "peak learning rate")
+    warmup_steps: int = _setting(100, "linear warmup steps")
+    weight_decay: float = _setting(0.0, "AdamW weight decay")
+    clip_norm: float = _setting(1.0, "gradient clipping by global norm")
+    ema_decay: float = _setting(0.999, "decay of the EMA parameters (evaluated and sampled)")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    seed: int = 0
-    batch_size: int = 64
-    num_steps: int = 1000
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
-    log_every: int = 50
-    eval_every: int = 500
-    eval_batches: int = 4
-    sample_every: int = 0          # 0: only at the end
-    sample_count: int = 64
-    sampler: str | None = None     # one of the task's samplers; None: its default
-    sample_steps: int | None = 50  # None: the sampler's own (T for D3PM; masked needs a K;
-                                   # the AR baseline needs None)
-    tensorboard: bool = False
-    distributed: bool = False      # call jax.distributed.initialize() (multi-host)
+    """The loop: steps, checkpoints, logging, held-out evaluation and samples."""
+
+    seed: int = _setting(0, "seeds the parameters, the steps' keys and the data order")
+    batch_size: int = _setting(64, "global batch (divisible by the device count)")
+    num_steps: int = _setting(1000, "training steps")
+    checkpoint_every: int = _setting(500, "steps between checkpoints (and the last step)")
+    keep_checkpoints: int = _setting(3, "checkpoints kept")
+    log_every: int = _setting(50, "steps between metrics.jsonl rows")
+    eval_every: int = _setting(500, "steps between held-out evaluations (EMA parameters)")
+    eval_batches: int = _setting(4, "held-out batches per evaluation")
+    sample_every: int = _setting(0, "steps between sample files (0: only at the end)")
+    sample_count: int = _setting(64, "samples per sample file")
+    sampler: str | None = _setting(None, "one of the process's samplers (None: its default)")
+    sample_steps: int | None = _setting(50, "sampling steps (None: the sampler's own; T for "
+                                            "D3PM; masked needs one; AR needs None)")
+    tensorboard: bool = _setting(False, "also write TensorBoard events (tensorboardX)")
+    distributed: bool = _setting(False, "call jax.distributed.initialize() (multi-host)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +106,72 @@ class ExperimentConfig:
     diffusion: DiffusionConfig = DiffusionConfig()
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
+
+
+def _sections():
+    return [(f.name, f.type) for f in dataclasses.fields(ExperimentConfig)]
+
+
+def _default(field: dataclasses.Field):
+    return field.default_factory() if field.default is dataclasses.MISSING else field.default
+
+
+def setting_names() -> list[str]:
+    """Every setting as ``<section>.<field>``, in schema order."""
+    return [f"{name}.{f.name}" for name, kind in _sections() for f in dataclasses.fields(kind)]
+
+
+def describe_settings() -> str:
+    """Every setting with its default and meaning, one line each (what ``python
+    experiments/train.py --settings`` prints)."""
+    lines = []
+    for name, kind in _sections():
+        lines.append(f"{name}: {kind.__doc__.splitlines()[0]}")
+        for f in dataclasses.fields(kind):
+            lines.append(f"  --config.{name}.{f.name}={_default(f)!r}  {f.metadata['help']}")
+    return "\n".join(lines)
+
+
+def check_setting_name(name: str) -> None:
+    """Raises a one-line ``ValueError`` for a setting ``<section>.<field>`` that does not
+    exist, with the nearest valid name. ``model.overrides.<field>`` is checked against the
+    preset by :func:`validate`."""
+    if name.startswith("model.overrides."):
+        return
+    known = setting_names()
+    if name not in known:
+        near = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean config.{near[0]}?" if near else (
+            "; python experiments/train.py --settings lists them")
+        raise ValueError(f"unknown setting config.{name}{hint}")
+
+
+def config_dict(values: dict | None = None):
+    """Every setting as an ``ml_collections.ConfigDict``, at its default unless ``values``
+    (nested ``{section: {field: value}}``, e.g. a config file's) sets it.
+
+    Config files return this, so that the command line can override every setting
+    (``--config.train.eval_batches=1``), not only the ones the file writes; a setting whose
+    value is None is a typed placeholder, so it can be set too. An unknown setting in
+    ``values`` is a ``ValueError`` naming it.
+    """
+    import ml_collections
+
+    values = values or {}
+    for section, fields in values.items():
+        for field in fields:
+            check_setting_name(f"{section}.{field}")
+    out = {}
+    for name, kind in _sections():
+        given = values.get(name, {})
+        out[name] = {}
+        for f in dataclasses.fields(kind):
+            value = given.get(f.name, _default(f))
+            if value is None:
+                types = [t for t in getattr(f.type, "__args__", (f.type,)) if t is not type(None)]
+                value = ml_collections.FieldReference(None, field_type=types[0])
+            out[name][f.name] = value
+    return ml_collections.ConfigDict(out)
 
 
 def schedule_of(diffusion: DiffusionConfig) -> str | None:

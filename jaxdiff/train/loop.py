@@ -28,6 +28,7 @@ from jaxdiff.tasks import Task, get_task
 from jaxdiff.train.checkpoint import Checkpointer, abstract_like
 from jaxdiff.train.config import ExperimentConfig, from_dict, validate
 from jaxdiff.train.optimizer import make_optimizer
+from jaxdiff.train.preemption import StopOnSignals
 from jaxdiff.train.reporting import MetricsWriter
 from jaxdiff.train.state import TrainState, create_train_state
 from jaxdiff.train.step import make_eval_step, make_train_step
@@ -236,7 +237,11 @@ def initialize_distributed() -> None:
 
 def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
           progress: bool = True) -> TrainState:
-    """Trains (or resumes) the run of ``config`` in ``workdir``; returns the final state."""
+    """Trains (or resumes) the run of ``config`` in ``workdir``; returns the final state.
+
+    SIGTERM / SIGINT during training finish the current step, log it, save its checkpoint
+    and return that state (a restart resumes from it); each step's evaluation runs after
+    its checkpoint is written."""
     if config.train.distributed:
         initialize_distributed()
     run = build_run(config)
@@ -259,39 +264,50 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
                           count=t.sample_count)
     held_out = eval_batches(run)
     lead = jax.process_index() == 0      # one process writes the run's files
-    writer = MetricsWriter(workdir, tensorboard=t.tensorboard) if lead else None
     start = int(state.step)
+    # Rows of steps after the restored one were computed by a run that was then lost: drop
+    # them, so that after any number of kills and resumes each step is logged once.
+    writer = MetricsWriter(workdir, tensorboard=t.tensorboard, resume_step=start) if lead \
+        else None
     batches = train_batches(run, start_step=start)
     bar = tqdm(total=t.num_steps, initial=start, disable=not progress, desc="train")
     pending: list[tuple[int, dict]] = []
     tick, ticked_at = time.perf_counter(), start
     try:
-        for step in range(start, t.num_steps):
-            state, metrics = train_step(state, data.global_batch(next(batches), run.mesh))
-            pending.append((step, metrics))
-            done = step + 1
-            if done % t.log_every == 0 or done % t.checkpoint_every == 0 or done == t.num_steps:
-                _check_finite(pending)
-                now = time.perf_counter()
-                logged = {k: np.mean([float(m[k]) for _, m in pending]) for k in metrics}
-                logged["steps_per_second"] = (done - ticked_at) / (now - tick)
-                if lead:
-                    writer.write(done, logged)
-                bar.set_postfix(loss=f"{logged['loss']:.4f}",
-                                steps_s=f"{logged['steps_per_second']:.2f}")
-                pending, tick, ticked_at = [], now, done
-            if done % t.eval_every == 0 or done == t.num_steps:
-                eval_metrics = evaluate(run, eval_step, state.ema_params, held_out)
-                if lead:
-                    writer.write(done, eval_metrics)
-            if done % t.checkpoint_every == 0 or done == t.num_steps:
-                checkpointer.save(state, {"data_step": done})
-            if (t.sample_every and done % t.sample_every == 0) or done == t.num_steps:
-                samples = process_allgather(sample(jax.random.key(t.seed + 1),
-                                                   state.ema_params), tiled=True)
-                if lead:
-                    save_samples(run, workdir / f"samples_{done:07d}", np.asarray(samples))
-            bar.update(1)
+        with StopOnSignals() as stop:
+            for step in range(start, t.num_steps):
+                state, metrics = train_step(state, data.global_batch(next(batches), run.mesh))
+                pending.append((step, metrics))
+                done = step + 1
+                stopping = stop.requested()
+                last = done == t.num_steps
+                if done % t.log_every == 0 or done % t.checkpoint_every == 0 or last or stopping:
+                    _check_finite(pending)
+                    now = time.perf_counter()
+                    logged = {k: np.mean([float(m[k]) for _, m in pending]) for k in metrics}
+                    logged["steps_per_second"] = (done - ticked_at) / (now - tick)
+                    if lead:
+                        writer.write(done, logged)
+                    bar.set_postfix(loss=f"{logged['loss']:.4f}",
+                                    steps_s=f"{logged['steps_per_second']:.2f}")
+                    pending, tick, ticked_at = [], now, done
+                if done % t.checkpoint_every == 0 or last or stopping:
+                    checkpointer.save(state, {"data_step": done})
+                if stopping:
+                    checkpointer.wait()
+                    print(f"{stop.signal_name or 'a stop signal'}: stopped after step {done}; "
+                          f"checkpoint saved in {checkpointer.directory}", flush=True)
+                    break
+                if done % t.eval_every == 0 or last:   # after its checkpoint is written
+                    eval_metrics = evaluate(run, eval_step, state.ema_params, held_out)
+                    if lead:
+                        writer.write(done, eval_metrics)
+                if (t.sample_every and done % t.sample_every == 0) or last:
+                    samples = process_allgather(sample(jax.random.key(t.seed + 1),
+                                                       state.ema_params), tiled=True)
+                    if lead:
+                        save_samples(run, workdir / f"samples_{done:07d}", np.asarray(samples))
+                bar.update(1)
     finally:
         bar.close()
         checkpointer.close()

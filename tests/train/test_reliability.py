@@ -26,31 +26,56 @@ train.train(train.from_dict(json.loads(sys.argv[1])), sys.argv[2], progress=Fals
 
 def _start(values: dict, workdir: pathlib.Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", RUN_SCRIPT, json.dumps(values), str(workdir)],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def test_sigkill_and_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
-    values = {k: dict(v) for k, v in TINY.items()}
-    values["train"].update(num_steps=20, checkpoint_every=5, eval_every=20, log_every=5)
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    reference = _start(values, straight)
-    victim = _start(values, killed)
+def _wait_for(path: pathlib.Path, proc: subprocess.Popen) -> None:
     deadline = time.time() + 300
-    while not (killed / "checkpoints" / "5").exists():
-        assert victim.poll() is None, victim.stderr.read().decode()[-2000:]
-        assert time.time() < deadline, "no checkpoint within 300 s"
+    while not path.exists():
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.time() < deadline, f"no {path} within 300 s"
         time.sleep(0.05)
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
-    assert victim.returncode == -signal.SIGKILL
-    resumed = _start(values, killed)
-    for proc in (reference, resumed):
-        assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()[-2000:]
-    a, b = train.restore_workdir(straight)[1], train.restore_workdir(killed)[1]
-    assert int(a.step) == int(b.step) == 20
+
+
+def _assert_same_state(a_dir, b_dir, step: int) -> None:
+    a, b = train.restore_workdir(a_dir)[1], train.restore_workdir(b_dir)[1]
+    assert int(a.step) == int(b.step) == step
     for x, y in zip(jax.tree.leaves((a.params, a.ema_params, a.opt_state)),
                     jax.tree.leaves((b.params, b.ema_params, b.opt_state)), strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def _logged_steps(workdir) -> list[tuple[int, str]]:
+    return [(row["step"], "eval" if "eval_loss" in row else "train")
+            for row in train.read_metrics(workdir)]
+
+
+def test_sigkill_and_sigterm_then_resume_are_bit_identical_to_an_uninterrupted_run(tmp_path):
+    """kill -9 after the step-5 checkpoint, and SIGTERM mid-run (which saves the step it is
+    at and exits 0): resumed, both end bit-identical to an uninterrupted run, and
+    metrics.jsonl holds each logged step once."""
+    values = {k: dict(v) for k, v in TINY.items()}
+    values["train"].update(num_steps=20, checkpoint_every=5, eval_every=10, log_every=5)
+    straight, killed, stopped = tmp_path / "straight", tmp_path / "killed", tmp_path / "stopped"
+    reference, victim, preempted = (_start(values, d) for d in (straight, killed, stopped))
+    _wait_for(killed / "checkpoints" / "5", victim)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert victim.returncode == -signal.SIGKILL
+    _wait_for(stopped / "checkpoints" / "5", preempted)
+    preempted.send_signal(signal.SIGTERM)
+    out, err = preempted.communicate(timeout=300)
+    assert preempted.returncode == 0, err.decode()[-2000:]
+    stop_step = int(re.search(r"SIGTERM: stopped after step (\d+)", out.decode()).group(1))
+    assert (stopped / "checkpoints" / str(stop_step)).exists()   # the step it stopped at
+    resumed = [_start(values, d) for d in (killed, stopped)]
+    for proc in [reference, *resumed]:
+        assert proc.wait(timeout=300) == 0, proc.stderr.read().decode()[-2000:]
+    for workdir in (killed, stopped):
+        _assert_same_state(straight, workdir, 20)
+        logged = _logged_steps(workdir)
+        assert len(logged) == len(set(logged)), logged
+    assert (20, "eval") in _logged_steps(killed) and (20, "eval") in _logged_steps(stopped)
 
 
 def test_corrupted_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
@@ -63,6 +88,10 @@ def test_corrupted_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     with pytest.warns(UserWarning, match="step 8"):
         state = train.restore_workdir(tmp_path)[1]
     assert int(state.step) == 4
+    # Moved aside (kept), so that the next pass over step 8 writes it again.
+    assert (tmp_path / "checkpoints.unreadable" / "8").is_dir() and not latest.exists()
+    train.train(config, tmp_path, progress=False)
+    assert int(train.restore_workdir(tmp_path)[1].step) == 8
 
 
 def test_unreadable_checkpoints_are_never_silently_replaced(tmp_path):
