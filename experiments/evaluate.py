@@ -1,9 +1,11 @@
 """Evaluates a trained run: ``python experiments/evaluate.py --workdir DIR [flags]``.
 
 Restores the newest checkpoint of DIR (EMA parameters) and writes ``DIR/eval/metrics.json``
-and ``DIR/eval/metrics.md``; the Markdown is printed. The report is the run's modality's
-(:mod:`jaxdiff.evaluation`); a flag left unset takes that report's default, and a flag the
-report does not take is an error naming it.
+and ``DIR/eval/metrics.md``; the Markdown is printed. ``metrics.json`` is rewritten after
+each metric (marked ``"partial": true`` until the end), so a stopped evaluation keeps what it
+measured; ``--quick`` is a short evaluation (see :data:`jaxdiff.evaluation.REPORTS`). The
+report is the run's modality's (:mod:`jaxdiff.evaluation`); a flag left unset takes that
+report's default, and a flag the report does not take is an error naming it.
 
 * Image runs (``--num_samples 1000 --sampler ddim --steps 50 --nll_examples N --nll_steps S
   --guidance G --inception``): classifier FID/IS, Inception FID (when the weights are at
@@ -17,8 +19,11 @@ report does not take is an error naming it.
 """
 
 import inspect
+import json
+import os
+import pathlib
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from jaxdiff import evaluation, perf
 
@@ -43,22 +48,36 @@ _OPTIONS = {argument: define(flag, None, help) for flag, argument, define, help 
     ("ar_workdir", "ar_workdir", flags.DEFINE_string,
      "text: an autoregressive run for generative perplexity"),
 )}
+_QUICK = flags.DEFINE_bool("quick", False, "a short evaluation (the report's quick options: "
+                                           "fewer samples and examples, a coarser bound, no "
+                                           "Inception pass); flags given still win")
 flags.mark_flags_as_required(["workdir"])
+
+
+def _write_partial(report: dict, directory: pathlib.Path) -> None:
+    """``metrics.json`` of the parts measured so far (atomic), marked ``"partial": true``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = directory / "metrics.json.partial"
+    partial.write_text(json.dumps({**report, "partial": True}, indent=2) + "\n")
+    os.replace(partial, directory / "metrics.json")
 
 
 def main(argv):
     del argv
     perf.configure()   # recommended XLA flags, persistent compilation cache
+    logging.set_verbosity(logging.WARNING)   # orbax logs every restore at INFO
     workdir = _WORKDIR.value
-    evaluate, markdown = evaluation.report_for(workdir)
+    evaluate, markdown, quick = evaluation.report_for(workdir)
     given = {name: flag.value for name, flag in _OPTIONS.items() if flag.value is not None}
     accepted = inspect.signature(evaluate).parameters
     unknown = sorted(_OPTIONS[name].name for name in given if name not in accepted)
     if unknown:
         raise app.UsageError(f"--{', --'.join(unknown)} do(es) not apply to the run in "
                              f"{workdir} ({evaluate.__name__})")
-    result = evaluate(workdir, **given)
-    paths = evaluation.write_files(result, f"{workdir}/eval", markdown=markdown)
+    options = {**(quick if _QUICK.value else {}), **given}
+    out = pathlib.Path(workdir) / "eval"
+    result = evaluate(workdir, **options, on_update=lambda report: _write_partial(report, out))
+    paths = evaluation.write_files(result, out, markdown=markdown)
     print(markdown(result))
     print(f"wrote {paths[0]} and {paths[1]}")
 

@@ -14,7 +14,7 @@ import pathlib
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import app, flags, logging
 
 from jaxdiff import perf, train
 
@@ -36,6 +36,7 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv):
     del argv
     perf.configure()   # recommended XLA flags, persistent compilation cache
+    logging.set_verbosity(logging.WARNING)   # orbax logs every restore at INFO
     workdir = pathlib.Path(_WORKDIR.value)
     run, state = train.restore_workdir(workdir)
     sampler = _SAMPLER.value or run.task.samplers[0]

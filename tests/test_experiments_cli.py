@@ -2,7 +2,9 @@
 data (a folder of PNGs, an .npz) with settings the config file does not write, its one-line
 error for a misspelt setting, and --settings."""
 
+import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -71,3 +73,19 @@ def test_settings_lists_every_field_with_its_default():
     for name in train.setting_names():
         assert f"--config.{name}=" in result.stdout, name
     assert "--config.train.eval_batches=4  held-out batches per evaluation" in result.stdout
+
+
+def test_evaluate_py_quick_writes_a_complete_report(tmp_path):
+    workdir = tmp_path / "run"
+    _train(workdir, *TINY_OVERRIDES)
+    result = subprocess.run(
+        [sys.executable, "experiments/evaluate.py", "--workdir", str(workdir), "--quick",
+         "--num_samples", "20", "--steps", "2", "--batch_size", "20", "--nll_steps", "5"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((workdir / "eval" / "metrics.json").read_text())
+    assert "partial" not in report and report["inception_fid"].startswith("unavailable")
+    assert report["protocol"]["bits_per_dim"]["chain_steps"] == 5   # the flag beats --quick
+    assert report["protocol"]["diagnostics"]["examples"] == 64       # the quick preset
+    assert (workdir / "eval" / "metrics.md").exists()
+    assert not re.search(r"^I\d{4} ", result.stderr, re.M)           # no absl INFO lines

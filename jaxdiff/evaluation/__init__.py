@@ -1,7 +1,7 @@
 """The evaluation application: the report of a trained run, every number with its protocol.
 
-``evaluate, markdown = evaluation.report_for(workdir)`` picks the report of the run's
-modality (``run.task.modality.name``); ``report = evaluate(workdir, **options)`` restores
+``evaluate, markdown, quick = evaluation.report_for(workdir)`` picks the report of the
+run's modality (``run.task.modality.name``); ``report = evaluate(workdir, **options)`` restores
 the run's newest EMA parameters and measures, and ``evaluation.write_files(report,
 workdir + "/eval", markdown=markdown)`` stores ``metrics.json`` and ``metrics.md``
 (``write_report`` / ``write_text_report`` are the same for one kind). The reports are
@@ -15,6 +15,9 @@ its task's ``evaluation`` (:mod:`jaxdiff.tasks`).
 The in-domain classifier behind "classifier FID / IS" (:mod:`jaxdiff.evaluation.classifier`)
 is trained here too, with its own small train step.
 """
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 from jaxdiff.evaluation.classifier import (
     ClassifierConfig,
@@ -53,18 +56,33 @@ from jaxdiff.evaluation.text import (
 from jaxdiff.tasks import get_task
 from jaxdiff.train import load_config
 
-REPORTS = {"images": (evaluate_run, report_markdown),
-           "text": (evaluate_text_run, text_report_markdown)}
-"""The report of each modality: ``(evaluate(workdir, **options), markdown(report))``."""
+
+class Report(NamedTuple):
+    """A modality's report: ``evaluate(workdir, **options) -> dict``, ``markdown(report)``,
+    and ``quick``, the options of a short evaluation (``experiments/evaluate.py --quick``:
+    fewer samples and examples, a coarser bound, no Inception pass)."""
+
+    evaluate: Callable
+    markdown: Callable
+    quick: dict
 
 
-def report_for(workdir):
-    """``(evaluate, markdown)`` of the run in ``workdir``: its modality's report."""
+REPORTS = {
+    "images": Report(evaluate_run, report_markdown,
+                     quick=dict(num_samples=200, nll_examples=64, nll_steps=100,
+                                diag_examples=64, inception=False)),
+    "text": Report(evaluate_text_run, text_report_markdown,
+                   quick=dict(num_samples=16, examples=64, bound_samples=2)),
+}
+
+
+def report_for(workdir) -> Report:
+    """The report of the run in ``workdir``: its modality's."""
     return REPORTS[get_task(load_config(workdir).diffusion.process).modality.name]
 
 
 __all__ = [
-    "ClassifierConfig", "ImageClassifier", "REPORTS", "RestoredRun", "TrainedClassifier",
+    "ClassifierConfig", "ImageClassifier", "REPORTS", "Report", "RestoredRun", "TrainedClassifier",
     "bits_per_char", "classifier_accuracy", "classifier_fid", "classifier_name", "classifier_path",
     "classifier_reference_stats", "classifier_scores", "data_levels", "draw_samples",
     "draw_text_samples", "evaluate_run", "evaluate_text_run", "format_value", "init_classifier",

@@ -130,7 +130,7 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
                  guidance_scale: float | None = None, inception: bool = True,
                  inception_weights: str | os.PathLike | None = None,
                  classifier_steps: int = 600, cache_dir: str | os.PathLike | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, on_update=None) -> dict:
     """Every metric of the trained image run in ``workdir`` (see the module docstring for the
     protocol), as a JSON-ready dict; :func:`write_report` stores it.
 
@@ -154,6 +154,8 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
       cache_dir: root for the classifier (``classifiers/``) and reference statistics
         (``fid_stats/``); default the jaxdiff cache (:mod:`jaxdiff.metrics.paths`).
       progress: tqdm progress bars for the long passes.
+      on_update: called with the report so far after each part (``experiments/evaluate.py``
+        writes it, so that a stopped evaluation keeps what it measured).
     """
     num_samples = check_int("num_samples", num_samples, scores.IS_SPLITS)
     steps = check_int("steps", steps, 1)
@@ -200,6 +202,11 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
                       "image_size": image_size},
     }
     report["protocol"] = protocol
+    report["wall_seconds"] = timing
+
+    def updated():
+        if on_update is not None:
+            on_update(report)
 
     samples = timed("samples", lambda: draw_samples(
         restored, num_samples=num_samples, sampler=sampler, steps=steps, seed=seed,
@@ -222,6 +229,7 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
         why = (f"unavailable: no in-domain classifier for dataset {name!r} (only "
                f"{list(CLASSIFIER_DATASETS)})")
         report.update({"classifier_fid": why, "classifier_is_mean": why, "class_histogram": why})
+    updated()
 
     # ---- standard Inception FID
     if not inception:
@@ -247,6 +255,7 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
             protocol["inception"] = {
                 "extractor": INCEPTION_EXTRACTOR, "input": "uint8 quantized, bilinear-resized "
                 "to 299x299 (grayscale repeated to RGB by the network)"}
+    updated()
 
     # ---- bits/dim: the task's likelihood bound
     n_nll = len(test) if nll_examples is None else min(nll_examples, len(test))
@@ -260,6 +269,7 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
         "examples": int(n_nll), "split": scores.REFERENCE_SPLIT, "num_bins": num_bins,
         **run.task.evaluation.bits_per_dim_protocol(run, num_bins=num_bins,
                                                     nll_steps=nll_steps)}
+    updated()
 
     # ---- the task's diagnostics (reconstruction, loss per timestep)
     n_diag = min(diag_examples, len(test))
@@ -271,7 +281,7 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
     protocol["diagnostics"] = {"examples": int(n_diag), "split": scores.REFERENCE_SPLIT,
                                **diag_protocol}
     timing["total"] = round(time.perf_counter() - total_start, 2)
-    report["wall_seconds"] = timing
+    updated()
     return report
 
 

@@ -163,9 +163,11 @@ def evaluate_text_run(workdir: str | os.PathLike, *, num_samples: int = 64,
                       steps: int | None = None, bound_samples: int = 10,
                       examples: int | None = 256, seed: int = 0, batch_size: int = 32,
                       ar_workdir: str | os.PathLike | None = None,
-                      progress: bool = True) -> dict:
+                      progress: bool = True, on_update=None) -> dict:
     """Every text metric of the module doc for the run in ``workdir``; ``steps`` defaults to
-    the run's ``train.sample_steps``; progress bars for the long passes."""
+    the run's ``train.sample_steps``; progress bars for the long passes; ``on_update(report)``
+    is called with the report so far after each part (``experiments/evaluate.py`` writes it,
+    so that a stopped evaluation keeps what it measured)."""
     restored = restore_run(workdir)
     run, params = restored.run, restored.ema_params
     if run.task.modality.name != "text":
@@ -185,31 +187,10 @@ def evaluate_text_run(workdir: str | os.PathLike, *, num_samples: int = 64,
                              f"{ar_restored.run.task.name!r} run, not a model with an exact "
                              "likelihood (the autoregressive baseline)")
         ar = (ar_restored.run, ar_restored.ema_params)
-    wall = {}
-    start = time.perf_counter()
-    rows = test_rows(run, examples)
-    likelihood = bits_per_char(run, params, rows, bound_samples=bound_samples, seed=seed,
-                               batch_size=batch_size, progress=progress)
-    wall["bpc"] = round(time.perf_counter() - start, 1)
-    start = time.perf_counter()
-    accuracy = (None if evaluation.token_accuracy is None
-                else token_accuracy(run, params, rows, seed=seed))
-    wall["token_accuracy"] = round(time.perf_counter() - start, 1)
-    start = time.perf_counter()
-    ids, timing = draw_text_samples(run, params, num_samples=num_samples, steps=steps,
-                                    seed=seed, batch_size=batch_size, progress=progress)
-    texts = [TOKENIZER.decode(row) for row in ids]
-    wall["samples"] = round(time.perf_counter() - start, 1)
-    start = time.perf_counter()
-    reference = [TOKENIZER.decode(row) for row in test_rows(run)[-num_samples:]]
-    quality = {"samples": sample_quality(texts, ar=ar),
-               "test_data": sample_quality(reference, ar=ar)}
-    wall["quality"] = round(time.perf_counter() - start, 1)
-    return {
+    wall: dict[str, float] = {}
+    report = {
         "kind": "text", "workdir": str(workdir), "process": run.task.name, "step": restored.step,
-        "parameters": jm.count_params(params), **likelihood,
-        "token_accuracy": accuracy, "generation": timing, "quality": quality,
-        "examples": texts[:8],
+        "parameters": jm.count_params(params),
         "protocol": {"split": "test", "seq_len": run.config.data.seq_len,
                      "estimator": evaluation.describe(bound_samples), "seed": seed,
                      "num_samples": num_samples,
@@ -220,6 +201,33 @@ def evaluate_text_run(workdir: str | os.PathLike, *, num_samples: int = 64,
                      else str(ar_workdir or workdir)},
         "wall_seconds": wall,
     }
+
+    def part(label, fn):
+        start = time.perf_counter()
+        report.update(fn())
+        wall[label] = round(time.perf_counter() - start, 1)
+        if on_update is not None:
+            on_update(report)
+
+    rows = test_rows(run, examples)
+    part("bpc", lambda: bits_per_char(run, params, rows, bound_samples=bound_samples,
+                                      seed=seed, batch_size=batch_size, progress=progress))
+    part("token_accuracy", lambda: {"token_accuracy": None if evaluation.token_accuracy is None
+                                    else token_accuracy(run, params, rows, seed=seed)})
+
+    texts: list[str] = []
+
+    def samples():
+        ids, timing = draw_text_samples(run, params, num_samples=num_samples, steps=steps,
+                                        seed=seed, batch_size=batch_size, progress=progress)
+        texts.extend(TOKENIZER.decode(row) for row in ids)
+        return {"generation": timing, "examples": texts[:8]}
+
+    part("samples", samples)
+    reference = [TOKENIZER.decode(row) for row in test_rows(run)[-num_samples:]]
+    part("quality", lambda: {"quality": {"samples": sample_quality(texts, ar=ar),
+                                         "test_data": sample_quality(reference, ar=ar)}})
+    return report
 
 
 def text_report_markdown(report: dict) -> str:

@@ -19,12 +19,14 @@ def evaluated(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     train.train(tiny_config(train={"num_steps": 2, "checkpoint_every": 2, "log_every": 2,
                                    "eval_every": 2}), workdir, progress=False)
+    updates = []
     result = evaluation.evaluate_run(
         workdir, num_samples=20, sampler="ddim", steps=4, nll_examples=24, nll_steps=10,
         seed=0, batch_size=16, diag_examples=16, inception=False,
-        classifier_steps=CLASSIFIER_STEPS, cache_dir=cache, progress=False)
+        classifier_steps=CLASSIFIER_STEPS, cache_dir=cache, progress=False,
+        on_update=lambda report: updates.append(json.loads(json.dumps(report))))
     json_path, md_path = evaluation.write_report(result, workdir / "eval")
-    return workdir, cache, result, json_path, md_path
+    return workdir, cache, result, json_path, md_path, updates
 
 
 def _numbers(tree):
@@ -39,7 +41,7 @@ def _numbers(tree):
 
 
 def test_report_has_every_metric_finite_with_its_protocol(evaluated):
-    workdir, _, result, json_path, md_path = evaluated
+    workdir, _, result, json_path, md_path, _ = evaluated
     stored = json.loads(json_path.read_text())
     assert stored == json.loads(json.dumps(result))
     for field in ("classifier_fid", "classifier_fid_train_vs_test", "classifier_is_mean",
@@ -79,7 +81,7 @@ def test_report_has_every_metric_finite_with_its_protocol(evaluated):
 
 
 def test_classifier_fid_of_the_test_data_against_its_reference_is_zero(evaluated):
-    _, cache, _, _, _ = evaluated
+    _, cache, _, _, _, _ = evaluated
     clf = evaluation.train_or_load_classifier("digits", steps=CLASSIFIER_STEPS,
                                            cache_dir=cache / "classifiers")
     test = data.load("digits", "test")
@@ -122,3 +124,13 @@ def test_bad_inputs_name_the_argument(evaluated, tmp_path):
 def test_data_levels():
     assert evaluation.data_levels("digits") == 17
     assert evaluation.data_levels("mnist_5k") == 256
+
+
+def test_each_part_of_the_report_is_handed_over_as_it_is_measured(evaluated):
+    """on_update sees the report grow part by part (what evaluate.py writes, so that a stopped
+    evaluation keeps its numbers), and its last call is the whole report."""
+    result, updates = evaluated[2], evaluated[5]
+    assert len(updates) == 4   # classifier, Inception (disabled), bits/dim, diagnostics
+    assert "classifier_fid" in updates[0] and "bits_per_dim" not in updates[0]
+    assert "bits_per_dim" in updates[2] and "reconstruction" not in updates[2]
+    assert updates[-1] == json.loads(json.dumps(result))

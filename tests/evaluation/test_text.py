@@ -77,3 +77,13 @@ def test_text_report_refuses_an_image_run_and_bad_counts(runs, tmp_path):
     with pytest.raises(ValueError, match="not a model with an exact likelihood"):
         evaluation.evaluate_text_run(runs / "masked", num_samples=8, steps=2, bound_samples=1,
                                   examples=8, batch_size=8, ar_workdir=runs / "masked")
+
+
+def test_the_text_report_is_handed_over_part_by_part(runs):
+    updates = []
+    report = evaluation.evaluate_text_run(
+        runs / "masked", num_samples=4, steps=2, bound_samples=1, examples=8, batch_size=4,
+        progress=False, on_update=lambda r: updates.append(sorted(r)))
+    assert len(updates) == 4 and updates[-1] == sorted(report)
+    assert "bpc" in updates[0] and "token_accuracy" not in updates[0]
+    assert "quality" not in updates[2] and "quality" in updates[3]
