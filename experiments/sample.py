@@ -1,5 +1,6 @@
 """Samples from a trained run: ``python experiments/sample.py --workdir DIR [--sampler S
---steps 50 --count 64 --class 3 --guidance 3.0 --out DIR/samples]``.
+--steps 50 --count 64 --class 3 --guidance 3.0 --out DIR/samples]``; a text run fills a
+template with ``--inpaint "the [MASK] sat on the [MASK]" --mask_length 3``.
 
 Restores the newest checkpoint of DIR and samples with its EMA parameters through the run's
 task (:mod:`jaxdiff.tasks`): an image run writes a PNG grid, a text run a .txt (one sample
@@ -16,13 +17,17 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
-from jaxdiff import perf, train
+from jaxdiff import perf, tasks, train
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "a training run's directory")
 _SAMPLER = flags.DEFINE_string("sampler", None, "one of the process's samplers "
                                                 "(default: the process's first)")
 _STEPS = flags.DEFINE_integer("steps", None, "sampling steps (default: the run's "
                                             "train.sample_steps)")
+_INPAINT = flags.DEFINE_string("inpaint", None, 'text runs: fill the [MASK] spans of a '
+                                                'template, e.g. "the [MASK] sat on the [MASK]"')
+_MASK_LENGTH = flags.DEFINE_integer("mask_length", 3, "text runs: characters per [MASK] span")
+_PROMPT = flags.DEFINE_string("prompt", None, "text-conditioned runs: the caption")
 _CLASS = flags.DEFINE_integer("class", None, "class-conditional runs: draw every sample of "
                                              "this class (default: the classes in turn)")
 _COUNT = flags.DEFINE_integer("count", 64, "number of samples")
@@ -43,9 +48,19 @@ def main(argv):
     steps = _STEPS.value
     if steps is None and "num_steps" in run.task.sampler_options:
         steps = run.config.train.sample_steps
-    classes = None if _CLASS.value is None else np.full(_COUNT.value, _CLASS.value, np.int32)
+    if _PROMPT.value is not None:
+        raise app.UsageError(f"--prompt needs a text-conditioned run; the {run.task.name!r} "
+                             "run in this workdir has no caption input")
+    options = {"guidance_scale": _GUIDANCE.value,
+               "classes": None if _CLASS.value is None
+               else np.full(_COUNT.value, _CLASS.value, np.int32)}
+    if _INPAINT.value is not None:
+        if run.task.modality is not tasks.TEXT:
+            raise app.UsageError("--inpaint fills a text template: it needs a text run")
+        options["inpaint_mask"], options["inpaint_values"] = tasks.text.template_inpainting(
+            _INPAINT.value, mask_length=_MASK_LENGTH.value, count=_COUNT.value)
     sample = train.make_sampler(run, sampler=sampler, num_steps=steps, count=_COUNT.value,
-                                guidance_scale=_GUIDANCE.value, classes=classes)
+                                **options)
     samples = np.asarray(sample(jax.random.key(_SEED.value), state.ema_params))
     stem = pathlib.Path(_OUT.value or workdir / f"samples_{run.task.name}_{sampler}"
                                                f"_{steps or 'default'}")

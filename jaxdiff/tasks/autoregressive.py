@@ -18,7 +18,7 @@ import jax
 from jaxdiff import autoregressive
 from jaxdiff.models.functional import make_decode_fns
 from jaxdiff.tasks.base import Task, config_error
-from jaxdiff.tasks.text import TEXT, TOKENIZER, TextEvaluation
+from jaxdiff.tasks.text import TEXT, TOKENIZER, TextEvaluation, text_sample_shape
 
 BOS_ID = TOKENIZER.mask_id
 
@@ -49,7 +49,7 @@ def _loss_fn(run, *, train: bool):
 
 def _make_sampler(run, *, count: int, sampler: str, float64: bool = False,
                   inpaint_mask=None, inpaint_values=None):
-    shape = run.task.modality.sample_shape(run, count)
+    shape = text_sample_shape(run, count, inpaint_values)
     options = dict(bos_id=BOS_ID, float64=float64, inpaint_mask=inpaint_mask,
                    inpaint_values=inpaint_values)
     if sampler == "cached":

@@ -57,7 +57,7 @@ def diffusion_sampler(sample_fn) -> Callable:
     def make_sampler(run, *, count: int, sampler: str, num_steps: int | None = None,
                      float64: bool = False, inpaint_mask=None, inpaint_values=None):
         del sampler   # the one sampler
-        apply_fn, shape = run.apply_fn(), _sample_shape(run, count)
+        apply_fn, shape = run.apply_fn(), text_sample_shape(run, count, inpaint_values)
 
         @jax.jit
         def sample(key, params):
@@ -144,8 +144,28 @@ def _held_out_metrics(run, eval_loss: float) -> dict:
     return {"eval_bpc": bits_per_unit(eval_loss, run.config.data.seq_len)}
 
 
-def _sample_shape(run, count: int) -> tuple[int, int]:
-    return (count, run.config.data.seq_len)
+def text_sample_shape(run, count: int, inpaint_values=None) -> tuple[int, int]:
+    """``(count, data.seq_len)``, or the length of the known tokens when inpainting (any
+    length up to ``data.seq_len``)."""
+    if inpaint_values is None:
+        return (count, run.config.data.seq_len)
+    length = inpaint_values.shape[-1]
+    if length > run.config.data.seq_len:
+        raise ValueError(f"inpaint_values has {length} tokens, more than the model's "
+                         f"data.seq_len = {run.config.data.seq_len}")
+    return (count, length)
+
+
+def template_inpainting(template: str, *, mask_length, count: int):
+    """``(inpaint_mask, inpaint_values)``, ``[count, L]``, of a text template such as
+    ``"the [MASK] sat on the [MASK]"`` with each ``[MASK]`` a span of ``mask_length``
+    unknown characters (an int, or one per span): what a text task's sampler takes to fill
+    the spans (``experiments/sample.py --inpaint``)."""
+    ids = discrete.expand_template(template, mask_length, TOKENIZER)
+    if ids.size == 0 or not np.any(ids == TOKENIZER.mask_id):
+        raise ValueError(f"template must hold text and at least one [MASK], got {template!r}")
+    known = np.repeat((ids != TOKENIZER.mask_id)[None], count, axis=0)
+    return known, np.repeat(np.where(ids == TOKENIZER.mask_id, 0, ids)[None], count, axis=0)
 
 
 def _save_samples(run, path_stem, samples):
@@ -157,4 +177,4 @@ def _save_samples(run, path_stem, samples):
 TEXT = Modality(name="text", check_config=_check_config, load=_load,
                 model_fields=_model_fields, train_batches=_train_batches,
                 eval_batches=_eval_batches, held_out_metrics=_held_out_metrics,
-                sample_shape=_sample_shape, save_samples=_save_samples)
+                sample_shape=text_sample_shape, save_samples=_save_samples)

@@ -175,3 +175,19 @@ def test_sample_steps_a_process_cannot_take_are_named_before_training():
         train.validate(text_config("absorbing", sample_steps=11), num_devices=1)
     with pytest.raises(ValueError, match="train.sample_steps: masked diffusion samples in K"):
         train.validate(text_config("masked", sample_steps=None), num_devices=1)
+
+
+@pytest.mark.parametrize("process", ["absorbing", "masked", "autoregressive"])
+def test_a_template_is_filled_by_every_text_process_keeping_its_known_characters(process):
+    run = train.build_run(text_config(process))
+    params = train.initial_state(run).params
+    mask, values = tasks.text.template_inpainting("a [MASK] b [MASK]", mask_length=2,
+                                                  count=3)             # the model has L = 16
+    assert mask.shape == values.shape == (3, 9) and not mask[0, 2] and mask[0, 1]
+    steps = 4 if "num_steps" in run.task.sampler_options else None
+    out = np.asarray(train.make_sampler(run, count=3, num_steps=steps, inpaint_mask=mask,
+                                        inpaint_values=values)(jax.random.key(0), params))
+    texts = [tasks.TOKENIZER.decode(row) for row in out]
+    assert all(len(t) == 9 and t[:2] == "a " and t[4:7] == " b " for t in texts), texts
+    with pytest.raises(ValueError, match="at least one"):
+        tasks.text.template_inpainting("no spans", mask_length=2, count=1)
