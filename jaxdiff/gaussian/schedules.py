@@ -101,8 +101,12 @@ def schedule_from_betas(betas, *, dtype=jnp.float32) -> Schedule:
     :math:`\log\bar\alpha_t = \sum_{s\le t}\mathrm{log1p}(-\beta_s)`, in float64.
     """
     betas = np.asarray(betas, dtype=np.float64)
-    if betas.ndim != 1 or not np.all((betas > 0) & (betas < 1)):
-        raise ValueError("betas must be a 1-D array with every value in (0, 1)")
+    if betas.ndim != 1:
+        raise ValueError(f"betas must be a 1-D array, got shape {betas.shape}")
+    outside = np.flatnonzero(~((betas > 0) & (betas < 1)))
+    if outside.size:
+        raise ValueError(f"betas must lie in (0, 1): betas[{outside[0]}] = {float(betas[outside[0]])!r}"
+                         f" ({outside.size} value(s) outside)")
     log_ab = np.cumsum(np.log1p(-betas))
     return schedule_from_log_snrs(log_ab - np.log(-np.expm1(log_ab)), dtype=dtype)
 
