@@ -85,7 +85,7 @@ def test_evaluate_py_quick_writes_a_complete_report(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((workdir / "eval" / "metrics.json").read_text())
     assert "partial" not in report and report["inception_fid"].startswith("unavailable")
-    assert report["protocol"]["bits_per_dim"]["chain_steps"] == 5   # the flag beats --quick
+    assert report["protocol"]["samples"]["num_samples"] == 20        # the flag beats --quick
     assert report["protocol"]["diagnostics"]["examples"] == 64       # the quick preset
     assert (workdir / "eval" / "metrics.md").exists()
     assert not re.search(r"^I\d{4} ", result.stderr, re.M)           # no absl INFO lines

@@ -48,5 +48,6 @@ def test_bash_commands_name_real_programs_configs_and_flags(command):
         for flag in flags:
             if flag.startswith("--config."):
                 continue          # checked against the schema by train.py itself
-            assert re.search(rf"^\s*{re.escape(flag)}[:\s]", helptext, re.M) or \
-                f"[{flag}" in helptext or f"{flag} " in helptext, f"{words[1]} has no {flag}"
+            name = re.escape(flag[2:])
+            assert re.search(rf"^\s*--(\[no\])?{name}:", helptext, re.M), \
+                f"{words[1]} has no {flag}"

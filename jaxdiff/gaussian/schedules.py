@@ -105,8 +105,9 @@ def schedule_from_betas(betas, *, dtype=jnp.float32) -> Schedule:
         raise ValueError(f"betas must be a 1-D array, got shape {betas.shape}")
     outside = np.flatnonzero(~((betas > 0) & (betas < 1)))
     if outside.size:
-        raise ValueError(f"betas must lie in (0, 1): betas[{outside[0]}] = {float(betas[outside[0]])!r}"
-                         f" ({outside.size} value(s) outside)")
+        first = int(outside[0])
+        raise ValueError(f"betas must lie in (0, 1): betas[{first}] = {float(betas[first])!r} "
+                         f"({outside.size} value(s) outside)")
     log_ab = np.cumsum(np.log1p(-betas))
     return schedule_from_log_snrs(log_ab - np.log(-np.expm1(log_ab)), dtype=dtype)
 
