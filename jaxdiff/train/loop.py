@@ -274,12 +274,12 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
     pending: list[tuple[int, dict]] = []
     tick, ticked_at = time.perf_counter(), start
     try:
-        with StopOnSignals() as stop:
+        with StopOnSignals(sync_every=t.log_every) as stop:
             for step in range(start, t.num_steps):
                 state, metrics = train_step(state, data.global_batch(next(batches), run.mesh))
                 pending.append((step, metrics))
                 done = step + 1
-                stopping = stop.requested()
+                stopping = stop.requested(done)
                 last = done == t.num_steps
                 if done % t.log_every == 0 or done % t.checkpoint_every == 0 or last or stopping:
                     _check_finite(pending)

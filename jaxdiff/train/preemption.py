@@ -16,13 +16,15 @@ class StopOnSignals:
     """A context manager that turns SIGTERM / SIGINT into a request to stop.
 
     Inside it the signals set a flag instead of ending the process (outside the main thread,
-    where Python cannot install handlers, it does nothing); :meth:`requested` reads the flag,
-    agreed across the processes of a multi-host run (any process's signal stops all of them
-    at the same step). The previous handlers come back on exit.
+    where Python cannot install handlers, it does nothing); :meth:`requested` reads the flag.
+    In a multi-host run the processes agree on it (any process's signal stops all of them at
+    the same step) every ``sync_every`` steps only, since agreeing is a collective: a host
+    sync that a single process never pays. The previous handlers come back on exit.
     """
 
-    def __init__(self):
+    def __init__(self, *, sync_every: int = 1):
         self.signal_name: str | None = None
+        self.sync_every = sync_every
         self._previous = {}
 
     def _handle(self, signum, frame):
@@ -38,9 +40,11 @@ class StopOnSignals:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
 
-    def requested(self) -> bool:
-        """Whether a stop signal arrived (in any process of the run)."""
+    def requested(self, step: int) -> bool:
+        """Whether a stop signal arrived (in any process of the run) by ``step``."""
         local = self.signal_name is not None
         if jax.process_count() == 1:
             return local
+        if step % self.sync_every:
+            return False
         return bool(np.any(process_allgather(np.asarray(local))))
