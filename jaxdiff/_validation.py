@@ -45,6 +45,11 @@ def check_rate(name: str, value: float) -> None:
         raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
 
 
+def config_error(field: str, message: str) -> ValueError:
+    """The error for an invalid training-config field: ``config field <field>: <message>``."""
+    return ValueError(f"config field {field}: {message}")
+
+
 def check_choice(name: str, value, choices: Collection) -> None:
     """Raises ``ValueError`` unless ``value`` is one of ``choices``."""
     if value not in choices:

@@ -9,8 +9,9 @@ and the evaluation (:mod:`jaxdiff.evaluation`) never branch on a process name.
 Adding a process is one module that builds a :class:`Task` and one entry in :data:`TASKS`.
 """
 
+from jaxdiff._validation import config_error
 from jaxdiff.tasks.autoregressive import AUTOREGRESSIVE
-from jaxdiff.tasks.base import Modality, Task, config_error
+from jaxdiff.tasks.base import Modality, Task
 from jaxdiff.tasks.d3pm import ABSORBING, UNIFORM
 from jaxdiff.tasks.gaussian import GAUSSIAN
 from jaxdiff.tasks.images import IMAGES, ImageEvaluation

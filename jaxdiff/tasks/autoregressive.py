@@ -16,8 +16,9 @@ import functools
 import jax
 
 from jaxdiff import autoregressive
+from jaxdiff._validation import config_error
 from jaxdiff.models.functional import make_decode_fns
-from jaxdiff.tasks.base import Task, config_error
+from jaxdiff.tasks.base import Task
 from jaxdiff.tasks.text import TEXT, TOKENIZER, TextEvaluation, text_sample_shape
 
 BOS_ID = TOKENIZER.mask_id

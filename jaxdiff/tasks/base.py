@@ -109,8 +109,3 @@ class Task:
             raise ValueError(f"sampler for process {self.name!r} must be one of "
                              f"{list(self.samplers)}, got {sampler!r}")
         return self.make_sampler(run, count=count, sampler=sampler, **given)
-
-
-def config_error(field: str, message: str) -> ValueError:
-    """The error for an invalid config field: ``config field <field>: <message>``."""
-    return ValueError(f"config field {field}: {message}")

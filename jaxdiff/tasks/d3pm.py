@@ -13,10 +13,11 @@ one factory, :func:`d3pm_task`: they differ only in the transition and its vocab
 import jax
 
 from jaxdiff import discrete
+from jaxdiff._validation import config_error
 from jaxdiff.metrics.diagnostics import d3pm_token_accuracy
 from jaxdiff.models.functional import bind
 from jaxdiff.tasks import text
-from jaxdiff.tasks.base import Task, config_error
+from jaxdiff.tasks.base import Task
 from jaxdiff.tasks.text import TOKENIZER
 
 

@@ -15,10 +15,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdiff import gaussian
+from jaxdiff._validation import config_error
 from jaxdiff.metrics.diagnostics import loss_per_timestep, reconstruction_error
 from jaxdiff.models.conditioning import drop_labels
 from jaxdiff.models.functional import bind
-from jaxdiff.tasks.base import Task, config_error
+from jaxdiff.tasks.base import Task
 from jaxdiff.tasks.images import IMAGES, ImageEvaluation
 
 SCHEDULES = {"cosine": gaussian.cosine_schedule, "linear": gaussian.linear_schedule,

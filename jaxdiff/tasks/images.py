@@ -9,12 +9,13 @@ import dataclasses
 from collections.abc import Callable
 
 from jaxdiff import data
+from jaxdiff._validation import config_error
 from jaxdiff.data.files import is_array_file, is_image_folder
 from jaxdiff.data.grid import save_image_grid
 from jaxdiff.data.load import TFDS_PREFIX
 from jaxdiff.models.presets import PRESETS
 from jaxdiff.models.text_transformer import TextTransformerConfig
-from jaxdiff.tasks.base import Modality, config_error
+from jaxdiff.tasks.base import Modality
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,10 +12,11 @@ unmasking steps).
 import jax
 
 from jaxdiff import discrete
+from jaxdiff._validation import config_error
 from jaxdiff.metrics.diagnostics import masked_token_accuracy
 from jaxdiff.models.functional import bind
 from jaxdiff.tasks import text
-from jaxdiff.tasks.base import Task, config_error
+from jaxdiff.tasks.base import Task
 from jaxdiff.tasks.text import TOKENIZER
 
 SCHEDULES = ("loglinear", "cosine")

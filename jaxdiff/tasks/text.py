@@ -15,10 +15,11 @@ import jax
 import numpy as np
 
 from jaxdiff import data, discrete
+from jaxdiff._validation import config_error
 from jaxdiff.models.functional import bind
 from jaxdiff.models.presets import PRESETS
 from jaxdiff.models.text_transformer import TextTransformerConfig
-from jaxdiff.tasks.base import Modality, config_error
+from jaxdiff.tasks.base import Modality
 from jaxdiff.units import bits_per_unit
 
 TOKENIZER = discrete.CharTokenizer()     # a-z, space and [MASK] (V = 28)

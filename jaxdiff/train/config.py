@@ -16,8 +16,9 @@ import dataclasses
 import difflib
 from typing import Any
 
+from jaxdiff._validation import config_error
 from jaxdiff.models.presets import PRESETS
-from jaxdiff.tasks import config_error, get_task
+from jaxdiff.tasks import get_task
 
 
 def _setting(default, meaning: str, *, factory=None):
