@@ -14,7 +14,7 @@ Markdown.
   **whole test split** (reference statistics cached by :func:`cached_reference_stats` under
   ``dataset=<name>-<H>px``, ``split=test``, ``extractor=<classifier name>``), and the IS of the
   samples under its logits (10 splits). Two data-vs-data references come with them: the FID of
-  ``min(num_samples, train size)`` train images (the first ones) against the same test
+  ``min(num_samples, train size)`` train images (a fixed random subset) against the same test
   statistics (the floor at that sample count) and the IS of the test split;
 * **Inception FID**: the standard FID (Inception-v3 pool features, NVLabs weights from
   :func:`load_inception_params`) of the samples, quantized to uint8 and resized to 299x299,
@@ -219,7 +219,7 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
         def classifier_part():
             clf = train_or_load_classifier(name, image_size=image_size, steps=classifier_steps,
                                            cache_dir=root / "classifiers")
-            train_images = run.dataset.images[:min(num_samples, len(run.dataset))]
+            train_images = run.dataset.images[scores.spread(len(run.dataset), num_samples)]
             results, protocol["classifier"] = scores.classifier_scores(
                 clf, samples, test, train_images, dataset_name=name,
                 cache_dir=root / "fid_stats", batch_size=batch_size, progress=progress)
@@ -303,7 +303,7 @@ def report_markdown(report: dict) -> str:
             ("classifier FID", report["classifier_fid"],
              f"{sample_desc} vs {ref_desc}; {clf_desc}"),
             ("classifier FID, train data vs test (floor)", report["classifier_fid_train_vs_test"],
-             f"first {clf['fid_floor_train_images']} train images vs {ref_desc}"),
+             f"{clf['fid_floor_train_images']} train images (a fixed random subset) vs {ref_desc}"),
             ("classifier IS", report["classifier_is_mean"],
              f"{sample_desc}; {clf['is_splits']} splits; "
              f"std {format_value(report['classifier_is_std'])}"),

@@ -43,6 +43,13 @@ def classifier_fid(classifier: TrainedClassifier, images, reference: FeatureStat
     return fid_from_stats(stats, reference)
 
 
+def spread(size: int, count: int) -> np.ndarray:
+    """``min(count, size)`` indices of a dataset of ``size`` in a fixed random order (seed 0),
+    so that a subset or the IS splits do not follow the file's order (MNIST-5k is sorted by
+    class: its first 1000 images are zeros and ones)."""
+    return np.random.default_rng(0).permutation(size)[:min(count, size)]
+
+
 def _histogram(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return np.bincount(labels, minlength=num_classes) / max(len(labels), 1)
 
@@ -53,8 +60,8 @@ def classifier_scores(classifier: TrainedClassifier, samples, test: jdata.ArrayD
                       progress: bool = False) -> tuple[dict, dict]:
     """``(results, protocol)``: the classifier FID of ``samples`` against ``test`` and of
     ``train_images`` (the floor at that count), the classifier IS of the samples and of the
-    test split (10 splits), and the class histogram of the samples against the test labels
-    with its total-variation distance."""
+    test split (10 splits, the test images in the order of :func:`spread`), and the class
+    histogram of the samples against the test labels with its total-variation distance."""
     accuracy = classifier_accuracy(classifier, test, batch_size=batch_size)
     ref = classifier_reference_stats(classifier, test, dataset_name=dataset_name,
                                      cache_dir=cache_dir, batch_size=batch_size,
@@ -64,7 +71,8 @@ def classifier_scores(classifier: TrainedClassifier, samples, test: jdata.ArrayD
     logits = extract_features(classifier.logits_fn(), samples, batch_size=batch_size)
     is_mean, is_std = inception_score_from_logits(logits, num_splits=IS_SPLITS)
     test_logits = extract_features(classifier.logits_fn(), test.images, batch_size=batch_size)
-    test_is, _ = inception_score_from_logits(test_logits, num_splits=min(IS_SPLITS, len(test)))
+    test_is, _ = inception_score_from_logits(test_logits[spread(len(test), len(test))],
+                                             num_splits=min(IS_SPLITS, len(test)))
     k = classifier.config.num_classes
     sample_hist = _histogram(np.argmax(logits, axis=1), k)
     data_hist = _histogram(test.labels, k)
