@@ -104,8 +104,7 @@ def _padded(rows: np.ndarray, batch_size: int) -> np.ndarray:
 
 
 def draw_text_samples(run: train.Run, params, *, num_samples: int, steps: int | None,
-                      seed: int,
-                      batch_size: int, timing_rounds: int = 3,
+                      seed: int, batch_size: int, timing_rounds: int = 3,
                       progress: bool = False) -> tuple[np.ndarray, dict]:
     """``num_samples`` sampled rows ``int32 [N, L]`` and the generation time of one batch:
     ``{"batch_size", "median_s", "per_sequence_s", "rounds"}`` (compile excluded)."""
@@ -178,7 +177,9 @@ def evaluate_text_run(workdir: str | os.PathLike, *, num_samples: int = 64,
         check_int(name, value, 2 if name == "num_samples" else 1)
     evaluation = run.task.evaluation
     steps = run.config.train.sample_steps if steps is None else check_int("steps", steps, 1)
-    train.make_sampler(run, num_steps=steps, count=batch_size)   # its options fail here
+    # Built (not compiled) here only so that an option the process cannot take fails before
+    # the bound's passes; draw_text_samples builds and compiles it.
+    train.make_sampler(run, num_steps=steps, count=batch_size)
     ar = (run, params) if evaluation.exact else None
     if ar_workdir is not None:
         ar_restored = restore_run(ar_workdir)
