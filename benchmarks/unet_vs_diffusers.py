@@ -59,7 +59,7 @@ DIFFUSERS_UNET = dict(
 # time embedding 4 x 64 = 256 as diffusers' 4 x block_out_channels[0]; no dropout.
 JAXDIFF_UNET = dict(
     image_size=32, in_channels=3, base_channels=64, channel_mults=(1, 2, 2),
-    num_res_blocks=2, attention_resolutions=(16,), head_channels=8, dropout=0.0,
+    num_res_blocks=2, attention_levels=(1,), head_channels=8, dropout=0.0,
     num_groups=32, scale_shift_norm=False, resblock_updown=False, conv_resample=True)
 
 LEARNING_RATE, EMA_DECAY, CLIP_NORM, T_TRAIN, DDIM_STEPS = 2e-4, 0.9999, 1.0, 1000, 50

@@ -31,7 +31,6 @@ set against the digits' test split, with the reference statistics cached.
 
 import copy
 import fcntl
-import json
 import math
 import os
 import pathlib
@@ -83,8 +82,8 @@ def trained_run(name: str, root: str | os.PathLike | None = None):
     workdir = pathlib.Path(root if root is not None else default_root()) / name
     values = run_config(name)
     if workdir.joinpath("config.json").exists():
-        recorded = jd.train.from_dict(json.loads(workdir.joinpath("config.json").read_text()))
-        if recorded != jd.train.from_dict(values):   # fields added since: their defaults
+        # fields added since the run was recorded read as their defaults
+        if jd.train.load_config(workdir) != jd.train.from_dict(values):
             raise ValueError(f"{workdir} holds a run with another config; remove it")
     workdir.mkdir(parents=True, exist_ok=True)
     with open(workdir.parent / f".{name}.lock", "w") as lock:   # one trainer per run

@@ -16,7 +16,7 @@ def get_config() -> ml_collections.ConfigDict:
         "data": {"name": "digits", "image_size": None, "conditional": False},
         "model": {"preset": "unet_tiny",
                   "overrides": {"base_channels": 32, "channel_mults": (1, 2),
-                                "num_res_blocks": 1, "attention_resolutions": (4,),
+                                "num_res_blocks": 1, "attention_levels": (1,),
                                 "num_groups": 8}},
         "diffusion": {"schedule": "cosine", "num_steps": 1000, "prediction": "eps"},
         "optim": {"learning_rate": 2e-3, "warmup_steps": 100, "ema_decay": 0.995},

@@ -38,7 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
         "data": {"name": "tfds:cifar10", "image_size": None, "conditional": False},
         "model": {"preset": "ddpm_cifar10",
                   "overrides": {"num_res_blocks": 3, "dropout": 0.3,
-                                "attention_resolutions": (16, 8), "num_heads": 4,
+                                "attention_levels": (1, 2), "num_heads": 4,
                                 "scale_shift_norm": True}},
         "diffusion": {"schedule": "cosine", "num_steps": 4000, "prediction": "eps",
                       "learned_variance": True},

@@ -33,7 +33,7 @@ PRESETS: dict[str, NetworkConfig] = {
     "dit_xl2": DiTConfig(hidden_size=1152, depth=28, num_heads=16),
     # Small networks that train in minutes on a CPU (16x16 RGB images).
     "unet_tiny": UNetConfig(image_size=16, base_channels=32, channel_mults=(1, 2),
-                            num_res_blocks=1, attention_resolutions=(8,), num_heads=2,
+                            num_res_blocks=1, attention_levels=(1,), num_heads=2,
                             dropout=0.0, num_groups=8),
     "dit_tiny": DiTConfig(image_size=16, in_channels=3, patch_size=2, hidden_size=64,
                           depth=2, num_heads=4, num_classes=None, learned_variance=False,

@@ -39,8 +39,11 @@ class UNetConfig:
       channel_mults: channels of each level, as multiples of ``base_channels``; the
         resolution halves between consecutive levels.
       num_res_blocks: residual blocks per level on the way down (one more on the way up).
-      attention_resolutions: spatial sizes (e.g. ``(16,)``) at which self-attention
-        follows each residual block; the middle block always has attention.
+      attention_levels: indices of the levels (0 = full resolution) whose residual blocks
+        are followed by self-attention; the middle block always has attention. Ho et al.'s
+        "attention at 16x16" on 32x32 images is level 1. Levels, not spatial sizes, so that
+        a config stays valid on images of another size (and maps onto diffusers' per-level
+        ``down_block_types``).
       num_heads: attention heads, used when ``head_channels`` is ``None``.
       head_channels: channels per head (ADM); overrides ``num_heads`` when set.
       dropout: dropout rate inside residual blocks (train mode only).
@@ -61,7 +64,7 @@ class UNetConfig:
     base_channels: int = 128
     channel_mults: tuple[int, ...] = (1, 2, 2, 2)
     num_res_blocks: int = 2
-    attention_resolutions: tuple[int, ...] = (16,)
+    attention_levels: tuple[int, ...] = (1,)
     num_heads: int = 1
     head_channels: int | None = None
     dropout: float = 0.1
@@ -80,11 +83,12 @@ class UNetConfig:
             raise ValueError("channel_mults must name at least one level")
         check_divisible("image_size", self.image_size, "2**(len(channel_mults)-1)",
                         2 ** (len(self.channel_mults) - 1))
-        resolutions = self.level_resolutions
-        for resolution in self.attention_resolutions:
-            if resolution not in resolutions:
-                raise ValueError(f"attention_resolutions entry {resolution} is not a level "
-                                 f"resolution; the levels are {resolutions}")
+        levels = range(len(self.channel_mults))
+        for level in self.attention_levels:
+            if not isinstance(level, int) or level not in levels:
+                raise ValueError(f"attention_levels entry {level!r} is not a level index; "
+                                 f"the levels are 0..{len(self.channel_mults) - 1} (one per "
+                                 f"channel_mults entry)")
         for mult in self.channel_mults:
             channels = self.base_channels * mult
             check_divisible("base_channels * channel_mult", channels, "num_groups",
@@ -97,11 +101,6 @@ class UNetConfig:
                                 self.num_heads)
         check_rate("dropout", self.dropout)
         check_int("num_classes", self.num_classes, optional=True)
-
-    @property
-    def level_resolutions(self) -> tuple[int, ...]:
-        """Spatial size of each level."""
-        return tuple(self.image_size // 2**i for i in range(len(self.channel_mults)))
 
     @property
     def embed_dim(self) -> int:
@@ -331,11 +330,10 @@ class UNet(nnx.Module):
 
         channels, skip_channels, down = base, [base], []
         last = len(config.channel_mults) - 1
-        for level, (mult, resolution) in enumerate(
-                zip(config.channel_mults, config.level_resolutions, strict=True)):
+        for level, mult in enumerate(config.channel_mults):
             out = base * mult
             down.append(DownLevel(
-                channels, out, with_attention=resolution in config.attention_resolutions,
+                channels, out, with_attention=level in config.attention_levels,
                 downsample=level != last, config=config, rngs=rngs))
             channels = out
             skip_channels += [out] * (config.num_res_blocks + (level != last))
@@ -351,7 +349,7 @@ class UNet(nnx.Module):
             level_skips = [skip_channels.pop() for _ in range(config.num_res_blocks + 1)]
             up.append(UpLevel(
                 channels, level_skips, out,
-                with_attention=config.level_resolutions[level] in config.attention_resolutions,
+                with_attention=level in config.attention_levels,
                 upsample=level != 0, config=config, rngs=rngs))
             channels = out
         self.up = nnx.List(up)

@@ -22,6 +22,7 @@ from jaxdiff.train.config import (
     validate,
 )
 from jaxdiff.train.loop import (
+    CONFIG_VERSION,
     Run,
     build_run,
     eval_batches,
@@ -30,6 +31,7 @@ from jaxdiff.train.loop import (
     loss_fn_for,
     make_sampler,
     model_config_for,
+    recorded_config,
     restore_workdir,
     save_samples,
     train,
@@ -41,11 +43,11 @@ from jaxdiff.train.state import TrainState, create_train_state, step_key
 from jaxdiff.train.step import ema_update, make_eval_step, make_train_step
 
 __all__ = [
-    "Checkpointer", "DataConfig", "DiffusionConfig", "ExperimentConfig", "MetricsWriter",
-    "ModelConfig", "OptimConfig", "Run", "TrainConfig", "TrainState", "abstract_like",
-    "build_run", "check_setting_name", "config_dict", "create_train_state",
-    "describe_settings", "ema_update", "eval_batches", "from_dict",
-    "initial_state", "load_config", "loss_fn_for", "make_eval_step", "make_optimizer",
-    "make_sampler", "make_train_step", "model_config_for", "read_metrics", "restore_workdir",
-    "save_samples", "setting_names", "step_key", "train", "train_batches", "validate",
+    "CONFIG_VERSION", "Checkpointer", "DataConfig", "DiffusionConfig", "ExperimentConfig",
+    "MetricsWriter", "ModelConfig", "OptimConfig", "Run", "TrainConfig", "TrainState",
+    "abstract_like", "build_run", "check_setting_name", "config_dict", "create_train_state",
+    "describe_settings", "ema_update", "eval_batches", "from_dict", "initial_state", "load_config",
+    "loss_fn_for", "make_eval_step", "make_optimizer", "make_sampler", "make_train_step",
+    "model_config_for", "read_metrics", "recorded_config", "restore_workdir", "save_samples",
+    "setting_names", "step_key", "train", "train_batches", "validate",
 ]

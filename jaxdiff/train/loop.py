@@ -133,6 +133,17 @@ def eval_batches(run: Run) -> list:
 # Model config fields renamed since runs were first recorded: old name -> new name.
 _RENAMED_MODEL_FIELDS = {"learn_sigma": "learned_variance", "input_size": "image_size"}
 
+# ``config.json`` carries ``CONFIG_VERSION`` from version 2 on (unversioned files are 1).
+# Version 2 placed UNet attention by level index (``attention_levels``) where version 1
+# named spatial sizes (``attention_resolutions``, with these preset defaults).
+CONFIG_VERSION = 2
+_VERSION_1_ATTENTION = {"unet_tiny": (8,), "ddpm_cifar10": (16,)}
+
+
+def recorded_config(config: ExperimentConfig) -> dict:
+    """What :func:`train` writes to ``config.json``: the config and its schema version."""
+    return {"version": CONFIG_VERSION, **dataclasses.asdict(config)}
+
 
 def upgrade_recorded_config(values: dict) -> dict:
     """A ``config.json`` written by an earlier jaxdiff, in today's schema (same run).
@@ -141,9 +152,14 @@ def upgrade_recorded_config(values: dict) -> dict:
     a schedule and ``train.sample_steps`` for the autoregressive baseline (ignored too), and
     the model fields ``learn_sigma`` / ``input_size``. Those values now are errors, so they
     are read as what they meant: the process's default sampler, no schedule and no steps for
-    the AR baseline, ``learned_variance`` / ``image_size``. Nothing else is changed.
+    the AR baseline, ``learned_variance`` / ``image_size``. A version-1 UNet's attention
+    resolutions become the level indices of the same network. Nothing else is changed.
     """
     values = {k: dict(v) if isinstance(v, dict) else v for k, v in values.items()}
+    version = values.pop("version", 1)
+    if not isinstance(version, int) or not 1 <= version <= CONFIG_VERSION:
+        raise ValueError(f"version must be an integer in 1..{CONFIG_VERSION}, got {version!r}"
+                         f" (a config.json of a newer jaxdiff?)")
     diffusion, train_ = values.get("diffusion", {}), values.get("train", {})
     task = get_task(diffusion.get("process", "gaussian"))
     if train_.get("sampler") is not None and train_["sampler"] not in task.samplers:
@@ -156,7 +172,24 @@ def upgrade_recorded_config(values: dict) -> dict:
     if "overrides" in model:
         model["overrides"] = {_RENAMED_MODEL_FIELDS.get(k, k): v
                               for k, v in dict(model["overrides"]).items()}
+    if version == 1 and model.get("preset") in _VERSION_1_ATTENTION:
+        model["overrides"] = _attention_as_levels(model, values.get("data", {}))
     return values
+
+
+def _attention_as_levels(model: dict, data_values: dict) -> dict:
+    """Version-1 overrides with ``attention_resolutions`` (spatial sizes) replaced by the
+    ``attention_levels`` of the same network; the image size is the data's when the
+    overrides do not set it."""
+    overrides = dict(model.get("overrides", {}))
+    resolutions = overrides.pop("attention_resolutions", _VERSION_1_ATTENTION[model["preset"]])
+    image_size = overrides.get("image_size") or data_values.get("image_size")
+    if image_size is None:
+        image_size = data.load(data_values["name"], "train").images.shape[1]
+    mults = overrides.get("channel_mults", jm.PRESETS[model["preset"]].channel_mults)
+    sizes = [image_size // 2**level for level in range(len(mults))]
+    overrides["attention_levels"] = tuple(sizes.index(r) for r in resolutions)
+    return overrides
 
 
 def load_config(workdir: str | os.PathLike) -> ExperimentConfig:
@@ -248,7 +281,7 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     if jax.process_index() == 0:
-        (workdir / "config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2))
+        (workdir / "config.json").write_text(json.dumps(recorded_config(config), indent=2))
     t = config.train
     replicated = NamedSharding(run.mesh, PartitionSpec())
     checkpointer = Checkpointer(workdir / "checkpoints", max_to_keep=t.keep_checkpoints)
@@ -270,6 +303,8 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
     writer = MetricsWriter(workdir, tensorboard=t.tensorboard, resume_step=start) if lead \
         else None
     batches = train_batches(run, start_step=start)
+    # Steps are dispatched asynchronously and wait at the log line; the bar advances there, by
+    # the steps that finished, so that its rate is the measured one.
     bar = tqdm(total=t.num_steps, initial=start, disable=not progress, desc="train")
     pending: list[tuple[int, dict]] = []
     tick, ticked_at = time.perf_counter(), start
@@ -288,6 +323,7 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
                     logged["steps_per_second"] = (done - ticked_at) / (now - tick)
                     if lead:
                         writer.write(done, logged)
+                    bar.update(done - ticked_at)
                     bar.set_postfix(loss=f"{logged['loss']:.4f}",
                                     steps_s=f"{logged['steps_per_second']:.2f}")
                     pending, tick, ticked_at = [], now, done
@@ -307,7 +343,6 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
                                                        state.ema_params), tiled=True)
                     if lead:
                         save_samples(run, workdir / f"samples_{done:07d}", np.asarray(samples))
-                bar.update(1)
     finally:
         bar.close()
         checkpointer.close()

@@ -140,7 +140,7 @@ def test_trace_through_a_unet_with_attention_equals_the_dense_jacobian():
     import jaxdiff.models as jm
     from jaxdiff.gaussian.likelihood import _trace_fn
     config = jm.UNetConfig(image_size=4, in_channels=1, base_channels=8, channel_mults=(1,),
-                           num_res_blocks=1, attention_resolutions=(4,), head_channels=4,
+                           num_res_blocks=1, attention_levels=(0,), head_channels=4,
                            num_groups=4)
     graphdef, params, rest = jm.init(config, key=jax.random.key(0))
     params = jax.tree.map(lambda p: p + 0.1 * jax.random.normal(jax.random.key(1), p.shape),

@@ -12,7 +12,7 @@ from tests.models.util import SMALL_DIT as DIT
 from tests.models.util import random_params
 
 UNET_WITH_DROPOUT = jm.UNetConfig(image_size=8, base_channels=8, channel_mults=(1,),
-                                  num_res_blocks=1, attention_resolutions=(), num_groups=4,
+                                  num_res_blocks=1, attention_levels=(), num_groups=4,
                                   dropout=0.3)
 TEXT_WITH_DROPOUT = jm.TextTransformerConfig(vocab_size=11, max_length=8, hidden_size=32,
                                              depth=2, num_heads=4, dropout=0.3, cond_dim=16,
@@ -103,7 +103,7 @@ def _matmul_operand_dtypes(jaxpr) -> set[str]:
 @pytest.mark.parametrize("config, x_t, t, cond", [
     (DIT, jnp.zeros((2, 8, 8, 3)), jnp.array([1, 2]), jnp.array([0, 5])),
     (jm.UNetConfig(image_size=8, base_channels=16, channel_mults=(1, 2), num_res_blocks=1,
-                   attention_resolutions=(4,), num_groups=4, scale_shift_norm=True,
+                   attention_levels=(1,), num_groups=4, scale_shift_norm=True,
                    num_classes=3),
      jnp.zeros((2, 8, 8, 3)), jnp.array([1, 2]), jnp.array([0, 3])),
     (TEXT_WITH_DROPOUT, jnp.zeros((2, 8), jnp.int32), jnp.array([0.5, 0.1]), None),
@@ -177,7 +177,7 @@ def test_init_compiles_once_and_matches_an_optimised_compile(monkeypatch):
     from jaxdiff.models import functional
 
     config = jm.UNetConfig(image_size=8, base_channels=8, channel_mults=(1, 2),
-                           num_res_blocks=1, attention_resolutions=(4,), num_groups=4,
+                           num_res_blocks=1, attention_levels=(1,), num_groups=4,
                            num_classes=3)
     graphdef, params, rest = jm.init(config, key=jax.random.key(7))
 

@@ -49,7 +49,7 @@ def overfit(config, *, steps: int, learning_rate: float = 3e-3) -> tuple[float, 
 
 
 @pytest.mark.parametrize("config, steps", [
-    (jm.preset_config("unet_tiny", image_size=8, base_channels=16, attention_resolutions=(),
+    (jm.preset_config("unet_tiny", image_size=8, base_channels=16, attention_levels=(),
                       num_groups=4), 100),
     (jm.preset_config("dit_tiny", image_size=8), 300),
 ], ids=["unet", "dit"])

@@ -32,7 +32,7 @@ def test_paper_presets_are_the_papers_configurations():
     # Ho et al. 2020 App. B; Peebles & Xie 2023 Table 1 (counts: test_unet / test_dit).
     assert jm.PRESETS["ddpm_cifar10"] == jm.UNetConfig(
         image_size=32, in_channels=3, base_channels=128, channel_mults=(1, 2, 2, 2),
-        num_res_blocks=2, attention_resolutions=(16,), num_heads=1, dropout=0.1,
+        num_res_blocks=2, attention_levels=(1,), num_heads=1, dropout=0.1,
         num_groups=32, num_classes=None, learned_variance=False)
     for name, width, heads in (("dit_s2", 384, 6), ("dit_b2", 768, 12), ("dit_xl2", 1152, 16)):
         config = jm.PRESETS[name]

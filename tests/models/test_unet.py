@@ -10,11 +10,11 @@ from tests.models.util import random_params
 
 # A small ADM-style network with every option on, and a small DDPM-style one.
 ADM_SMALL = jm.UNetConfig(image_size=8, base_channels=16, channel_mults=(1, 2),
-                          num_res_blocks=1, attention_resolutions=(4,), head_channels=8,
+                          num_res_blocks=1, attention_levels=(1,), head_channels=8,
                           dropout=0.0, num_groups=4, scale_shift_norm=True,
                           resblock_updown=True, num_classes=3, learned_variance=True)
 DDPM_SMALL = jm.UNetConfig(image_size=8, base_channels=16, channel_mults=(1, 2),
-                           num_res_blocks=1, attention_resolutions=(8,), num_groups=4)
+                           num_res_blocks=1, attention_levels=(0,), num_groups=4)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_ddpm_cifar10_maps_32x32x3_images_to_eps_of_the_same_shape(ddpm_cifar10)
     jm.preset_config("unet_tiny"),
     ADM_SMALL,
     jm.UNetConfig(image_size=24, base_channels=32, channel_mults=(1, 2, 3, 4),
-                  num_res_blocks=1, attention_resolutions=(6, 3), num_heads=4,
+                  num_res_blocks=1, attention_levels=(2, 3), num_heads=4,
                   conv_resample=False, num_classes=10, learned_variance=True),
 ], ids=["tiny_16", "adm_8", "adm_24"])
 def test_output_shape_and_dtype_for_several_resolutions_and_batch_sizes(config):
@@ -122,7 +122,7 @@ def test_unconditional_network_rejects_labels():
 
 @pytest.mark.parametrize("overrides, message", [
     (dict(image_size=12, channel_mults=(1, 2, 2, 2)), "image_size=12 must be divisible"),
-    (dict(attention_resolutions=(12,)), "attention_resolutions entry 12"),
+    (dict(attention_levels=(4,)), "attention_levels entry 4 is not a level"),
     (dict(base_channels=48), "must be divisible by num_groups=32"),
     (dict(num_heads=3), "must be divisible by num_heads=3"),
     (dict(dropout=1.0), "dropout must lie in"),

@@ -1,5 +1,7 @@
 """Invalid configs fail before anything compiles, with the field's name."""
 
+import json
+
 import jax
 import pytest
 
@@ -35,3 +37,40 @@ def test_train_refuses_an_invalid_config_without_touching_the_workdir(tmp_path):
     with pytest.raises(ValueError, match="train.batch_size"):
         train.train(tiny_config(train={"batch_size": 12}), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_main_config_builds_on_images_of_another_size():
+    """Attention is placed by level, so digits_cpu's network fits 28x28 and 16x16 data."""
+    from configs import digits_cpu
+
+    from jaxdiff import data
+
+    config = train.from_dict(digits_cpu.get_config().to_dict())
+    for name, image_size, levels in (("digits", None, (8, 4)), ("mnist_5k", None, (28, 14)),
+                                     ("digits", 16, (16, 8))):
+        dataset = data.load(name, "train", image_size=image_size)
+        model = train.model_config_for(config, dataset)
+        assert model.image_size == levels[0] and model.attention_levels == (1,)
+
+
+def test_a_version_1_config_json_places_attention_on_the_same_levels(tmp_path):
+    """Version 1 named attention by spatial size (unet_tiny's default (8,)); the recorded
+    file loads as the same network, and what train writes carries version 2."""
+    written = train.recorded_config(tiny_config())
+    assert written["version"] == train.CONFIG_VERSION == 2
+    (tmp_path / "config.json").write_text(json.dumps(written))
+    assert train.load_config(tmp_path) == tiny_config()
+    for overrides, levels in (({"attention_resolutions": [4]}, (1,)),
+                              ({"attention_resolutions": [8, 4]}, (0, 1)),
+                              ({}, (0,)),                                  # (8,) at 8x8
+                              ({"image_size": 16}, (1,))):                 # (8,) at 16x16
+        values = train.recorded_config(tiny_config())
+        del values["version"]
+        values["model"]["overrides"] = {"base_channels": 8, "channel_mults": [1, 2],
+                                        "num_groups": 4, **overrides}
+        (tmp_path / "config.json").write_text(json.dumps(values))
+        assert train.load_config(tmp_path).model.overrides["attention_levels"] == levels
+    values["version"] = 3
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    with pytest.raises(ValueError, match=r"version must be an integer in 1\.\.2, got 3"):
+        train.load_config(tmp_path)

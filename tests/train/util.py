@@ -8,7 +8,7 @@ TINY = {
     "data": {"name": "digits", "image_size": None},
     "model": {"preset": "unet_tiny",
               "overrides": {"base_channels": 8, "channel_mults": (1, 2), "num_res_blocks": 1,
-                            "attention_resolutions": (), "num_groups": 4}},
+                            "attention_levels": (), "num_groups": 4}},
     "diffusion": {"schedule": "cosine", "num_steps": 100},
     "optim": {"learning_rate": 1e-3, "warmup_steps": 2, "ema_decay": 0.9},
     "train": {"batch_size": 16, "num_steps": 12, "checkpoint_every": 4, "log_every": 4,
