@@ -1,10 +1,23 @@
 """Gaussian (continuous-state) diffusion as pure functions; no Flax.
 
-Schedules are :class:`Schedule` pytrees of arrays; every loss, sampler and likelihood talks to
-a plain ``denoise_fn(x_t, t, cond=None) -> prediction``.
+Discrete time: :class:`Schedule` pytrees of arrays of ``T`` steps. Continuous time: a
+:class:`Path` ``x_t = alpha(t) x0 + sigma(t) eps`` (rectified flow, VP, VE / EDM) with its
+time densities, weighted loss and ODE samplers. Every loss, sampler and likelihood talks to a
+plain ``denoise_fn(x_t, t, cond=None) -> prediction`` (``t`` integer steps of a schedule, or
+the path's float times).
 """
 
 from jaxdiff.gaussian.analytic import THREE_GAUSSIANS, GaussianMixture
+from jaxdiff.gaussian.continuous import (
+    DENSITIES,
+    continuous_loss,
+    draw_times,
+    loss_weight,
+    resolution_shift,
+    shift_times,
+)
+from jaxdiff.gaussian.continuous import WEIGHTINGS as PATH_WEIGHTINGS
+from jaxdiff.gaussian.edm import SIGMA_DATA, edm_denoiser, edm_scalings
 from jaxdiff.gaussian.forward import (
     PREDICTIONS,
     alpha_sigma,
@@ -25,6 +38,23 @@ from jaxdiff.gaussian.losses import (
     prior_kl,
     snr_weight,
     vlb_term,
+)
+from jaxdiff.gaussian.ode import GRID_SPACINGS, SOLVERS, ode_sample, time_grid
+from jaxdiff.gaussian.paths import (
+    CONTINUOUS_PREDICTIONS,
+    PATHS,
+    Path,
+    coefficients,
+    eps_error_scale,
+    get_path,
+    output_target,
+    rectified_flow,
+    ve,
+    vp_cosine,
+    vp_linear,
+    vp_sigmoid,
+    with_model_time,
+    x0_eps_from_output,
 )
 from jaxdiff.gaussian.reverse import VARIANCES, model_log_variance, p_mean_variance
 from jaxdiff.gaussian.samplers import (
@@ -50,13 +80,17 @@ from jaxdiff.gaussian.schedules import (
 )
 
 __all__ = [
-    "PREDICTIONS", "SAMPLERS", "SPACINGS", "THREE_GAUSSIANS", "VARIANCES", "WEIGHTINGS",
-    "DPMSolverState", "GaussianMixture", "Schedule", "alpha_sigma", "clip_x0_and_eps",
-    "cosine_schedule", "ddim_step", "ddpm_step", "decoder_nll",
-    "discretized_gaussian_log_likelihood", "dpm_solver_step", "gaussian_log_likelihood",
-    "guided_denoiser", "heun_step", "linear_schedule", "loss",
-    "model_log_variance", "nll_bits_per_dim", "normal_kl", "ode_nll", "p_mean_variance",
-    "prediction_target", "prior_kl", "q_posterior", "q_sample", "respace", "sample",
-    "sampling_timesteps", "schedule_from_betas", "schedule_from_log_snrs", "sigmoid_schedule",
-    "snr_weight", "vlb_term", "vlb_terms", "x0_eps_from_prediction",
+    "CONTINUOUS_PREDICTIONS", "DENSITIES", "GRID_SPACINGS", "PATHS", "PATH_WEIGHTINGS",
+    "PREDICTIONS", "SAMPLERS", "SIGMA_DATA", "SOLVERS", "SPACINGS", "THREE_GAUSSIANS", "VARIANCES",
+    "WEIGHTINGS", "DPMSolverState", "GaussianMixture", "Path", "Schedule", "alpha_sigma",
+    "clip_x0_and_eps", "coefficients", "continuous_loss", "cosine_schedule", "ddim_step",
+    "ddpm_step", "decoder_nll", "discretized_gaussian_log_likelihood", "dpm_solver_step",
+    "draw_times", "edm_denoiser", "edm_scalings", "eps_error_scale", "gaussian_log_likelihood",
+    "get_path", "guided_denoiser", "heun_step", "linear_schedule", "loss", "loss_weight",
+    "model_log_variance", "nll_bits_per_dim", "normal_kl", "ode_nll", "ode_sample",
+    "output_target", "p_mean_variance", "prediction_target", "prior_kl", "q_posterior", "q_sample",
+    "rectified_flow", "resolution_shift", "respace", "sample", "sampling_timesteps",
+    "schedule_from_betas", "schedule_from_log_snrs", "shift_times", "sigmoid_schedule",
+    "snr_weight", "time_grid", "ve", "vlb_term", "vlb_terms", "vp_cosine", "vp_linear",
+    "vp_sigmoid", "with_model_time", "x0_eps_from_output", "x0_eps_from_prediction",
 ]

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdiff.gaussian.forward import alpha_sigma, prediction_target
+from jaxdiff.gaussian.paths import output_target
 
 
 class GaussianMixture:
@@ -27,18 +28,30 @@ class GaussianMixture:
         noise = rng.standard_normal((n, self.means.shape[1]))
         return self.means[comp] + self.stds[comp, None] * noise
 
-    def eps(self, x_t, alpha, sigma):
-        """Optimal eps for ``x_t`` [B, D] at per-example levels ``alpha``, ``sigma`` [B]."""
+    def _posterior(self, x_t, alpha, sigma):
+        r"""Responsibilities ``[B, K]`` and per-component posterior means of :math:`x_0`
+        ``[B, K, D]``: :math:`\mu_k + \frac{\alpha s_k^2}{\alpha^2 s_k^2 + \sigma^2}
+        (x_t - \alpha\mu_k)`."""
         a, s = alpha[:, None, None], sigma[:, None, None]            # [B, 1, 1]
-        mu = jnp.asarray(self.means, jnp.float32)[None]               # [1, K, D]
-        var = a**2 * jnp.asarray(self.stds, jnp.float32)[None, :, None] ** 2 + s**2  # [B,K,1]
+        dtype = x_t.dtype                                              # float64 too
+        mu = jnp.asarray(self.means, dtype)[None]                      # [1, K, D]
+        var0 = jnp.asarray(self.stds, dtype)[None, :, None] ** 2       # [1, K, 1]
+        var = a**2 * var0 + s**2                                       # [B, K, 1]
         diff = x_t[:, None, :] - a * mu                                # [B, K, D]
         dim = x_t.shape[-1]
-        logp = (jnp.log(jnp.asarray(self.weights, jnp.float32))[None]
+        logp = (jnp.log(jnp.asarray(self.weights, dtype))[None]
                 - 0.5 * (diff**2 / var).sum(-1) - 0.5 * dim * jnp.log(var[..., 0]))
-        resp = jax.nn.softmax(logp, axis=-1)                           # [B, K]
-        score = -(resp[..., None] * diff / var).sum(axis=1)            # [B, D]
-        return -sigma[:, None] * score
+        return jax.nn.softmax(logp, axis=-1), mu + a * var0 / var * diff
+
+    def eps(self, x_t, alpha, sigma):
+        """Optimal eps for ``x_t`` [B, D] at per-example levels ``alpha``, ``sigma`` [B]."""
+        return (x_t - alpha[:, None] * self.x0(x_t, alpha, sigma)) / sigma[:, None]
+
+    def x0(self, x_t, alpha, sigma):
+        """Optimal (posterior-mean) x0 for ``x_t`` [B, D] at levels ``alpha``, ``sigma``
+        [B]; finite at alpha = 0 too."""
+        resp, means = self._posterior(x_t, alpha, sigma)
+        return (resp[..., None] * means).sum(axis=1)
 
     def denoise_fn(self, schedule, prediction="eps"):
         """``denoise_fn(x_t, t, cond)`` returning the optimal ``prediction``."""
@@ -48,6 +61,18 @@ class GaussianMixture:
             eps = self.eps(x_t, alpha, sigma)
             x0 = (x_t - sigma[:, None] * eps) / alpha[:, None]
             return prediction_target(prediction, x0, eps, alpha, sigma)
+        return fn
+
+    def path_denoise_fn(self, path, prediction="velocity"):
+        r"""``denoise_fn(x_t, t, cond)`` on a continuous :class:`~jaxdiff.gaussian.paths.Path`
+        (``t`` the path's times ``[B]``) returning the optimal ``prediction``: eps, x0, v or
+        the velocity :math:`\dot\alpha \hat x_0 + \dot\sigma \hat\epsilon`."""
+        def fn(x_t, t, cond=None):
+            del cond
+            alpha, sigma = path.alpha_sigma(t)
+            x0 = self.x0(x_t, alpha, sigma)
+            eps = (x_t - alpha[:, None] * x0) / sigma[:, None]
+            return output_target(path, prediction, x0, eps, t)
         return fn
 
 
