@@ -40,6 +40,8 @@ from jaxdiff.gaussian.forward import (
     x0_eps_from_prediction,
 )
 from jaxdiff.gaussian.losses import prior_kl, vlb_term
+from jaxdiff.gaussian.ode import time_grid
+from jaxdiff.gaussian.paths import Path, check_continuous_prediction, x0_eps_from_output
 from jaxdiff.gaussian.reverse import check_variance, split_model_output
 from jaxdiff.gaussian.schedules import Schedule, respace, sampling_timesteps
 
@@ -78,7 +80,7 @@ def vlb_terms(key: jax.Array, denoise_fn, schedule: Schedule, x0: jax.Array, *,
     return jnp.concatenate([terms, prior_kl(rs, x0)[None]], axis=0)
 
 
-def _trace_fn(denoiser, trace: str, shape):
+def _trace_fn(denoiser, trace: str, shape, dtype):
     r"""``(D(y), tr dD/dy)`` per example: Hutchinson with a fixed probe, or exact.
 
     Both use vector-Jacobian products, :math:`\epsilon^\top J \epsilon =
@@ -90,7 +92,7 @@ def _trace_fn(denoiser, trace: str, shape):
 
     if trace == "exact":
         dims = math.prod(shape[1:])
-        basis = jnp.eye(dims, dtype=jnp.float32).reshape((dims,) + shape[1:])
+        basis = jnp.eye(dims, dtype=dtype).reshape((dims,) + shape[1:])
 
         def exact(y, probe):
             del probe
@@ -122,8 +124,7 @@ def ode_nll(key: jax.Array, denoise_fn, schedule: Schedule, x0: jax.Array, *,
     check_prediction(prediction)
     check_choice("trace", trace, TRACES)
     rs, taus = _respaced(schedule, num_steps, spacing)
-    batch, dims = x0.shape[0], math.prod(x0.shape[1:])
-    log_sigma_e = -0.5 * rs.log_snrs   # u = log(sigma / alpha)
+    batch = x0.shape[0]
     alphas, sigmas = alpha_sigma(rs, jnp.arange(rs.num_steps))
 
     def denoiser_at(i):
@@ -136,23 +137,59 @@ def ode_nll(key: jax.Array, denoise_fn, schedule: Schedule, x0: jax.Array, *,
             return x0_hat
         return denoise
 
-    probe = jax.random.rademacher(key, x0.shape, jnp.float32)
+    return _flow_nll(key, denoiser_at, alphas, -0.5 * rs.log_snrs, x0, trace=trace,
+                     prior_std=1.0)
+
+
+def path_ode_nll(key: jax.Array, denoise_fn, path: Path, x0: jax.Array, *,
+                 prediction: str = "velocity", cond=None, num_steps: int = 100,
+                 trace: str = "hutchinson") -> jax.Array:
+    r""":func:`ode_nll` on a continuous :class:`~jaxdiff.gaussian.paths.Path`: the same
+    integrator on ``num_steps`` levels even in :math:`\lambda` between the path's ends,
+    clamped to EDM's :math:`\sigma_e \in [0.002, 80]` (the data sit at the cleanest level,
+    the prior :math:`\mathcal N(0, \sigma^2 I)` is taken at the noisiest);
+    ``denoise_fn(x_t, t, cond)`` takes the path's times."""
+    check_batch("x0", x0)
+    check_continuous_prediction(prediction)
+    check_choice("trace", trace, TRACES)
+    times = jnp.asarray(time_grid(path, num_steps, spacing="log_snr")[::-1].copy(), x0.dtype)
+    alphas, sigmas = path.alpha_sigma(times)
+    batch = x0.shape[0]
+
+    def denoiser_at(i):
+        def denoise(y):
+            x_t = alphas[i] * y
+            t = jnp.full((batch,), times[i], x0.dtype)
+            return x0_eps_from_output(path, prediction, denoise_fn(x_t, t, cond), x_t, t)[0]
+        return denoise
+
+    return _flow_nll(key, denoiser_at, alphas, jnp.log(sigmas / alphas), x0, trace=trace,
+                     prior_std=sigmas[-1])
+
+
+def _flow_nll(key, denoiser_at, alphas, log_sigma_e, x0, *, trace: str, prior_std):
+    r"""The module docstring's integral over the levels ``i`` (clean first): ``alphas`` and
+    ``log_sigma_e`` ``[S]``, ``denoiser_at(i)(y) -> x0_hat``; the prior of ``alpha_S y_S``
+    is :math:`\mathcal N(0, s^2 I)` with ``s = prior_std``."""
+    batch, dims = x0.shape[0], math.prod(x0.shape[1:])
+    probe = jax.random.rademacher(key, x0.shape, x0.dtype)
 
     def step(carry, i):
         y, integral = carry
         h = log_sigma_e[i + 1] - log_sigma_e[i]
-        d_now, tr_now = _trace_fn(denoiser_at(i), trace, x0.shape)(y, probe)
+        d_now, tr_now = _trace_fn(denoiser_at(i), trace, x0.shape, x0.dtype)(y, probe)
         y_pred = jnp.exp(h) * y - jnp.expm1(h) * d_now
-        d_next, tr_next = _trace_fn(denoiser_at(i + 1), trace, x0.shape)(y_pred, probe)
+        d_next, tr_next = _trace_fn(denoiser_at(i + 1), trace, x0.shape, x0.dtype)(y_pred, probe)
         # y(u + h) = e^h y - int_0^h e^(h-s) D(s) ds with D linear in s over the step.
         y_next = jnp.exp(h) * y - jnp.expm1(h) * d_now - (jnp.expm1(h) - h) / h * (d_next - d_now)
         return (y_next, integral + h * (dims - 0.5 * (tr_now + tr_next))), None
 
-    (y_top, integral), _ = jax.lax.scan(step, (x0, jnp.zeros((batch,), jnp.float32)),
-                                        jnp.arange(rs.num_steps - 1))
-    x_top = alphas[-1] * y_top
+    (y_top, integral), _ = jax.lax.scan(step, (x0, jnp.zeros((batch,), x0.dtype)),
+                                        jnp.arange(log_sigma_e.shape[0] - 1))
+    x_top = alphas[-1] * y_top / prior_std
     log_prior = (-0.5 * (x_top**2).reshape(batch, -1).sum(axis=1)
-                 - 0.5 * dims * math.log(2 * math.pi) + dims * jnp.log(alphas[-1]))
+                 - 0.5 * dims * math.log(2 * math.pi)
+                 + dims * (jnp.log(alphas[-1]) - jnp.log(prior_std)))
     return -(log_prior + integral)
 
 

@@ -153,12 +153,33 @@ def test_trace_through_a_unet_with_attention_equals_the_dense_jacobian():
 
     jacobian = jax.jit(jax.jacrev(denoiser))(y).reshape(2, 16, 2, 16)
     expected = np.array([np.trace(jacobian[b, :, b, :]) for b in range(2)])
-    exact = jax.jit(lambda y: _trace_fn(denoiser, "exact", y.shape)(y, None)[1])(y)
+    exact = jax.jit(lambda y: _trace_fn(denoiser, "exact", y.shape, y.dtype)(y, None)[1])(y)
     np.testing.assert_allclose(exact, expected, rtol=1e-4, atol=1e-4)
-    hutchinson = jax.jit(lambda y, p: _trace_fn(denoiser, "hutchinson", y.shape)(y, p)[1])
+    hutchinson = jax.jit(lambda y, p: _trace_fn(denoiser, "hutchinson", y.shape, y.dtype)(y, p)[1])
     for seed in range(3):  # Hutchinson's one-probe estimate is exactly p^T J p per example
         probe = jax.random.rademacher(jax.random.key(seed), y.shape, jnp.float32)
         estimate = hutchinson(y, probe)
         p = np.asarray(probe).reshape(2, 16)
         expected_b = [p[b] @ jacobian[b, :, b, :] @ p[b] for b in range(2)]
         np.testing.assert_allclose(estimate, expected_b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["rectified_flow", "vp_cosine", "vp_linear", "ve"])
+@pytest.mark.parametrize("prediction", ["velocity", "eps"])
+def test_path_ode_nll_of_gaussian_data_is_its_log_density(name, prediction):
+    """x0 ~ N(0, 0.5^2 I) in 2-D with its exact denoiser and the exact trace: the ODE's
+    -log p(x0) equals the Gaussian's (the data sit at sigma_e = 0.002, the prior at
+    sigma_e = 80: both cost < 1e-4 nats here). The integrator is second order: the largest
+    error is 0.024 / 0.0058 / 0.0015 / 0.0004 nats at 50 / 100 / 200 / 400 steps, the same
+    on every path (they are one ODE in x / alpha against sigma / alpha)."""
+    from jaxdiff import gaussian
+
+    with jax.enable_x64(True):
+        path = gaussian.get_path(name)
+        data = gaussian.GaussianMixture([1.0], [[0.0, 0.0]], [0.5])
+        x0 = jnp.asarray(data.sample(np.random.default_rng(0), 16))
+        nll = gaussian.path_ode_nll(jax.random.key(0), data.path_denoise_fn(path, prediction),
+                                    path, x0, prediction=prediction, num_steps=200,
+                                    trace="exact")
+        expected = (0.5 * (np.asarray(x0) ** 2).sum(1) / 0.25 + np.log(2 * np.pi * 0.25))
+        np.testing.assert_allclose(nll, expected, atol=2e-3)
