@@ -12,6 +12,10 @@ run                         change from digits_cpu
                             Dhariwal 2021: L_simple + 0.001 L_vlb, learned interpolation)
 ``cosine-conditional``      ``data.conditional = True``, ``diffusion.label_dropout = 0.1``
                             (classifier-free guidance training, Ho & Salimans 2022)
+``flow``                    ``digits_cpu.py:flow``: rectified flow, velocity prediction,
+                            SD3's logit-normal times (the process's defaults)
+``edm``                     ``digits_cpu.py:edm``: EDM's preconditioning, log-normal
+                            sigmas, EDM weighting (the defaults)
 ==========================  =========================================================
 
 :func:`trained_run` trains a run through :func:`jaxdiff.train.train` into
@@ -54,6 +58,8 @@ RUNS = {
     "linear-eps": {"diffusion": {"schedule": "linear"}},
     "cosine-hybrid": {"diffusion": {"learned_variance": True}},
     "cosine-conditional": {"data": {"conditional": True}, "diffusion": {"label_dropout": 0.1}},
+    "flow": {"process": "flow"},
+    "edm": {"process": "edm"},
 }
 
 
@@ -65,11 +71,12 @@ def run_config(name: str) -> dict:
     """The nested config dict of run ``name`` (digits_cpu with the run's changes)."""
     if name not in RUNS:
         raise ValueError(f"unknown run {name!r}; known: {sorted(RUNS)}")
-    values = copy.deepcopy(digits_cpu.get_config().to_dict())
+    changes = dict(RUNS[name])
+    values = copy.deepcopy(digits_cpu.get_config(changes.pop("process", "gaussian")).to_dict())
     values["train"].update(num_steps=NUM_STEPS, checkpoint_every=NUM_STEPS // 2,
                            eval_every=NUM_STEPS // 2)
-    for section, changes in RUNS[name].items():
-        values[section].update(changes)
+    for section, fields in changes.items():
+        values[section].update(fields)
     return values
 
 
@@ -170,7 +177,6 @@ def bits_per_dim(run, params, *, variances, num_images: int, seed: int = 0,
     images of the bound's terms summed over ``num_buckets`` equal ranges of steps (L_0 in the
     first, ...), then the prior term L_T last, in bits/dim; they add up to the mean total;
     and ``{"<variance>/last_step": float}``, the mean term L_{T-1} (the last reverse step)."""
-    f = run.config.diffusion
     test = test_split()
     x0 = jax.numpy.asarray(test.images[:num_images])
     cond = jax.numpy.asarray(test.labels[:num_images], jax.numpy.int32) if (
@@ -178,7 +184,7 @@ def bits_per_dim(run, params, *, variances, num_images: int, seed: int = 0,
     variances = tuple(variances)
     terms = np.asarray(_vlb_terms_bpd(jax.random.key(seed), denoise_fn(run, params),
                                       run.process, x0, cond, variances=variances,
-                                      prediction=f.prediction))      # [T + 1, V, B]
+                                      prediction=run.task.setting(run.config, "prediction")))
     out = dict(zip(variances, terms.sum(0), strict=True))
     if num_buckets:
         steps = terms.shape[0] - 1

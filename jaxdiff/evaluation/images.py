@@ -319,9 +319,8 @@ def report_markdown(report: dict) -> str:
                  f"{sample_desc} vs {ref_desc}; {inc['extractor']}, {inc['input']}"
                  if inc else ""))
     b = p["bits_per_dim"]
-    rows.append(("bits/dim (VLB)", report["bits_per_dim"],
-                 f"{b['examples']} {b['split']} images, {b['chain_steps']}-step chain"
-                 f"{' (respaced)' if b['respaced'] else ''}, {b['variance']} variance, "
+    rows.append((b["label"], report["bits_per_dim"],
+                 f"{b['examples']} {b['split']} images, {b['description']}, "
                  f"{b['num_bins']} levels; std err {format_value(report['bits_per_dim_stderr'])}"))
     lines = [f"# Evaluation of `{report['workdir']}` (step {report['step']})", "",
              "| metric | value | protocol |", "|---|---|---|"]
@@ -329,7 +328,7 @@ def report_markdown(report: dict) -> str:
     lines += ["", f"bits/dim: {b['note']}.", ""]
     d = p["diagnostics"]
     lines += [f"## Reconstruction ({d['examples']} {d['split']} images, clip_x0, "
-              f"{d['chain_steps']}-step DDIM chain)", "",
+              f"{d['chain_steps']}-step {d['chain_sampler']} chain)", "",
               "| t | MSE one-step | PSNR one-step (dB) | MSE chain | PSNR chain (dB) |",
               "|---|---|---|---|---|"]
     lines += [f"| {r['t']} | {format_value(r['mse_one_step'])} | "

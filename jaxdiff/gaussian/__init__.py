@@ -27,7 +27,13 @@ from jaxdiff.gaussian.forward import (
     q_sample,
     x0_eps_from_prediction,
 )
-from jaxdiff.gaussian.likelihood import nll_bits_per_dim, ode_nll, path_ode_nll, vlb_terms
+from jaxdiff.gaussian.likelihood import (
+    nll_bits_per_dim,
+    ode_nll,
+    path_nll_bits_per_dim,
+    path_ode_nll,
+    vlb_terms,
+)
 from jaxdiff.gaussian.losses import (
     WEIGHTINGS,
     decoder_nll,
@@ -88,10 +94,10 @@ __all__ = [
     "draw_times", "edm_denoiser", "edm_scalings", "eps_error_scale", "gaussian_log_likelihood",
     "get_path", "guided_denoiser", "heun_step", "linear_schedule", "loss", "loss_weight",
     "model_log_variance", "nll_bits_per_dim", "normal_kl", "ode_nll", "ode_sample",
-    "output_target", "p_mean_variance", "path_ode_nll", "prediction_target", "prior_kl",
-    "q_posterior", "q_sample",
-    "rectified_flow", "resolution_shift", "respace", "sample", "sampling_timesteps",
-    "schedule_from_betas", "schedule_from_log_snrs", "shift_times", "sigmoid_schedule",
-    "snr_weight", "time_grid", "ve", "vlb_term", "vlb_terms", "vp_cosine", "vp_linear",
-    "vp_sigmoid", "with_model_time", "x0_eps_from_output", "x0_eps_from_prediction",
+    "output_target", "p_mean_variance", "path_nll_bits_per_dim", "path_ode_nll",
+    "prediction_target", "prior_kl", "q_posterior", "q_sample", "rectified_flow",
+    "resolution_shift", "respace", "sample", "sampling_timesteps", "schedule_from_betas",
+    "schedule_from_log_snrs", "shift_times", "sigmoid_schedule", "snr_weight", "time_grid", "ve",
+    "vlb_term", "vlb_terms", "vp_cosine", "vp_linear", "vp_sigmoid", "with_model_time",
+    "x0_eps_from_output", "x0_eps_from_prediction",
 ]

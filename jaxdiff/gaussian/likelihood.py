@@ -222,13 +222,31 @@ def nll_bits_per_dim(key: jax.Array, denoise_fn, schedule: Schedule, x0: jax.Arr
                          spacing=spacing).sum(axis=0)
     else:
         key_dequant, key_probe = jax.random.split(key)
-        x = x0
-        if num_bins is not None:
-            width = 2.0 / (num_bins - 1)
-            x = x0 + width * (jax.random.uniform(key_dequant, x0.shape) - 0.5)
+        x, log_width = _dequantized(key_dequant, x0, num_bins)
         nats = ode_nll(key_probe, denoise_fn, schedule, x, prediction=prediction,
                        variance=variance, cond=cond, num_steps=num_steps, spacing=spacing,
-                       trace=trace)
-        if num_bins is not None:
-            nats = nats - dims * math.log(width)
+                       trace=trace) - log_width
     return nats / (dims * math.log(2.0))
+
+
+def path_nll_bits_per_dim(key: jax.Array, denoise_fn, path: Path, x0: jax.Array, *,
+                          prediction: str = "velocity", num_bins: int | None = 256, cond=None,
+                          num_steps: int = 100, trace: str = "hutchinson") -> jax.Array:
+    """:func:`path_ode_nll` per example ``[B]`` in bits per dimension, with the
+    dequantization of :func:`nll_bits_per_dim` for data on ``num_bins`` levels."""
+    check_batch("x0", x0)
+    key_dequant, key_probe = jax.random.split(key)
+    x, log_width = _dequantized(key_dequant, x0, num_bins)
+    nats = path_ode_nll(key_probe, denoise_fn, path, x, prediction=prediction, cond=cond,
+                        num_steps=num_steps, trace=trace) - log_width
+    return nats / (math.prod(x0.shape[1:]) * math.log(2.0))
+
+
+def _dequantized(key, x0, num_bins: int | None):
+    """``(x, log_volume)``: ``x0`` uniformly dequantized in its bin of width
+    ``2 / (num_bins - 1)`` and the log volume of the bin (0 for continuous data)."""
+    if num_bins is None:
+        return x0, 0.0
+    width = 2.0 / (num_bins - 1)
+    x = x0 + width * (jax.random.uniform(key, x0.shape, x0.dtype) - 0.5)
+    return x, math.prod(x0.shape[1:]) * math.log(width)

@@ -136,7 +136,8 @@ def ode_sample(key: jax.Array, denoise_fn, path: Path, shape, *, solver: str = "
                s_tmax: float = float("inf"), s_noise: float = 1.0, clip_x0: bool = False,
                cond=None, guidance_scale: float | None = None, null_cond=None,
                inpaint_mask: jax.Array | None = None, inpaint_values: jax.Array | None = None,
-               times=None, dtype=jnp.float32) -> jax.Array:
+               times=None, x_init: jax.Array | None = None,
+               dtype=jnp.float32) -> jax.Array:
     r"""Draws a batch by solving the probability-flow ODE of ``path`` (module docstring).
 
     Args:
@@ -157,6 +158,8 @@ def ode_sample(key: jax.Array, denoise_fn, path: Path, shape, *, solver: str = "
       times: an explicit grid of noisy levels instead of :func:`time_grid`'s (a strictly
         decreasing 1-D array inside the path's interval; ``num_steps``, ``spacing`` and
         ``shift`` must then be left at their defaults).
+      x_init: start from this ``x`` at the grid's first level instead of a prior draw
+        (shape ``shape``): reconstruction from a noised image, SDEdit-style editing.
       dtype: the computation's dtype (float64 needs ``jax_enable_x64``).
 
     Returns:
@@ -216,7 +219,12 @@ def ode_sample(key: jax.Array, denoise_fn, path: Path, shape, *, solver: str = "
 
     key_init, key_loop = jax.random.split(key)
     levels = jnp.asarray(grid, dtype)
-    x = coefficients(path, levels[0])[1] * jax.random.normal(key_init, shape, dtype)
+    if x_init is None:
+        x = coefficients(path, levels[0])[1] * jax.random.normal(key_init, shape, dtype)
+    elif x_init.shape != shape:
+        raise ValueError(f"x_init must have shape {shape}, got {x_init.shape}")
+    else:
+        x = x_init.astype(dtype)
     x = paste(x, *coefficients(path, levels[0])[:2], jax.random.fold_in(key_init, 1))
     steps = jnp.arange(num_steps - 1)
     x, _ = jax.lax.scan(body, x, (steps, levels[:-1], levels[1:]))

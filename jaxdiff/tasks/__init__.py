@@ -12,6 +12,7 @@ Adding a process is one module that builds a :class:`Task` and one entry in :dat
 from jaxdiff._validation import config_error
 from jaxdiff.tasks.autoregressive import AUTOREGRESSIVE
 from jaxdiff.tasks.base import Modality, Task
+from jaxdiff.tasks.continuous import EDM, FLOW
 from jaxdiff.tasks.d3pm import ABSORBING, UNIFORM
 from jaxdiff.tasks.gaussian import GAUSSIAN
 from jaxdiff.tasks.images import IMAGES, ImageEvaluation
@@ -19,7 +20,7 @@ from jaxdiff.tasks.masked import MASKED
 from jaxdiff.tasks.text import TEXT, TOKENIZER, TextEvaluation
 
 TASKS: dict[str, Task] = {task.name: task for task in
-                          (GAUSSIAN, ABSORBING, UNIFORM, MASKED, AUTOREGRESSIVE)}
+                          (GAUSSIAN, FLOW, EDM, ABSORBING, UNIFORM, MASKED, AUTOREGRESSIVE)}
 
 
 def get_task(name: str) -> Task:
@@ -29,6 +30,6 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
-__all__ = ["ABSORBING", "AUTOREGRESSIVE", "GAUSSIAN", "IMAGES", "MASKED", "TASKS", "TEXT",
-           "TOKENIZER", "UNIFORM", "ImageEvaluation", "Modality", "Task", "TextEvaluation",
-           "config_error", "get_task"]
+__all__ = ["ABSORBING", "AUTOREGRESSIVE", "EDM", "FLOW", "GAUSSIAN", "IMAGES", "MASKED",
+           "TASKS", "TEXT", "TOKENIZER", "UNIFORM", "ImageEvaluation", "Modality", "Task",
+           "TextEvaluation", "config_error", "get_task"]

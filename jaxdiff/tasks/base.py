@@ -8,8 +8,13 @@ in the shape of optax's factories.
 """
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
+
+PROCESS_SETTINGS = ("prediction", "weighting", "time_density", "density_mean", "density_std",
+                    "time_shift", "sigma_data")
+"""The ``diffusion`` fields that belong to some processes only: None unless the run's
+process reads them (:attr:`Task.settings`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +76,9 @@ class Task:
       evaluation: what the modality's evaluation report needs from the process
         (:class:`jaxdiff.tasks.images.ImageEvaluation` or
         :class:`jaxdiff.tasks.text.TextEvaluation`).
+      settings: the process-owned ``diffusion`` fields it reads (those of
+        :data:`PROCESS_SETTINGS`), with the value each takes when the config leaves it None;
+        a process-owned field it does not read must be None (:meth:`setting`).
     """
 
     name: str
@@ -85,6 +93,12 @@ class Task:
     held_out: Callable[[Any], Callable]
     make_sampler: Callable[..., Callable]
     evaluation: Any
+    settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def setting(self, config, name: str):
+        """``config.diffusion.<name>``, or this process's default for it when None."""
+        value = getattr(config.diffusion, name)
+        return self.settings[name] if value is None else value
 
     def default_schedule(self) -> str | None:
         """The schedule used when ``diffusion.schedule`` is None (None if it has none)."""

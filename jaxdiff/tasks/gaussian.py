@@ -11,7 +11,6 @@ to the data range unless ``clip_x0=False``. Evaluation: the VLB in bits/dim
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxdiff import gaussian
@@ -20,7 +19,7 @@ from jaxdiff.metrics.diagnostics import loss_per_timestep, reconstruction_error
 from jaxdiff.models.conditioning import drop_labels
 from jaxdiff.models.functional import bind
 from jaxdiff.tasks.base import Task
-from jaxdiff.tasks.images import IMAGES, ImageEvaluation
+from jaxdiff.tasks.images import IMAGES, ImageEvaluation, class_conditions
 
 SCHEDULES = {"cosine": gaussian.cosine_schedule, "linear": gaussian.linear_schedule,
              "sigmoid": gaussian.sigmoid_schedule}
@@ -29,13 +28,21 @@ RECONSTRUCTION_CHAIN_STEPS = 20
 LOSS_BUCKETS = 10
 
 
+def _prediction(config) -> str:
+    return GAUSSIAN.setting(config, "prediction")
+
+
+def _weighting(config) -> str:
+    return GAUSSIAN.setting(config, "weighting")
+
+
 def _check_config(config) -> None:
     f = config.diffusion
-    if f.prediction not in gaussian.PREDICTIONS:
+    if _prediction(config) not in gaussian.PREDICTIONS:
         raise config_error("diffusion.prediction", f"must be one of "
                                                    f"{list(gaussian.PREDICTIONS)}, got "
                                                    f"{f.prediction!r}")
-    if f.weighting not in gaussian.WEIGHTINGS:
+    if _weighting(config) not in gaussian.WEIGHTINGS:
         raise config_error("diffusion.weighting", f"must be one of "
                                                   f"{list(gaussian.WEIGHTINGS)}, got "
                                                   f"{f.weighting!r}")
@@ -76,8 +83,10 @@ def gaussian_objective(apply_fn, schedule: gaussian.Schedule, *, prediction: str
 
 def _loss_fn(run, *, train: bool):
     f = run.config.diffusion
-    return gaussian_objective(run.apply_fn(train=train), run.process, prediction=f.prediction,
-                              weighting=f.weighting, learned_variance=f.learned_variance,
+    return gaussian_objective(run.apply_fn(train=train), run.process,
+                              prediction=_prediction(run.config),
+                              weighting=_weighting(run.config),
+                              learned_variance=f.learned_variance,
                               num_classes=run.num_classes,
                               label_dropout=f.label_dropout if train else 0.0)
 
@@ -91,16 +100,7 @@ def _make_sampler(run, *, count: int, sampler: str, num_steps: int | None = None
     ``classes`` (``int [count]``, conditional runs only) default to round-robin; guidance
     needs a conditional run; ``variance`` defaults to the model's (learned or beta)."""
     apply_fn = run.apply_fn()
-    cond = null = None
-    if run.num_classes is not None:
-        cond = (jnp.arange(count, dtype=jnp.int32) % run.num_classes if classes is None
-                else jnp.asarray(classes, jnp.int32))
-        if cond.shape != (count,):
-            raise ValueError(f"classes must have shape [count] = ({count},), got {cond.shape}")
-        null = jnp.full_like(cond, run.num_classes)
-    elif classes is not None or guidance_scale is not None:
-        raise ValueError("classes and guidance_scale need a class-conditional run "
-                         "(data.conditional=True)")
+    cond, null = class_conditions(run, count, classes, guidance_scale)
     variance = _variance(run) if variance is None else variance
     shape = run.task.modality.sample_shape(run, count)
 
@@ -108,7 +108,7 @@ def _make_sampler(run, *, count: int, sampler: str, num_steps: int | None = None
     def sample(key, params):
         return gaussian.sample(
             key, bind(apply_fn, params), run.process, shape, sampler=sampler,
-            num_steps=num_steps, spacing=spacing, prediction=run.config.diffusion.prediction,
+            num_steps=num_steps, spacing=spacing, prediction=_prediction(run.config),
             variance=variance, eta=eta, clip_x0=clip_x0, cond=cond,
             guidance_scale=guidance_scale, null_cond=null, inpaint_mask=inpaint_mask,
             inpaint_values=inpaint_values)
@@ -125,7 +125,6 @@ def _bits_per_dim(run, *, num_bins: int, nll_steps: int | None):
     T = run.process.num_steps
     if nll_steps is not None and nll_steps > T:
         raise ValueError(f"nll_steps must be <= the run's T = {T}, got {nll_steps}")
-    f = run.config.diffusion
     apply_fn = run.apply_fn()
     conditional = run.num_classes is not None
 
@@ -133,7 +132,7 @@ def _bits_per_dim(run, *, num_bins: int, nll_steps: int | None):
     def bpd(key, params, x0, cond):
         return gaussian.nll_bits_per_dim(
             key, bind(apply_fn, params), run.process, x0, method="vlb",
-            prediction=f.prediction, variance=_variance(run), num_bins=num_bins,
+            prediction=_prediction(run.config), variance=_variance(run), num_bins=num_bins,
             cond=cond if conditional else None, num_steps=nll_steps)
 
     return bpd
@@ -142,8 +141,11 @@ def _bits_per_dim(run, *, num_bins: int, nll_steps: int | None):
 def _bits_per_dim_protocol(run, *, num_bins: int, nll_steps: int | None) -> dict:
     T = run.process.num_steps
     respaced = nll_steps is not None and nll_steps != T
-    return {"method": "vlb (upper bound)", "chain_steps": T if nll_steps is None else nll_steps,
+    steps = T if nll_steps is None else nll_steps
+    return {"method": "vlb (upper bound)", "label": "bits/dim (VLB)", "chain_steps": steps,
             "respaced": respaced, "variance": _variance(run),
+            "description": f"{steps}-step chain{' (respaced)' if respaced else ''}, "
+                           f"{_variance(run)} variance",
             "note": (f"discretized decoder on the data's {num_bins}-level grid"
                      + (" (digits are 0..16: not comparable with 256-level bits/dim)"
                         if num_bins != 256 else "")
@@ -163,17 +165,19 @@ def eps_denoiser(run, params):
 def _diagnostics(run, params, key, x0, cond) -> tuple[dict, dict]:
     """Reconstruction error at ``RECONSTRUCTION_FRACTIONS`` of T (one step and a 20-step
     DDIM chain, x0 clipped) and the training loss in ``LOSS_BUCKETS`` buckets of [0, T)."""
-    f, schedule = run.config.diffusion, run.process
+    schedule = run.process
     T = schedule.num_steps
     denoiser = eps_denoiser(run, params)
     ts = np.array(sorted({min(T - 1, int(frac * T)) for frac in RECONSTRUCTION_FRACTIONS}),
                   np.int32)
     rec = reconstruction_error(jax.random.fold_in(key, 2), denoiser, schedule, x0, ts,
-                               num_steps=RECONSTRUCTION_CHAIN_STEPS, prediction=f.prediction,
+                               num_steps=RECONSTRUCTION_CHAIN_STEPS,
+                               prediction=_prediction(run.config),
                                cond=cond, clip_x0=True)
     edges, curve = loss_per_timestep(jax.random.fold_in(key, 3), denoiser, schedule, x0,
-                                     num_buckets=min(LOSS_BUCKETS, T), prediction=f.prediction,
-                                     cond=cond, weighting=f.weighting)
+                                     num_buckets=min(LOSS_BUCKETS, T),
+                                     prediction=_prediction(run.config), cond=cond,
+                                     weighting=_weighting(run.config))
     curve = np.asarray(curve)
     results = {
         "reconstruction": [
@@ -186,8 +190,9 @@ def _diagnostics(run, params, key, x0, cond) -> tuple[dict, dict]:
             {"t_from": int(lo), "t_to": int(hi), "loss": float(v)}
             for lo, hi, v in zip(edges[:-1], edges[1:], curve, strict=True)]}
     protocol = {"clip_x0": True, "chain_steps": RECONSTRUCTION_CHAIN_STEPS,
-                "timesteps": ts.tolist(),
-                "loss": f"{f.prediction} prediction, {f.weighting} weighting, fixed variance, "
+                "chain_sampler": "DDIM", "timesteps": ts.tolist(),
+                "loss": f"{_prediction(run.config)} prediction, {_weighting(run.config)} "
+                        f"weighting, fixed variance, "
                         f"{len(curve)} buckets of [0, {T})"}
     return results, protocol
 
@@ -204,4 +209,5 @@ GAUSSIAN = Task(
     make_sampler=_make_sampler,
     evaluation=ImageEvaluation(bits_per_dim=_bits_per_dim,
                                bits_per_dim_protocol=_bits_per_dim_protocol,
-                               diagnostics=_diagnostics))
+                               diagnostics=_diagnostics),
+    settings={"prediction": "eps", "weighting": "uniform"})

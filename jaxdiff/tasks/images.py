@@ -1,12 +1,14 @@
 """The image modality: labelled image datasets, shuffled batches, PNG sample grids.
 
-Shared by every image process (``gaussian`` today): what the data fixes in the model
+Shared by every image process (``gaussian``, ``flow``, ``edm``): what the data fixes in the model
 (image size, channels, classes), the batches ``{"image", "label"}``, and the grid the loop
 writes. :class:`ImageEvaluation` is what the image report asks of an image process.
 """
 
 import dataclasses
 from collections.abc import Callable
+
+import jax.numpy as jnp
 
 from jaxdiff import data
 from jaxdiff._validation import config_error
@@ -27,15 +29,33 @@ class ImageEvaluation:
         (jitted): the process's likelihood bound in bits per dimension on a
         ``num_bins``-level grid; ``nll_steps`` coarsens its discretisation (None: the
         process's own).
-      bits_per_dim_protocol: ``(run, *, num_bins, nll_steps) -> dict``: how that bound was
-        computed (``method``, ``chain_steps``, ``respaced``, ``variance``, ``note``).
+      bits_per_dim_protocol: ``(run, *, num_bins, nll_steps) -> dict``: how that number was
+        computed: ``method``, ``label`` (the report's row name), ``description`` (its
+        protocol cell), ``chain_steps``, ``note``, and what else the process records.
       diagnostics: ``(run, params, key, x0, cond) -> (results, protocol)``: reconstruction
-        error and loss per timestep, as JSON-ready dicts.
+        error (``t``, one-step and chain MSE / PSNR) and loss per timestep as JSON-ready
+        dicts; the protocol names ``chain_steps``, ``chain_sampler`` and ``loss``.
     """
 
     bits_per_dim: Callable
     bits_per_dim_protocol: Callable
     diagnostics: Callable
+
+
+def class_conditions(run, count: int, classes=None, guidance_scale: float | None = None):
+    """``(cond, null_cond)`` of ``count`` samples: ``classes`` (``int [count]``; default
+    round-robin) and the null class on a class-conditional run, ``(None, None)`` otherwise;
+    classes or guidance on an unconditional run are a ``ValueError``."""
+    if run.num_classes is None:
+        if classes is not None or guidance_scale is not None:
+            raise ValueError("classes and guidance_scale need a class-conditional run "
+                             "(data.conditional=True)")
+        return None, None
+    cond = (jnp.arange(count, dtype=jnp.int32) % run.num_classes if classes is None
+            else jnp.asarray(classes, jnp.int32))
+    if cond.shape != (count,):
+        raise ValueError(f"classes must have shape [count] = ({count},), got {cond.shape}")
+    return cond, jnp.full_like(cond, run.num_classes)
 
 
 def _check_config(config) -> None:

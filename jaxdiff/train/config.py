@@ -19,6 +19,7 @@ from typing import Any
 from jaxdiff._validation import config_error
 from jaxdiff.models.presets import PRESETS
 from jaxdiff.tasks import get_task
+from jaxdiff.tasks.base import PROCESS_SETTINGS
 
 
 def _setting(default, meaning: str, *, factory=None):
@@ -56,14 +57,26 @@ class DiffusionConfig:
     """The process (a key of :data:`jaxdiff.tasks.TASKS`) and its settings; each task checks
     the ones it uses."""
 
-    process: str = _setting("gaussian", "gaussian | absorbing | uniform | masked | "
-                                        "autoregressive (jaxdiff.tasks.TASKS)")
-    schedule: str | None = _setting(None, "the process's noise schedule (None: its default)")
+    process: str = _setting("gaussian", "gaussian | flow | edm | absorbing | uniform | masked "
+                                        "| autoregressive (jaxdiff.tasks.TASKS)")
+    schedule: str | None = _setting(None, "the process's noise schedule or path (None: its "
+                                          "default)")
     num_steps: int = _setting(1000, "T of the discrete-time processes (gaussian, D3PM)")
-    prediction: str = _setting("eps", "gaussian: what the model predicts (eps | x0 | v)")
-    weighting: str = _setting("uniform", "gaussian: loss weighting (uniform | min_snr)")
+    prediction: str | None = _setting(None, "gaussian: eps | x0 | v (None: eps); flow: also "
+                                            "velocity (None: velocity)")
+    weighting: str | None = _setting(None, "gaussian: uniform | min_snr; flow / edm: also edm "
+                                           "| sigmoid | likelihood (None: uniform; edm: edm)")
+    time_density: str | None = _setting(None, "flow: uniform | logit_normal | mode (None: "
+                                              "logit_normal); edm: log_normal")
+    density_mean: float | None = _setting(None, "flow / edm: the density's mean (None: 0 for "
+                                                "logit_normal, -1.2 for log_normal)")
+    density_std: float | None = _setting(None, "flow / edm: the density's std (None: 1; "
+                                               "log_normal 1.2)")
+    time_shift: float | None = _setting(None, "flow: SD3's shift of the training times and "
+                                              "the uniform sampling grid (None: 1)")
+    sigma_data: float | None = _setting(None, "edm: the data's standard deviation (None: 0.5)")
     learned_variance: bool = _setting(False, "gaussian: learn the variance (L_hybrid)")
-    label_dropout: float = _setting(0.1, "gaussian, conditional: null-label rate "
+    label_dropout: float = _setting(0.1, "conditional image runs: null-label rate "
                                          "(classifier-free guidance training)")
     hybrid_coeff: float = _setting(0.01, "D3PM: lambda of L_vb + lambda CE")
 
@@ -195,6 +208,11 @@ def validate(config: ExperimentConfig, *, num_devices: int) -> ExperimentConfig:
         _fail("data.seq_len", f"must be >= 1, got {d.seq_len}")
     if m.preset not in PRESETS:
         _fail("model.preset", f"must be one of {sorted(PRESETS)}, got {m.preset!r}")
+    for name in PROCESS_SETTINGS:
+        if getattr(f, name) is not None and name not in task.settings:
+            _fail(f"diffusion.{name}", f"is not a setting of process {f.process!r} (it must be "
+                                       f"None; the process reads {sorted(task.settings) or 'none'}"
+                                       f" of {list(PROCESS_SETTINGS)})")
     task.modality.check_config(config)
     task.check_config(config)
     fields = {x.name for x in dataclasses.fields(PRESETS[m.preset])}

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from jaxdiff import data
 from jaxdiff import models as jm
 from jaxdiff.tasks import Task, get_task
+from jaxdiff.tasks.base import PROCESS_SETTINGS
 from jaxdiff.train.checkpoint import Checkpointer, abstract_like
 from jaxdiff.train.config import ExperimentConfig, from_dict, validate
 from jaxdiff.train.optimizer import make_optimizer
@@ -135,8 +136,10 @@ _RENAMED_MODEL_FIELDS = {"learn_sigma": "learned_variance", "input_size": "image
 
 # ``config.json`` carries ``CONFIG_VERSION`` from version 2 on (unversioned files are 1).
 # Version 2 placed UNet attention by level index (``attention_levels``) where version 1
-# named spatial sizes (``attention_resolutions``, with these preset defaults).
-CONFIG_VERSION = 2
+# named spatial sizes (``attention_resolutions``, with these preset defaults). Version 3
+# left the process-owned diffusion fields (``PROCESS_SETTINGS``) None where the process does
+# not read them; earlier versions wrote prediction="eps" and weighting="uniform" for all.
+CONFIG_VERSION = 3
 _VERSION_1_ATTENTION = {"unet_tiny": (8,), "ddpm_cifar10": (16,)}
 
 
@@ -153,7 +156,8 @@ def upgrade_recorded_config(values: dict) -> dict:
     the model fields ``learn_sigma`` / ``input_size``. Those values now are errors, so they
     are read as what they meant: the process's default sampler, no schedule and no steps for
     the AR baseline, ``learned_variance`` / ``image_size``. A version-1 UNet's attention
-    resolutions become the level indices of the same network. Nothing else is changed.
+    resolutions become the level indices of the same network; before version 3, the
+    process-owned fields a process does not read become None. Nothing else is changed.
     """
     values = {k: dict(v) if isinstance(v, dict) else v for k, v in values.items()}
     version = values.pop("version", 1)
@@ -168,6 +172,10 @@ def upgrade_recorded_config(values: dict) -> dict:
         diffusion["schedule"] = None
     if "num_steps" not in task.sampler_options:
         train_["sample_steps"] = None
+    if version < 3:
+        for name in PROCESS_SETTINGS:
+            if name not in task.settings and name in diffusion:
+                diffusion[name] = None
     model = values.get("model", {})
     if "overrides" in model:
         model["overrides"] = {_RENAMED_MODEL_FIELDS.get(k, k): v

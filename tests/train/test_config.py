@@ -55,9 +55,9 @@ def test_the_main_config_builds_on_images_of_another_size():
 
 def test_a_version_1_config_json_places_attention_on_the_same_levels(tmp_path):
     """Version 1 named attention by spatial size (unet_tiny's default (8,)); the recorded
-    file loads as the same network, and what train writes carries version 2."""
+    file loads as the same network, and what train writes carries the current version."""
     written = train.recorded_config(tiny_config())
-    assert written["version"] == train.CONFIG_VERSION == 2
+    assert written["version"] == train.CONFIG_VERSION == 3
     (tmp_path / "config.json").write_text(json.dumps(written))
     assert train.load_config(tmp_path) == tiny_config()
     for overrides, levels in (({"attention_resolutions": [4]}, (1,)),
@@ -70,7 +70,7 @@ def test_a_version_1_config_json_places_attention_on_the_same_levels(tmp_path):
                                         "num_groups": 4, **overrides}
         (tmp_path / "config.json").write_text(json.dumps(values))
         assert train.load_config(tmp_path).model.overrides["attention_levels"] == levels
-    values["version"] = 3
+    values["version"] = 4
     (tmp_path / "config.json").write_text(json.dumps(values))
-    with pytest.raises(ValueError, match=r"version must be an integer in 1\.\.2, got 3"):
+    with pytest.raises(ValueError, match=r"version must be an integer in 1\.\.3, got 4"):
         train.load_config(tmp_path)

@@ -158,7 +158,7 @@ def test_a_config_json_of_an_earlier_version_still_loads(tmp_path):
     """Earlier runs recorded train.sampler="ddim" for text runs, a schedule and sample_steps
     for the AR baseline, and learn_sigma: they load as what they meant."""
     values = dataclasses.asdict(text_config("autoregressive"))
-    values["diffusion"]["schedule"] = "loglinear"
+    values["diffusion"].update(schedule="loglinear", prediction="eps", weighting="uniform")
     values["train"].update(sampler="ddim", sample_steps=256)
     (tmp_path / "config.json").write_text(json.dumps(values))
     config = train.load_config(tmp_path)

@@ -1,0 +1,92 @@
+"""``flow`` and ``edm`` through the training loop: they train, sample with every solver and
+evaluate; their objective is the continuous-time loss of the math; settings they do not
+read are named errors."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxdiff import gaussian, train
+from jaxdiff.models.functional import bind
+from tests.train.util import tiny_config
+
+
+def continuous_config(process: str, **diffusion) -> train.ExperimentConfig:
+    return tiny_config(diffusion={"process": process, "schedule": None, **diffusion},
+                       train={"num_steps": 8, "eval_every": 8, "checkpoint_every": 8,
+                              "sample_steps": None})
+
+
+@pytest.mark.parametrize("process", ["flow", "edm"])
+def test_a_continuous_run_trains_samples_with_every_solver_and_resumes(process, tmp_path):
+    config = continuous_config(process)
+    state = train.train(config, tmp_path, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert int(state.step) == 8 and np.isfinite([r["loss"] for r in rows if "loss" in r]).all()
+    assert any("eval_loss" in r for r in rows)
+    assert (tmp_path / "samples_0000008.png").is_file()
+    run, restored = train.restore_workdir(tmp_path)
+    assert run.config == config and int(restored.step) == 8
+    for solver in run.task.samplers:
+        images = run.task.sampler(run, count=4, sampler=solver, num_steps=3)(
+            jax.random.key(0), restored.ema_params)
+        assert images.shape == (4, 8, 8, 1)
+        assert float(jnp.abs(images).max()) <= 1.0          # x0 clipped to the data range
+
+
+@pytest.mark.parametrize("process, network, expected", [
+    ("flow", lambda run: (lambda f: gaussian.with_model_time(f, gaussian.rectified_flow())),
+     dict(prediction="velocity", density="logit_normal", weighting="uniform")),
+    ("edm", lambda run: (lambda f: gaussian.edm_denoiser(f, sigma_data=0.5)),
+     dict(prediction="x0", density="log_normal", weighting="edm",
+          weighting_options={"sigma_data": 0.5})),
+])
+def test_the_objective_is_the_continuous_loss_with_the_processes_defaults(
+        process, network, expected):
+    run = train.build_run(continuous_config(process))
+    params = train.initial_state(run).params
+    batch = {"image": jnp.asarray(run.dataset.images[:8]),
+             "label": jnp.asarray(run.dataset.labels[:8])}
+    key = jax.random.key(3)
+    got = run.task.objective(run)(params, key, batch)
+    key_loss, key_dropout, _ = jax.random.split(key, 3)
+    denoiser = network(run)(bind(run.apply_fn(train=True), params, key_dropout))
+    want = gaussian.continuous_loss(key_loss, denoiser, run.process, batch["image"], **expected)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_flow_settings_reach_the_loss_and_the_sampler():
+    run = train.build_run(continuous_config("flow", schedule="vp_cosine", prediction="eps",
+                                            time_density="mode", time_shift=3.0))
+    assert run.process.name == "vp_cosine"
+    params = train.initial_state(run).params
+    batch = {"image": jnp.asarray(run.dataset.images[:8])}
+    key = jax.random.key(4)
+    key_loss, key_dropout, _ = jax.random.split(key, 3)
+    denoiser = gaussian.with_model_time(bind(run.apply_fn(train=True), params, key_dropout),
+                                        run.process)
+    want = gaussian.continuous_loss(key_loss, denoiser, run.process, batch["image"],
+                                    prediction="eps", density="mode",
+                                    density_options={"shift": 3.0})
+    np.testing.assert_allclose(run.task.objective(run)(params, key, batch), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("process, diffusion, match", [
+    ("gaussian", {"time_density": "logit_normal"},
+     "diffusion.time_density: is not a setting of process 'gaussian'"),
+    ("flow", {"sigma_data": 0.5}, "diffusion.sigma_data: is not a setting of process 'flow'"),
+    ("edm", {"prediction": "eps"}, "diffusion.prediction: is not a setting of process 'edm'"),
+    ("flow", {"time_density": "log_normal"}, "diffusion.time_density: must be one of"),
+    ("edm", {"schedule": "rectified_flow"}, "diffusion.schedule: for process 'edm' must be"),
+    ("flow", {"time_shift": 0.0}, "diffusion.time_shift: must be > 0"),
+    ("flow", {"time_density": "mode", "density_mean": 0.5},
+     "density_mean / density_std parameterise logit_normal and log_normal"),
+    ("flow", {"learned_variance": True}, "process 'flow' has no learned variance"),
+    ("flow", {"prediction": "score"}, "diffusion.prediction: must be one of"),
+])
+def test_settings_a_process_cannot_take_are_named_before_training(process, diffusion, match):
+    with pytest.raises(ValueError, match=match):
+        train.validate(continuous_config(process, **diffusion), num_devices=1)
