@@ -28,7 +28,6 @@ DISCRETE = {"ddpm": (50, 1000), "ddim": (10, 50), "dpm_solver++": (10, 20), "heu
 CONTINUOUS = {"euler": (10, 50), "midpoint": (5, 25), "heun": (5, 18)}
 SCHEDULES = {"linear": jd.gaussian.linear_schedule, "cosine": jd.gaussian.cosine_schedule,
              "sigmoid": jd.gaussian.sigmoid_schedule}
-DEFAULT_SPACING = "uniform"          # jaxdiff.gaussian.sample's default
 
 
 def discrete_rows(mix) -> list[dict]:
@@ -44,7 +43,7 @@ def discrete_rows(mix) -> list[dict]:
                                            num_steps=steps, spacing=spacing)
                     rows.append({"time": "discrete", "schedule": name, "sampler": sampler,
                                  "spacing": spacing, "steps": steps,
-                                 "default": spacing == DEFAULT_SPACING,
+                                 "default": spacing == jd.gaussian.DEFAULT_SPACINGS[sampler],
                                  **mixture_errors(np.asarray(x), mix)})
     return rows
 

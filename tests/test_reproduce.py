@@ -140,7 +140,8 @@ def test_check_script_fails_without_results(tmp_path):
 
 # Whether each claim holds on its committed results (experiments/RESULTS.md says why not).
 HOLDS = {"schedule_comparison": False, "learned_variance": True, "sampler_steps": False,
-         "guidance": False, "mode_coverage": True, "reconstruction": True, "inpainting": False}
+         "guidance": False, "mode_coverage": True, "reconstruction": True, "inpainting": False,
+         "process_comparison": False}
 IMAGE_CLAIMS = {c.NAME: c for c in reproduce.CLAIMS if c.NAME in HOLDS}
 
 
@@ -250,7 +251,24 @@ DOCTORS = {
     "mode_coverage": [_missing_mode, _set(("null_tv_95th_percentile",), 0.5)],
     "reconstruction": [_not_monotone, _set(("setup", "levels"), [0, 500])],
     "inpainting": [_known_changed, _no_better_than_baseline],
+    "process_comparison": [_set(("table", "edm", "euler", "8", "classifier_fid"),
+                                float("nan"))],
 }
+
+
+def test_process_comparison_check_follows_the_low_nfe_bests():
+    """Committed: flow ahead, EDM behind at <= 8 NFE. With EDM's low-NFE samples made better
+    the check passes; with flow's made worse it names flow."""
+    claim = IMAGE_CLAIMS["process_comparison"]
+    results = copy.deepcopy(_committed("process_comparison"))
+    assert [f for f in claim.check(results) if "edm" in f] and not [
+        f for f in claim.check(results) if "flow" in f]
+    results["table"]["edm"]["heun"]["4"]["classifier_fid"] = 10.0
+    assert claim.check(results) == []
+    for rows in results["table"]["flow"].values():
+        for row in rows.values():
+            row["classifier_fid"] += 100.0
+    assert any("flow" in f for f in claim.check(results))
 
 
 @pytest.mark.parametrize("name,index", [(n, i) for n, ds in sorted(DOCTORS.items())
@@ -301,6 +319,9 @@ def test_image_run_configs_are_valid_and_differ_by_one_change():
     assert jd.train.from_dict(runs.run_config("linear-eps")).diffusion.schedule == "linear"
     assert jd.train.from_dict(runs.run_config("cosine-hybrid")).diffusion.learned_variance
     assert jd.train.from_dict(runs.run_config("cosine-conditional")).data.conditional
+    for process in ("flow", "edm"):      # the continuous-time processes at their defaults
+        diffusion = jd.train.from_dict(runs.run_config(process)).diffusion
+        assert diffusion == jd.train.DiffusionConfig(process=process)
 
 
 def test_claim_helpers():

@@ -1,4 +1,4 @@
-"""The trained digits models that claims 2-7 and 12 share: train once, reuse everywhere.
+"""The trained digits models that claims 2-7, 12 and 13 share: train once, reuse everywhere.
 
 Each named run is ``experiments/configs/digits_cpu.py`` (the main job's 0.70M-parameter UNet,
 batch 64, lr 2e-3, EMA 0.995) shortened to :data:`NUM_STEPS` steps, with one change:

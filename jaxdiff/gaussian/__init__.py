@@ -64,6 +64,7 @@ from jaxdiff.gaussian.paths import (
 )
 from jaxdiff.gaussian.reverse import VARIANCES, model_log_variance, p_mean_variance
 from jaxdiff.gaussian.samplers import (
+    DEFAULT_SPACINGS,
     SAMPLERS,
     DPMSolverState,
     ddim_step,
@@ -86,18 +87,18 @@ from jaxdiff.gaussian.schedules import (
 )
 
 __all__ = [
-    "CONTINUOUS_PREDICTIONS", "DENSITIES", "GRID_SPACINGS", "PATHS", "PATH_WEIGHTINGS",
-    "PREDICTIONS", "SAMPLERS", "SIGMA_DATA", "SOLVERS", "SPACINGS", "THREE_GAUSSIANS", "VARIANCES",
-    "WEIGHTINGS", "DPMSolverState", "GaussianMixture", "Path", "Schedule", "alpha_sigma",
-    "clip_x0_and_eps", "coefficients", "continuous_loss", "cosine_schedule", "ddim_step",
-    "ddpm_step", "decoder_nll", "discretized_gaussian_log_likelihood", "dpm_solver_step",
-    "draw_times", "edm_denoiser", "edm_scalings", "eps_error_scale", "gaussian_log_likelihood",
-    "get_path", "guided_denoiser", "heun_step", "linear_schedule", "loss", "loss_weight",
-    "model_log_variance", "nll_bits_per_dim", "normal_kl", "ode_nll", "ode_sample",
-    "output_target", "p_mean_variance", "path_nll_bits_per_dim", "path_ode_nll",
-    "prediction_target", "prior_kl", "q_posterior", "q_sample", "rectified_flow",
-    "resolution_shift", "respace", "sample", "sampling_timesteps", "schedule_from_betas",
-    "schedule_from_log_snrs", "shift_times", "sigmoid_schedule", "snr_weight", "time_grid", "ve",
-    "vlb_term", "vlb_terms", "vp_cosine", "vp_linear", "vp_sigmoid", "with_model_time",
-    "x0_eps_from_output", "x0_eps_from_prediction",
+    "CONTINUOUS_PREDICTIONS", "DEFAULT_SPACINGS", "DENSITIES", "GRID_SPACINGS", "PATHS",
+    "PATH_WEIGHTINGS", "PREDICTIONS", "SAMPLERS", "SIGMA_DATA", "SOLVERS", "SPACINGS",
+    "THREE_GAUSSIANS", "VARIANCES", "WEIGHTINGS", "DPMSolverState", "GaussianMixture", "Path",
+    "Schedule", "alpha_sigma", "clip_x0_and_eps", "coefficients", "continuous_loss",
+    "cosine_schedule", "ddim_step", "ddpm_step", "decoder_nll",
+    "discretized_gaussian_log_likelihood", "dpm_solver_step", "draw_times", "edm_denoiser",
+    "edm_scalings", "eps_error_scale", "gaussian_log_likelihood", "get_path", "guided_denoiser",
+    "heun_step", "linear_schedule", "loss", "loss_weight", "model_log_variance",
+    "nll_bits_per_dim", "normal_kl", "ode_nll", "ode_sample", "output_target", "p_mean_variance",
+    "path_nll_bits_per_dim", "path_ode_nll", "prediction_target", "prior_kl", "q_posterior",
+    "q_sample", "rectified_flow", "resolution_shift", "respace", "sample", "sampling_timesteps",
+    "schedule_from_betas", "schedule_from_log_snrs", "shift_times", "sigmoid_schedule",
+    "snr_weight", "time_grid", "ve", "vlb_term", "vlb_terms", "vp_cosine", "vp_linear",
+    "vp_sigmoid", "with_model_time", "x0_eps_from_output", "x0_eps_from_prediction",
 ]

@@ -92,7 +92,7 @@ def _loss_fn(run, *, train: bool):
 
 
 def _make_sampler(run, *, count: int, sampler: str, num_steps: int | None = None,
-                  spacing: str = "uniform", variance: str | None = None, eta: float = 0.0,
+                  spacing: str | None = None, variance: str | None = None, eta: float = 0.0,
                   clip_x0: bool = True, guidance_scale: float | None = None, classes=None,
                   inpaint_mask=None, inpaint_values=None):
     """``sample(key, params)``: ``count`` images from :func:`jaxdiff.gaussian.sample`.

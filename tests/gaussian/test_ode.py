@@ -153,3 +153,18 @@ def test_bad_sampler_input_is_named(options, message):
     with pytest.raises(ValueError, match=message):
         gaussian.ode_sample(jax.random.key(0), MIXTURE.path_denoise_fn(path), path, (2, 2),
                             **options)
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine", "sigmoid"])
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm_solver++", "heun"])
+def test_every_discrete_sampler_reproduces_the_mixture_with_its_defaults(schedule, sampler):
+    """jaxdiff.gaussian.sample with only the sampler named (its default steps and spacing)
+    on every schedule the library ships (experiments/sampler_matrix.py has the full
+    matrix)."""
+    build = {"linear": gaussian.linear_schedule, "cosine": gaussian.cosine_schedule,
+             "sigmoid": gaussian.sigmoid_schedule}[schedule]
+    s = build(dtype=jnp.float64)
+    x = jax.jit(lambda key: gaussian.sample(key, MIXTURE.denoise_fn(s), s, (4000, 2),
+                                            sampler=sampler))(jax.random.key(0))
+    weight_error, mean_error = _mixture_errors(x)
+    assert weight_error < 0.025 and mean_error < 0.03, (weight_error, mean_error)

@@ -233,14 +233,15 @@ def test_float64_sampling_agrees_with_float32(sampler):
     with jax.enable_x64(True):
         schedule = jd.gaussian.linear_schedule(num_steps=T, dtype=jnp.float64)
         x64 = jax.jit(lambda k: jd.gaussian.sample(k, MIX.denoise_fn(schedule), schedule, shape,
-                                                   sampler=sampler, num_steps=num_steps))(key)
+                                                   sampler=sampler, num_steps=num_steps,
+                                                   spacing="uniform"))(key)
         assert x64.dtype == jnp.float64
         x32 = _replay_float32(sampler, key, shape, num_steps, jnp.float64)
     assert np.abs(np.asarray(x64) - x32).max() < 1e-5
     # and float32 ``sample`` is that same loop on its own float32 draws
     schedule = jd.gaussian.linear_schedule(num_steps=T)
     x = jd.gaussian.sample(key, MIX.denoise_fn(schedule), schedule, shape, sampler=sampler,
-                           num_steps=num_steps)
+                           num_steps=num_steps, spacing="uniform")
     np.testing.assert_allclose(np.asarray(x, np.float64),
                                _replay_float32(sampler, key, shape, num_steps, jnp.float32),
                                rtol=0, atol=1e-5)
