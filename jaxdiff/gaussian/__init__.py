@@ -85,6 +85,7 @@ from jaxdiff.gaussian.schedules import (
     schedule_from_log_snrs,
     sigmoid_schedule,
 )
+from jaxdiff.gaussian.vdm import vdm_bits_per_dim, vdm_terms, vdm_times
 
 __all__ = [
     "CONTINUOUS_PREDICTIONS", "DEFAULT_SPACINGS", "DENSITIES", "GRID_SPACINGS", "PATHS",
@@ -99,6 +100,7 @@ __all__ = [
     "path_nll_bits_per_dim", "path_ode_nll", "prediction_target", "prior_kl", "q_posterior",
     "q_sample", "rectified_flow", "resolution_shift", "respace", "sample", "sampling_timesteps",
     "schedule_from_betas", "schedule_from_log_snrs", "shift_times", "sigmoid_schedule",
-    "snr_weight", "time_grid", "ve", "vlb_term", "vlb_terms", "vp_cosine", "vp_linear",
-    "vp_sigmoid", "with_model_time", "x0_eps_from_output", "x0_eps_from_prediction",
+    "snr_weight", "time_grid", "vdm_bits_per_dim", "vdm_terms", "vdm_times", "ve", "vlb_term",
+    "vlb_terms", "vp_cosine", "vp_linear", "vp_sigmoid", "with_model_time", "x0_eps_from_output",
+    "x0_eps_from_prediction",
 ]

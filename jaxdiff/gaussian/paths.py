@@ -79,7 +79,8 @@ class Path:
 
     @property
     def prior_std(self) -> float:
-        return float(self.alpha_sigma(np.float64(self.t_max))[1])
+        with jax.ensure_compile_time_eval():   # a constant, also under jit
+            return float(self.alpha_sigma(np.float64(self.t_max))[1])
 
 
 def _sigmoid(xp, x):

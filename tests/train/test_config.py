@@ -74,3 +74,26 @@ def test_a_version_1_config_json_places_attention_on_the_same_levels(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(values))
     with pytest.raises(ValueError, match=r"version must be an integer in 1\.\.3, got 4"):
         train.load_config(tmp_path)
+
+
+def _experiment_configs():
+    import importlib
+    import pathlib
+
+    for path in sorted(pathlib.Path("experiments/configs").glob("*.py")):
+        module = importlib.import_module(f"configs.{path.stem}")
+        variants = next((getattr(module, name) for name in ("SCHEDULES", "PROCESSES",
+                                                             "EXPECTED_BPC")
+                         if hasattr(module, name)), None)
+        for variant in (variants or [None]):
+            yield pytest.param(module, variant, id=f"{path.stem}:{variant}")
+
+
+@pytest.mark.parametrize("module, variant", list(_experiment_configs()))
+def test_every_experiment_config_is_valid(module, variant):
+    """Every config file (and each of its processes) passes the checks that run before
+    training; text8 is given a path, as its command line does."""
+    values = (module.get_config() if variant is None else module.get_config(variant)).to_dict()
+    if values["data"]["name"] == "text8":
+        values["data"]["path"] = "text8.zip"
+    train.validate(train.from_dict(values), num_devices=1)
