@@ -164,7 +164,7 @@ NUM_BINS = evaluation.data_levels(DATASET)   # the digits' intensities are 0..16
 
 
 def bits_per_dim(run, params, *, variances, num_images: int, seed: int = 0,
-                 num_buckets: int | None = None) -> dict:
+                 num_buckets: int | None = None, clip_x0: bool = False) -> dict:
     """Per-image VLB bits/dim ``{variance: [num_images]}`` of the first ``num_images`` test
     digits on their 17-level grid, over the full chain of T steps: the protocol of
     :func:`jaxdiff.gaussian.nll_bits_per_dim` (``method="vlb"``; term ``i`` draws its
@@ -176,7 +176,8 @@ def bits_per_dim(run, params, *, variances, num_images: int, seed: int = 0,
     With ``num_buckets``, also ``{"<variance>/buckets": [num_buckets + 1]}``: the mean over
     images of the bound's terms summed over ``num_buckets`` equal ranges of steps (L_0 in the
     first, ...), then the prior term L_T last, in bits/dim; they add up to the mean total;
-    and ``{"<variance>/last_step": float}``, the mean term L_{T-1} (the last reverse step)."""
+    and ``{"<variance>/last_step": float}``, the mean term L_{T-1} (the last reverse step).
+    ``clip_x0`` is improved DDPM's estimator (x0_hat clipped in every reverse step)."""
     test = test_split()
     x0 = jax.numpy.asarray(test.images[:num_images])
     cond = jax.numpy.asarray(test.labels[:num_images], jax.numpy.int32) if (
@@ -184,7 +185,8 @@ def bits_per_dim(run, params, *, variances, num_images: int, seed: int = 0,
     variances = tuple(variances)
     terms = np.asarray(_vlb_terms_bpd(jax.random.key(seed), denoise_fn(run, params),
                                       run.process, x0, cond, variances=variances,
-                                      prediction=run.task.setting(run.config, "prediction")))
+                                      prediction=run.task.setting(run.config, "prediction"),
+                                      clip_x0=clip_x0))
     out = dict(zip(variances, terms.sum(0), strict=True))
     if num_buckets:
         steps = terms.shape[0] - 1
@@ -197,20 +199,21 @@ def bits_per_dim(run, params, *, variances, num_images: int, seed: int = 0,
     return out
 
 
-def _vlb_bpd(key, denoise_fn, schedule, x0, cond, *, variances, prediction):
+def _vlb_bpd(key, denoise_fn, schedule, x0, cond, *, variances, prediction, clip_x0=False):
     """``[V, B]`` bits/dim; see :func:`bits_per_dim`."""
     return _vlb_terms_bpd(key, denoise_fn, schedule, x0, cond, variances=variances,
-                          prediction=prediction).sum(0)
+                          prediction=prediction, clip_x0=clip_x0).sum(0)
 
 
-def _vlb_terms_bpd(key, denoise_fn, schedule, x0, cond, *, variances, prediction):
+def _vlb_terms_bpd(key, denoise_fn, schedule, x0, cond, *, variances, prediction,
+                   clip_x0=False):
     """``[T + 1, V, B]``: the bound's terms L_0 .. L_{T-1}, then L_T, in bits/dim
     (:func:`jaxdiff.gaussian.vlb_terms` for each variance, the same noise for each)."""
     @jax.jit
     def terms(key, x0, cond):
         return jax.numpy.stack([
             jd.gaussian.vlb_terms(key, denoise_fn, schedule, x0, prediction=prediction,
-                                  variance=v, num_bins=NUM_BINS, cond=cond)
+                                  variance=v, num_bins=NUM_BINS, cond=cond, clip_x0=clip_x0)
             for v in variances], axis=1)
 
     return jd.bits_per_unit(terms(key, x0, cond), math.prod(x0.shape[1:]))

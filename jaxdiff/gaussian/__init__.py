@@ -58,6 +58,7 @@ from jaxdiff.gaussian.paths import (
     ve,
     vp_cosine,
     vp_linear,
+    vp_log_linear,
     vp_sigmoid,
     with_model_time,
     x0_eps_from_output,
@@ -101,6 +102,6 @@ __all__ = [
     "q_sample", "rectified_flow", "resolution_shift", "respace", "sample", "sampling_timesteps",
     "schedule_from_betas", "schedule_from_log_snrs", "shift_times", "sigmoid_schedule",
     "snr_weight", "time_grid", "vdm_bits_per_dim", "vdm_terms", "vdm_times", "ve", "vlb_term",
-    "vlb_terms", "vp_cosine", "vp_linear", "vp_sigmoid", "with_model_time", "x0_eps_from_output",
-    "x0_eps_from_prediction",
+    "vlb_terms", "vp_cosine", "vp_linear", "vp_log_linear", "vp_sigmoid", "with_model_time",
+    "x0_eps_from_output", "x0_eps_from_prediction",
 ]

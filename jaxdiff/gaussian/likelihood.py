@@ -57,8 +57,8 @@ def _respaced(schedule: Schedule, num_steps: int | None, spacing: str):
 
 def vlb_terms(key: jax.Array, denoise_fn, schedule: Schedule, x0: jax.Array, *,
               prediction: str = "eps", variance: str = "beta", num_bins: int | None = 256,
-              cond=None, num_steps: int | None = None,
-              spacing: str = "uniform") -> jax.Array:
+              cond=None, num_steps: int | None = None, spacing: str = "uniform",
+              clip_x0: bool = False) -> jax.Array:
     r"""The bound's terms ``[S + 1, B]`` in nats: :math:`L_0, \dots, L_{S-1}`, then :math:`L_S`
     (prior). Term ``i`` draws its own :math:`x_{\tau_i}` with ``fold_in(key, i)``; one
     ``lax.scan`` over the ``S`` steps (``S = T`` unless ``num_steps`` respaces the chain)."""
@@ -74,7 +74,7 @@ def vlb_terms(key: jax.Array, denoise_fn, schedule: Schedule, x0: jax.Array, *,
         x_t = q_sample(rs, x0, index, noise)
         model_out = denoise_fn(x_t, jnp.full((batch,), taus[i], jnp.int32), cond)
         return None, vlb_term(rs, model_out, x0, x_t, index, prediction=prediction,
-                              variance=variance, num_bins=num_bins)
+                              variance=variance, num_bins=num_bins, clip_x0=clip_x0)
 
     _, terms = jax.lax.scan(term, None, jnp.arange(rs.num_steps))
     return jnp.concatenate([terms, prior_kl(rs, x0)[None]], axis=0)
@@ -196,7 +196,8 @@ def _flow_nll(key, denoiser_at, alphas, log_sigma_e, x0, *, trace: str, prior_st
 def nll_bits_per_dim(key: jax.Array, denoise_fn, schedule: Schedule, x0: jax.Array, *,
                      method: str = "vlb", prediction: str = "eps", variance: str = "beta",
                      num_bins: int | None = 256, cond=None, num_steps: int | None = None,
-                     spacing: str = "uniform", trace: str = "hutchinson") -> jax.Array:
+                     spacing: str = "uniform", trace: str = "hutchinson",
+                     clip_x0: bool = False) -> jax.Array:
     r"""Negative log-likelihood per example ``[B]`` in bits per dimension.
 
     Args:
@@ -212,14 +213,19 @@ def nll_bits_per_dim(key: jax.Array, denoise_fn, schedule: Schedule, x0: jax.Arr
       num_steps: steps of the (respaced) chain or of the ODE grid; default ``T``.
       spacing: how those steps are chosen (``uniform``, ``log_snr``, ``karras``).
       trace: ``hutchinson`` or ``exact`` divergence for the ODE.
+      clip_x0: the bound with :math:`\hat x_0` clipped to [-1, 1] in every reverse step
+        (improved DDPM's estimator; :func:`~jaxdiff.gaussian.vlb_term`); ``vlb`` only.
     """
     check_choice("method", method, METHODS)
+    if clip_x0 and method != "vlb":
+        raise ValueError("clip_x0 is an option of the vlb method (the ODE has no reverse "
+                         "step to clip)")
     check_batch("x0", x0)
     dims = math.prod(x0.shape[1:])
     if method == "vlb":
         nats = vlb_terms(key, denoise_fn, schedule, x0, prediction=prediction, variance=variance,
-                         num_bins=num_bins, cond=cond, num_steps=num_steps,
-                         spacing=spacing).sum(axis=0)
+                         num_bins=num_bins, cond=cond, num_steps=num_steps, spacing=spacing,
+                         clip_x0=clip_x0).sum(axis=0)
     else:
         key_dequant, key_probe = jax.random.split(key)
         x, log_width = _dequantized(key_dequant, x0, num_bins)

@@ -103,11 +103,15 @@ def prior_kl(schedule: Schedule, x0: jax.Array) -> jax.Array:
 
 def vlb_term(schedule: Schedule, model_out: jax.Array, x0: jax.Array, x_t: jax.Array,
              t: jax.Array, *, prediction: str = "eps", variance: str = "beta",
-             num_bins: int | None = 256) -> jax.Array:
+             num_bins: int | None = 256, clip_x0: bool = False) -> jax.Array:
     r"""One term of the bound per example, in nats: :math:`L_0` where ``t == 0`` and
-    :math:`\mathrm{KL}(q(x_{t-1}|x_t,x_0) \| p_\theta(x_{t-1}|x_t))` elsewhere."""
+    :math:`\mathrm{KL}(q(x_{t-1}|x_t,x_0) \| p_\theta(x_{t-1}|x_t))` elsewhere.
+
+    ``clip_x0`` clips :math:`\hat x_0` to [-1, 1] inside :math:`p_\theta` (improved DDPM's
+    ``calc_bpd_loop`` with ``clip_denoised=True``): the bound of the clipped-mean model that
+    ``clip_x0`` sampling draws from, a different estimator from the unclipped one."""
     mean, log_var, _, _ = p_mean_variance(schedule, model_out, x_t, t, prediction=prediction,
-                                          variance=variance)
+                                          variance=variance, clip_x0=clip_x0)
     true_mean, _, true_log_var = q_posterior(schedule, x0, x_t, t)
     kl = _sum_per_example(normal_kl(true_mean, true_log_var, mean, log_var))
     return jnp.where(t == 0, decoder_nll(x0, mean, log_var, num_bins=num_bins), kl)

@@ -12,6 +12,8 @@ A :class:`Path` is a pair of pure functions of a continuous time ``t`` on an int
   :math:`\lambda(t) = -\log\mathrm{expm1}(\beta_0 t + \tfrac12(\beta_1-\beta_0) t^2)`,
   :math:`t \in [10^{-5}, 1]`.
 * ``vp_sigmoid`` (Chen 2023, Alg. 1 in continuous time), truncated in log-SNR.
+* ``vp_log_linear`` (VDM's fixed schedule, Kingma et al. 2021): :math:`\lambda` linear in
+  ``t`` from 13.3 to -5.
 * ``ve`` (variance exploding, EDM's :math:`\alpha = 1`; Karras et al. 2022): indexed by
   :math:`t = \sigma \in [\sigma_\min, \sigma_\max]`.
 
@@ -51,7 +53,7 @@ class Path:
     r"""A continuous-time Gaussian path; hashable (its functions are static under ``jit``).
 
     Attributes:
-      name: ``rectified_flow``, ``vp_cosine``, ``vp_linear``, ``vp_sigmoid`` or ``ve``.
+      name: a key of :data:`PATHS`.
       alpha_sigma: ``t -> (alpha, sigma)``, elementwise.
       log_snr: ``t -> lambda``, elementwise, decreasing in ``t``.
       time_at: the inverse of ``log_snr``: ``lambda -> t``, elementwise.
@@ -172,6 +174,18 @@ def vp_sigmoid(*, start: float = -3.0, end: float = 3.0, tau: float = 1.0,
                 model_time=_thousand, t_min=0.0, t_max=1.0, sampling_spacing="karras")
 
 
+def vp_log_linear(*, log_snr_min: float = -5.0, log_snr_max: float = 13.3) -> Path:
+    r"""VDM's fixed noise schedule (Kingma et al. 2021, Sec. 3.2 / App. B: :math:`\gamma =
+    -\lambda` linear from -13.3 to 5 on CIFAR-10): :math:`\lambda(t) = \lambda_\max +
+    (\lambda_\min - \lambda_\max)\,t`, :math:`t \in [0, 1]`."""
+    _check_log_snr_range(log_snr_min, log_snr_max)
+    span = log_snr_min - log_snr_max
+    log_snr = lambda t: log_snr_max + span * t  # noqa: E731
+    return Path(name="vp_log_linear", alpha_sigma=_vp(log_snr), log_snr=log_snr,
+                time_at=lambda lam: (lam - log_snr_max) / span, model_time=_thousand,
+                t_min=0.0, t_max=1.0)
+
+
 def ve(*, sigma_min: float = 0.002, sigma_max: float = 80.0) -> Path:
     r"""The variance-exploding path :math:`x_\sigma = x_0 + \sigma\epsilon` indexed by
     :math:`t = \sigma \in [\sigma_\min, \sigma_\max]` (Karras et al. 2022, EDM's defaults);
@@ -185,7 +199,7 @@ def ve(*, sigma_min: float = 0.002, sigma_max: float = 80.0) -> Path:
 
 
 PATHS = {"rectified_flow": rectified_flow, "vp_cosine": vp_cosine, "vp_linear": vp_linear,
-         "vp_sigmoid": vp_sigmoid, "ve": ve}
+         "vp_sigmoid": vp_sigmoid, "vp_log_linear": vp_log_linear, "ve": ve}
 
 
 def _check_log_snr_range(log_snr_min, log_snr_max):

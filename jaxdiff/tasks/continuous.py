@@ -275,7 +275,7 @@ def _edm_network(run, bound):
 
 
 FLOW = _continuous_task(
-    "flow", paths=("rectified_flow", "vp_cosine", "vp_linear", "vp_sigmoid"),
+    "flow", paths=("rectified_flow", "vp_cosine", "vp_linear", "vp_sigmoid", "vp_log_linear"),
     samplers=("euler", "heun", "midpoint"),
     spec=_Spec(settings={"prediction": "velocity", "weighting": "uniform",
                          "time_density": "logit_normal", "density_mean": None,

@@ -183,3 +183,25 @@ def test_path_ode_nll_of_gaussian_data_is_its_log_density(name, prediction):
                                     trace="exact")
         expected = (0.5 * (np.asarray(x0) ** 2).sum(1) / 0.25 + np.log(2 * np.pi * 0.25))
         np.testing.assert_allclose(nll, expected, atol=2e-3)
+
+
+def test_the_clipped_x0_bound_is_the_bound_of_the_clipped_model():
+    """improved DDPM's estimator: clip_x0=True equals the plain bound of an x0-model whose
+    output is clipped to [-1, 1]; for an in-range model it changes nothing."""
+    from jaxdiff import gaussian
+
+    schedule = gaussian.cosine_schedule(num_steps=50)
+    x0 = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (8, 3)), jnp.float32)
+    wild = lambda x_t, t, cond=None: 3.0 * x_t                       # noqa: E731 x0 out of range
+    clipped = lambda x_t, t, cond=None: jnp.clip(3.0 * x_t, -1, 1)    # noqa: E731
+    key = jax.random.key(0)
+    got = gaussian.vlb_terms(key, wild, schedule, x0, prediction="x0", clip_x0=True)
+    want = gaussian.vlb_terms(key, clipped, schedule, x0, prediction="x0")
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert float(gaussian.vlb_terms(key, wild, schedule, x0, prediction="x0").sum()) > float(
+        got.sum())
+    np.testing.assert_allclose(
+        gaussian.vlb_terms(key, clipped, schedule, x0, prediction="x0", clip_x0=True), want,
+        rtol=1e-6)
+    with pytest.raises(ValueError, match="clip_x0 is an option of the vlb method"):
+        gaussian.nll_bits_per_dim(key, wild, schedule, x0, method="ode", clip_x0=True)

@@ -44,11 +44,17 @@ def _np_sigmoid(t, start=-3.0, end=3.0, tau=1.0, lam_min=-15.0, lam_max=15.0):
     return np.sqrt(a2), np.sqrt(1 - a2)
 
 
+def _np_log_linear(t, lam_min=-5.0, lam_max=13.3):
+    lam = lam_max + (lam_min - lam_max) * t
+    return np.sqrt(1 / (1 + np.exp(-lam))), np.sqrt(1 / (1 + np.exp(lam)))
+
+
 REFERENCES = {
     "rectified_flow": lambda t: (1 - t, t),
     "vp_cosine": _np_cosine,
     "vp_linear": _np_linear,
     "vp_sigmoid": _np_sigmoid,
+    "vp_log_linear": _np_log_linear,
     "ve": lambda t: (np.ones_like(t), t),
 }
 
