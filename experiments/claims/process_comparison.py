@@ -4,8 +4,10 @@ eps-prediction DDPM (Esser et al. 2024, Fig. 3; Karras et al. 2022, Fig. 2).
 Three runs of :mod:`claims._image_runs` on the same UNet, data and budget (2000 steps of
 digits_cpu): ``cosine-eps`` (DDPM, cosine schedule, eps prediction), ``flow`` (rectified
 flow, velocity prediction, logit-normal times) and ``edm`` (EDM preconditioning, log-normal
-sigmas). Each is sampled with two samplers suited to it at several step counts
-(``clip_x0=True``, EMA parameters), and the number of network calls (NFE) is recorded:
+sigmas). Each is sampled with two samplers suited to it at several step counts (EMA
+parameters; each process's default x0 clipping: clipped for DDPM as Ho et al. sample, not
+for flow and EDM, as their papers sample), and the number of network calls (NFE) is
+recorded:
 
 * ``cosine-eps``: ``ddim`` and ``dpm_solver++`` (log-SNR spacing), one call per step;
 * ``flow``: ``euler`` (one call per step) and ``heun`` (two per step but the last);
@@ -78,7 +80,9 @@ def run(out_dir) -> dict:
     return {
         "name": NAME, "claim": CLAIM,
         "setup": {"runs": info, "num_samples": NUM_SAMPLES, "sample_batch": SAMPLE_BATCH,
-                  "spacing": SPACING, "clip_x0": True, "params": "EMA", "seed": SEED,
+                  "spacing": SPACING,
+                  "clip_x0": {"cosine-eps": True, "flow": False, "edm": False},
+                  "params": "EMA", "seed": SEED,
                   "classifier": clf.name, "fid_reference": "digits:test (359 images)",
                   "low_nfe": LOW_NFE, "backend": jax.default_backend(),
                   "jax_version": jax.__version__},

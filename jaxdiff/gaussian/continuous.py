@@ -13,7 +13,8 @@ path). ``denoise_fn(x_t, t, cond)`` is called with the path's time ``t`` (``floa
 2024, eq. 19: :math:`u = \mathrm{sigmoid}(m + s n)`); ``mode`` (SD3 eq. 20:
 :math:`u = 1 - v - s(\cos^2(\tfrac\pi2 v) - 1 + v)`); these draw :math:`u \in [0, 1]`,
 shifted by :math:`u' = \frac{k u}{1 + (k - 1) u}` (SD3 eq. 23; :func:`resolution_shift`)
-and mapped affinely onto ``[t_min, t_max]``. ``log_normal`` (EDM, Karras et al. 2022:
+and mapped affinely onto ``[t_min, t_max]`` (kept 1e-5 of the way off both ends, where
+rectified flow's alpha or sigma is 0). ``log_normal`` (EDM, Karras et al. 2022:
 :math:`\ln\sigma \sim \mathcal N(P_\text{mean}, P_\text{std}^2)`) draws ``t = sigma`` of the
 ``ve`` path directly.
 
@@ -54,6 +55,8 @@ from jaxdiff.gaussian.paths import (
 DENSITIES = ("uniform", "logit_normal", "mode", "log_normal")
 WEIGHTINGS = ("uniform", "min_snr", "edm", "sigmoid", "likelihood")
 _DENSITY_DEFAULTS = {"logit_normal": (0.0, 1.0), "log_normal": (-1.2, 1.2)}
+_END_MARGIN = 1e-5
+_MODE_SCALE_RANGE = (-1.0, 2.0 / (3.141592653589793 - 2.0))   # f_mode monotone on [0, 1]
 
 
 def shift_times(u: jax.Array, shift: float) -> jax.Array:
@@ -95,6 +98,10 @@ def draw_times(key: jax.Array, num: int, path: Path, *, density: str = "uniform"
                          f"not {density!r}")
     if mode_scale != 1.29 and density != "mode":
         raise ValueError(f"mode_scale parameterises the 'mode' density, not {density!r}")
+    lo, hi = _MODE_SCALE_RANGE
+    if not lo <= mode_scale <= hi:
+        raise ValueError(f"mode_scale must lie in [{lo}, {hi:.4f}] (where SD3's f_mode maps "
+                         f"[0, 1] onto itself), got {mode_scale}")
     m0, s0 = _DENSITY_DEFAULTS.get(density, (0.0, 1.0))
     m, s = (m0 if mean is None else mean), (s0 if std is None else std)
     if not s > 0:
@@ -114,6 +121,9 @@ def draw_times(key: jax.Array, num: int, path: Path, *, density: str = "uniform"
         v = jax.random.uniform(key, (num,), dtype)
         u = 1.0 - v - mode_scale * (jnp.cos(0.5 * jnp.pi * v) ** 2 - 1.0 + v)
     u = shift_times(u, shift) if shift != 1.0 else u
+    # Kept off the ends by 1e-5 (a mass of 2e-5 moved): at rectified flow's t = 0 and t = 1
+    # sigma or alpha is 0 and the eps / x0 conversions and the likelihood weight divide by it.
+    u = jnp.clip(u, _END_MARGIN, 1.0 - _END_MARGIN)
     return path.t_min + (path.t_max - path.t_min) * u
 
 
@@ -126,9 +136,8 @@ def loss_weight(path: Path, prediction: str, t: jax.Array, *, weighting: str = "
     if weighting == "uniform":
         return jnp.ones_like(t)
     lam, d_lam = jax.jvp(path.log_snr, (t,), (jnp.ones_like(t),))
-    if weighting == "min_snr":
-        snr = jnp.exp(lam)
-        eps_weight = jnp.minimum(snr, min_snr_gamma) / snr
+    if weighting == "min_snr":   # min(SNR, gamma) / SNR, finite at SNR = 0 and infinity
+        eps_weight = jnp.minimum(1.0, min_snr_gamma * jnp.exp(-lam))
     elif weighting == "edm":
         eps_weight = (jnp.exp(-lam) + sigma_data**2) / sigma_data**2
     else:
@@ -162,15 +171,17 @@ def continuous_loss(key: jax.Array, denoise_fn, path: Path, x0: jax.Array, *,
     check_continuous_prediction(prediction)
     batch = x0.shape[0]
     key_t, key_noise = jax.random.split(key)
+    density_options = density_options or {}
+    if weighting in ("sigmoid", "likelihood") and (
+            density != "uniform" or density_options.get("shift", 1.0) != 1.0):
+        raise ValueError(f"weighting {weighting!r} is an integral over uniform times; got "
+                         f"density={density!r} with options {density_options}")
     if t is None:
-        t = draw_times(key_t, batch, path, density=density, dtype=x0.dtype,
-                       **(density_options or {}))
+        t = draw_times(key_t, batch, path, density=density, dtype=x0.dtype, **density_options)
     elif t.shape != (batch,):
         raise ValueError(f"t must have shape [B] = ({batch},), got {t.shape}")
-    check_times("t", t, path)
-    if weighting in ("sigmoid", "likelihood") and density != "uniform":
-        raise ValueError(f"weighting {weighting!r} is an integral over uniform times; got "
-                         f"density={density!r}")
+    else:
+        check_times("t", t, path)
     noise = jax.random.normal(key_noise, x0.shape, x0.dtype)
     alpha, sigma, _, _ = coefficients(path, t)
     x_t = expand_to(alpha, x0) * x0 + expand_to(sigma, x0) * noise

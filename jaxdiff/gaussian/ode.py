@@ -30,7 +30,10 @@ the noise level is raised to :math:`\hat\sigma_e = (1 + \gamma)\sigma_e`,
 :math:`\gamma = \min(S_\text{churn}/N, \sqrt2 - 1)`, by
 :math:`\hat x = \frac{\hat\alpha}{\alpha}x + \sqrt{\hat\sigma^2 - (\hat\alpha\sigma/\alpha)^2}
 \,S_\text{noise}\,z` (for ``ve``: :math:`x + \sqrt{\hat\sigma^2 - \sigma^2}S_\text{noise}z`),
-and the step starts from :math:`\hat t`. ``s_churn = 0`` is the deterministic sampler.
+and the step starts from :math:`\hat t` (clamped to ``t_max``: Alg. 2 lets
+:math:`\hat\sigma` exceed :math:`\sigma_\max`, which matters only if ``s_tmax`` reaches
+the first level; never where :math:`\alpha = 0`). ``s_churn = 0`` is the deterministic
+sampler.
 
 Classifier-free guidance and inpainting (the known region re-noised to each level reached)
 work as in :func:`jaxdiff.gaussian.sample`.
@@ -65,7 +68,8 @@ def time_grid(path: Path, num_steps: int, *, spacing: str = "uniform", shift: fl
 
     ``uniform``: evenly spaced in ``t`` from ``t_max`` to the clean end (``t_min``; the clean
     end itself is dropped when :math:`\sigma(t_\min) = 0`, as on ``rectified_flow``), with
-    SD3's ``shift`` (Esser et al. 2024, eq. 23) applied to ``t`` on the paths on [0, 1].
+    SD3's ``shift`` (Esser et al. 2024, eq. 23) applied to the position
+    :math:`u = (t - t_\min)/(t_\max - t_\min)` in [0, 1].
     ``karras``: evenly spaced in :math:`\sigma_e^{1/\rho}` (Karras et al. 2022, eq. 5);
     ``log_snr``: evenly in :math:`\lambda`; both between the path's ends clamped to EDM's
     :math:`\sigma_e \in [0.002, 80]`.
@@ -77,11 +81,10 @@ def time_grid(path: Path, num_steps: int, *, spacing: str = "uniform", shift: fl
 
 
 def _time_grid(path, num_steps, spacing, shift, rho):
-    if shift != 1.0 and (spacing != "uniform" or (path.t_min, path.t_max) != (0.0, 1.0)):
-        raise ValueError(f"shift applies to the uniform grid of a path on [0, 1]; got "
-                         f"spacing={spacing!r} on {path.name!r} [{path.t_min}, {path.t_max}]")
+    if shift != 1.0 and spacing != "uniform":
+        raise ValueError(f"shift applies to the uniform grid; got spacing={spacing!r}")
     lo, hi = np.float64(path.t_min), np.float64(path.t_max)
-    clean_end = float(path.alpha_sigma(lo)[1]) == 0.0
+    clean_end = path.alpha_sigma_value(lo)[1] == 0.0
     if spacing == "uniform":
         u = np.linspace(1.0, 0.0, num_steps + 1)[:-1] if clean_end \
             else np.linspace(1.0, 0.0, num_steps)
@@ -173,6 +176,10 @@ def ode_sample(key: jax.Array, denoise_fn, path: Path, shape, *, solver: str = "
                          f"s_tmax={s_tmax}")
     shape = check_sample_shape(shape)
     check_cond(cond, shape[0])
+    if prediction == "eps" and path.alpha_sigma_value(path.t_max)[0] == 0.0:
+        raise ValueError(f"prediction='eps' cannot be sampled on the {path.name!r} path: at its "
+                         f"noisy end alpha = 0, x_t is the noise itself and x0 is not "
+                         f"identified from eps (use velocity, v or x0)")
     if times is None:
         grid = time_grid(path, num_steps, spacing=spacing or path.sampling_spacing,
                          shift=shift)
@@ -191,11 +198,13 @@ def ode_sample(key: jax.Array, denoise_fn, path: Path, shape, *, solver: str = "
         if gamma == 0:
             return x, t
         alpha, sigma, _, _ = coefficients(path, t)
-        sigma_e = sigma / alpha
-        raise_it = (sigma_e >= s_tmin) & (sigma_e <= s_tmax)
+        safe_alpha = jnp.where(alpha > 0, alpha, 1.0)
+        sigma_e = sigma / safe_alpha
+        # not where alpha = 0 (rectified flow's t = 1: already pure noise)
+        raise_it = (alpha > 0) & (sigma_e >= s_tmin) & (sigma_e <= s_tmax)
         t_hat = jnp.minimum(path.time_at(-2.0 * jnp.log((1.0 + gamma) * sigma_e)), path.t_max)
         alpha_hat, sigma_hat, _, _ = coefficients(path, t_hat)
-        scale = alpha_hat / alpha
+        scale = alpha_hat / safe_alpha
         extra = jnp.sqrt(jnp.maximum(sigma_hat**2 - (scale * sigma) ** 2, 0.0))
         x_hat = scale * x + extra * s_noise * jax.random.normal(key, x.shape, x.dtype)
         return jnp.where(raise_it, x_hat, x), jnp.where(raise_it, t_hat, t)

@@ -79,10 +79,15 @@ class Path:
     t_max: float
     sampling_spacing: str = "uniform"
 
+    def alpha_sigma_value(self, t: float) -> tuple[float, float]:
+        """``(alpha, sigma)`` at a constant ``t`` as Python floats (also under ``jit``)."""
+        with jax.ensure_compile_time_eval():
+            alpha, sigma = self.alpha_sigma(np.float64(t))
+            return float(alpha), float(sigma)
+
     @property
     def prior_std(self) -> float:
-        with jax.ensure_compile_time_eval():   # a constant, also under jit
-            return float(self.alpha_sigma(np.float64(self.t_max))[1])
+        return self.alpha_sigma_value(self.t_max)[1]
 
 
 def _sigmoid(xp, x):

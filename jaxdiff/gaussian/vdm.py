@@ -8,7 +8,8 @@ r"""The continuous-time variational bound of Kingma et al. 2021 (VDM) on a
       \|\epsilon - \hat\epsilon(z_t, t)\|^2\big]}_{\text{diffusion } L_\infty}
 
 (VDM eq. 17 with :math:`\gamma = -\lambda`), with :math:`t_0, t_1` the path's ends, ``s``
-the path's prior std (1 for the VP paths), :math:`t \sim U[t_0, t_1]` and the decoder of
+the path's prior std :math:`\sigma(t_1)` (VDM takes 1; on a VP path the two differ by
+:math:`\alpha(t_1)^2/2`), :math:`t \sim U[t_0, t_1]` and the decoder of
 VDM App. B: for data on ``num_bins`` levels :math:`x_v \in [-1, 1]`,
 :math:`p(x_i | z_{0,i}) \propto \mathcal N(z_{0,i};\ \alpha_0 x_v, \sigma_0^2)` normalised over
 the levels; for continuous data the density :math:`\mathcal N(x; z_0/\alpha_0,
@@ -61,6 +62,10 @@ def vdm_terms(key: jax.Array, denoise_fn, path: Path, x0: jax.Array, *,
     """
     check_batch("x0", x0)
     check_continuous_prediction(prediction)
+    if path.alpha_sigma_value(path.t_min)[1] == 0.0:
+        raise ValueError(f"the VDM bound needs sigma > 0 at the path's clean end (its "
+                         f"decoder p(x | z_0) has scale sigma_0 / alpha_0); the {path.name!r} "
+                         f"path has sigma(t_min) = 0: use a VP path")
     key_t, key_diffusion, key_z0 = jax.random.split(key, 3)
     batch = x0.shape[0]
     dims = math.prod(x0.shape[1:])

@@ -9,8 +9,8 @@ with SD3's ``time_shift``. ``edm`` (Karras et al. 2022): the ``ve`` path, the ne
 EDM's preconditioning (:func:`jaxdiff.gaussian.edm_denoiser`, ``sigma_data``), the EDM
 weighting and log-normal sigmas. Both: :func:`jaxdiff.gaussian.continuous_loss`; with
 ``data.conditional`` the labels condition the model and are dropped at ``label_dropout``;
-samplers ``euler`` / ``heun`` / ``midpoint`` (:func:`jaxdiff.gaussian.ode_sample`, x0 clipped
-to the data range unless ``clip_x0=False``); bits/dim from the probability-flow ODE
+samplers ``euler`` / ``heun`` / ``midpoint`` (:func:`jaxdiff.gaussian.ode_sample`, x0 not
+clipped unless ``clip_x0=True``, as in the papers); bits/dim from the probability-flow ODE
 (:func:`jaxdiff.gaussian.path_nll_bits_per_dim`, Hutchinson's trace); diagnostics: the
 one-step and 20-step-Euler reconstruction at fractions of the interval, and the loss in
 buckets of it.
@@ -51,12 +51,14 @@ class _Spec:
       fixed: process values that are not settings (EDM's preconditioned output is x0).
       network: ``(run, bound_network) -> denoise_fn(x_t, t, cond)`` on the path's times.
       densities: the ``time_density`` values its paths can draw.
+      paths: its ``diffusion.schedule`` names, the default first.
     """
 
     settings: dict
     fixed: dict
     network: Callable
     densities: tuple[str, ...]
+    paths: tuple[str, ...]
 
     def value(self, config, name: str):
         """``name``'s value for ``config``: fixed, set, or the default; None when the
@@ -75,9 +77,12 @@ def _density_options(spec: _Spec, config) -> dict:
         for name, key in (("density_mean", "mean"), ("density_std", "std")):
             if spec.value(config, name) is not None:
                 options[key] = spec.value(config, name)
-    elif config.diffusion.density_mean is not None or config.diffusion.density_std is not None:
-        raise config_error("diffusion.density_mean", "density_mean / density_std "
-                                                     "parameterise logit_normal and log_normal")
+    else:
+        for name in ("density_mean", "density_std"):
+            if getattr(config.diffusion, name) is not None:
+                raise config_error(f"diffusion.{name}", "density_mean / density_std "
+                                                        "parameterise logit_normal and "
+                                                        "log_normal")
     shift = spec.value(config, "time_shift")
     if shift is not None and shift != 1.0:
         options["shift"] = shift
@@ -101,6 +106,13 @@ def _check_config(spec: _Spec, config) -> None:
     if f.learned_variance:
         raise config_error("diffusion.learned_variance", f"process {f.process!r} has no "
                                                          "learned variance")
+    name = f.schedule or spec.paths[0]
+    path = gaussian.get_path(name) if name in spec.paths else None   # else: validate names it
+    if (path is not None and spec.value(config, "prediction") == "eps"
+            and path.alpha_sigma_value(path.t_max)[0] == 0):
+        raise config_error("diffusion.prediction", f"'eps' cannot be sampled on the "
+                                                   f"{path.name!r} path (alpha = 0 at its "
+                                                   f"noisy end); use velocity, v or x0")
     for name in ("time_shift", "sigma_data", "density_std"):
         value = spec.value(config, name)
         if value is not None and not value > 0:
@@ -137,11 +149,12 @@ def _loss_fn(spec: _Spec, run, *, train: bool):
 def _make_sampler(spec: _Spec, run, *, count: int, sampler: str, num_steps: int | None = None,
                   spacing: str | None = None, shift: float | None = None, s_churn: float = 0.0,
                   s_tmin: float = 0.0, s_tmax: float = float("inf"), s_noise: float = 1.0,
-                  clip_x0: bool = True, guidance_scale: float | None = None, classes=None,
+                  clip_x0: bool = False, guidance_scale: float | None = None, classes=None,
                   inpaint_mask=None, inpaint_values=None):
     """``sample(key, params)``: ``count`` images from :func:`jaxdiff.gaussian.ode_sample`;
     ``num_steps`` defaults to :data:`SOLVER_STEPS`, ``shift`` to the run's ``time_shift``
-    on a uniform grid."""
+    on a uniform grid; x0 is not clipped unless ``clip_x0`` (the papers' samplers do not
+    clip)."""
     apply_fn = run.apply_fn()
     cond, null = class_conditions(run, count, classes, guidance_scale)
     shape = run.task.modality.sample_shape(run, count)
@@ -184,13 +197,22 @@ def _bits_per_dim(spec: _Spec, run, *, num_bins: int, nll_steps: int | None):
     return bpd
 
 
+def _sigma_e_ends(path) -> tuple[float, float]:
+    """sigma / alpha at the clean and noisy ends of the path's log-SNR grids (clamped to
+    EDM's [0.002, 80])."""
+    noisy, clean = gaussian.time_grid(path, 2, spacing="log_snr")
+    return tuple(float(np.exp(-0.5 * path.log_snr(np.float64(t)))) for t in (clean, noisy))
+
+
 def _bits_per_dim_protocol(run, *, num_bins: int, nll_steps: int | None) -> dict:
     steps = nll_steps or NLL_STEPS
+    clean, noisy = _sigma_e_ends(run.process)
     return {"method": "probability-flow ODE (Hutchinson trace; an estimate, not a bound)",
             "label": "bits/dim (ODE)", "chain_steps": steps,
             "description": f"{steps} levels even in log-SNR, one Rademacher probe",
             "note": (f"uniform dequantization on the data's {num_bins}-level grid; the data "
-                     f"sit at sigma/alpha = 0.002, the prior N(0, sigma^2) at 80"
+                     f"sit at sigma/alpha = {clean:.3g}, the prior N(0, sigma^2) at "
+                     f"{noisy:.3g}"
                      + (" (digits are 0..16: not comparable with 256-level bits/dim)"
                         if num_bins != 256 else ""))}
 
@@ -249,15 +271,15 @@ def _diagnostics(spec: _Spec, run, params, key, x0, cond) -> tuple[dict, dict]:
     protocol = {"clip_x0": True, "chain_steps": RECONSTRUCTION_CHAIN_STEPS,
                 "chain_sampler": "Euler ODE", "timesteps": [r["t"] for r in rows],
                 "loss": f"{prediction} prediction, {weighting} weighting, {LOSS_BUCKETS} "
-                        f"buckets even in log-SNR between sigma/alpha = 0.002 and 80"}
+                        f"buckets even in log-SNR between sigma/alpha = "
+                        f"{_sigma_e_ends(path)[0]:.3g} and {_sigma_e_ends(path)[1]:.3g}"}
     return results, protocol
 
 
-def _continuous_task(name: str, *, paths: tuple[str, ...], samplers: tuple[str, ...],
-                     spec: _Spec) -> Task:
+def _continuous_task(name: str, *, samplers: tuple[str, ...], spec: _Spec) -> Task:
     bound = lambda fn: functools.partial(fn, spec)  # noqa: E731
     return Task(
-        name=name, modality=IMAGES, schedules=paths, samplers=samplers,
+        name=name, modality=IMAGES, schedules=spec.paths, samplers=samplers,
         sampler_options=SAMPLER_OPTIONS, check_config=bound(_check_config),
         build_process=lambda config, schedule: gaussian.get_path(schedule),
         model_fields=lambda config: {"learned_variance": False},
@@ -275,17 +297,17 @@ def _edm_network(run, bound):
 
 
 FLOW = _continuous_task(
-    "flow", paths=("rectified_flow", "vp_cosine", "vp_linear", "vp_sigmoid", "vp_log_linear"),
-    samplers=("euler", "heun", "midpoint"),
+    "flow", samplers=("euler", "heun", "midpoint"),
     spec=_Spec(settings={"prediction": "velocity", "weighting": "uniform",
                          "time_density": "logit_normal", "density_mean": None,
                          "density_std": None, "time_shift": 1.0},
                fixed={}, network=lambda run, bound: gaussian.with_model_time(bound, run.process),
-               densities=("logit_normal", "uniform", "mode")))
+               densities=("logit_normal", "uniform", "mode"),
+               paths=("rectified_flow", "vp_cosine", "vp_linear", "vp_sigmoid", "vp_log_linear")))
 EDM = _continuous_task(
-    "edm", paths=("ve",), samplers=("heun", "euler", "midpoint"),
+    "edm", samplers=("heun", "euler", "midpoint"),
     spec=_Spec(settings={"weighting": "edm", "time_density": "log_normal",
                          "density_mean": None, "density_std": None,
                          "sigma_data": gaussian.SIGMA_DATA},
                fixed={"prediction": "x0"}, network=_edm_network,
-               densities=("log_normal", "uniform")))
+               densities=("log_normal", "uniform"), paths=("ve",)))

@@ -166,3 +166,29 @@ def _target(path, x0, key):
 def test_bad_loss_input_is_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_draws_stay_off_the_ends_where_the_weights_divide_by_zero():
+    """Rectified flow's t = 0 (sigma = 0) and t = 1 (alpha = 0): the times are kept 1e-5
+    off them, so every weighting is finite even for a draw of exactly 0 or 1."""
+    path = gaussian.rectified_flow()
+    for density in ("uniform", "mode"):
+        t = _draw(density, n=200_000)
+        assert t.min() >= 1e-5 - 1e-12 and t.max() <= 1 - 1e-5 + 1e-12
+    t = jnp.asarray([1e-5, 0.5, 1 - 1e-5])
+    for weighting in gaussian.PATH_WEIGHTINGS:
+        for prediction in gaussian.CONTINUOUS_PREDICTIONS:
+            w = gaussian.loss_weight(path, prediction, t, weighting=weighting)
+            assert np.isfinite(np.asarray(w)).all(), (weighting, prediction)
+    # min-SNR at SNR = 0 and infinity: min(1, gamma / SNR)
+    np.testing.assert_allclose(gaussian.loss_weight(gaussian.ve(), "eps", jnp.asarray(
+        [1e-8, 1e8]), weighting="min_snr"), [5e-16, 1.0], rtol=1e-6)
+
+
+def test_a_shifted_density_is_not_uniform_for_the_integral_weightings():
+    with pytest.raises(ValueError, match="weighting 'likelihood' is an integral over uniform"):
+        gaussian.continuous_loss(jax.random.key(0), None, gaussian.vp_cosine(),
+                                 jnp.ones((2, 3)), weighting="likelihood",
+                                 density_options={"shift": 3.0})
+    with pytest.raises(ValueError, match="mode_scale must lie in"):
+        _draw("mode", mode_scale=2.0)

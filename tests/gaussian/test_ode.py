@@ -168,3 +168,14 @@ def test_every_discrete_sampler_reproduces_the_mixture_with_its_defaults(schedul
                                             sampler=sampler))(jax.random.key(0))
     weight_error, mean_error = _mixture_errors(x)
     assert weight_error < 0.025 and mean_error < 0.03, (weight_error, mean_error)
+
+
+def test_churn_and_eps_at_rectified_flows_pure_noise_end_are_safe():
+    """At t = 1 alpha = 0: churn leaves that level alone (it is pure noise) instead of
+    dividing by alpha, and an eps model, which cannot identify x0 there, is a named error."""
+    path = gaussian.rectified_flow()
+    x = _sample(path, n=512, solver="heun", s_churn=5.0)
+    assert np.isfinite(np.asarray(x)).all()
+    with pytest.raises(ValueError, match="prediction='eps' cannot be sampled on the "
+                                         "'rectified_flow' path"):
+        _sample(path, "eps", n=4)

@@ -77,3 +77,8 @@ def test_antithetic_times_cover_the_interval_and_lower_the_variance():
     # measured: variance 4.8 against 6.4 (the noise draws, not the times, dominate here)
     assert means[True].var() < 0.9 * means[False].var()
     assert abs(means[True].mean() - means[False].mean()) < 4 * means[False].std() / 20
+
+
+def test_a_path_without_noise_at_its_clean_end_is_named():
+    with pytest.raises(ValueError, match="the 'rectified_flow' path has sigma"):
+        vdm_terms(jax.random.key(0), None, gaussian.rectified_flow(), jnp.ones((2, 1)))

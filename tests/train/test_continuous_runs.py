@@ -33,8 +33,10 @@ def test_a_continuous_run_trains_samples_with_every_solver_and_resumes(process, 
     for solver in run.task.samplers:
         images = run.task.sampler(run, count=4, sampler=solver, num_steps=3)(
             jax.random.key(0), restored.ema_params)
-        assert images.shape == (4, 8, 8, 1)
-        assert float(jnp.abs(images).max()) <= 1.0          # x0 clipped to the data range
+        assert images.shape == (4, 8, 8, 1) and np.isfinite(np.asarray(images)).all()
+        clipped = run.task.sampler(run, count=4, sampler=solver, num_steps=3, clip_x0=True)(
+            jax.random.key(0), restored.ema_params)
+        assert float(jnp.abs(clipped).max()) <= 1.0         # x0 clipped to the data range
 
 
 @pytest.mark.parametrize("process, network, expected", [
@@ -86,6 +88,10 @@ def test_flow_settings_reach_the_loss_and_the_sampler():
      "density_mean / density_std parameterise logit_normal and log_normal"),
     ("flow", {"learned_variance": True}, "process 'flow' has no learned variance"),
     ("flow", {"prediction": "score"}, "diffusion.prediction: must be one of"),
+    ("flow", {"prediction": "eps"}, "diffusion.prediction: 'eps' cannot be sampled on the "
+                                    "'rectified_flow' path"),
+    ("flow", {"time_density": "uniform", "density_std": 0.5},
+     "diffusion.density_std: density_mean / density_std parameterise"),
 ])
 def test_settings_a_process_cannot_take_are_named_before_training(process, diffusion, match):
     with pytest.raises(ValueError, match=match):
