@@ -27,10 +27,13 @@ SAMPLER_RUNS = [  # (sampler, steps, spacing)
 
 
 def mixture_errors(x: np.ndarray, mix: jd.gaussian.GaussianMixture) -> dict:
-    """Largest errors of the component weights and means, by nearest-mean assignment."""
+    """Largest errors of the component weights and means, by nearest-mean assignment (a
+    component that receives no sample counts as a mean error of infinity)."""
+    x = np.asarray(x, np.float64)
     comp = ((x[:, None, :] - mix.means[None]) ** 2).sum(-1).argmin(1)
     weights = np.bincount(comp, minlength=len(mix.weights)) / len(x)
-    means = np.stack([x[comp == k].mean(0) for k in range(len(mix.weights))])
+    means = np.stack([x[comp == k].mean(0) if np.any(comp == k) else np.full(x.shape[1], np.inf)
+                      for k in range(len(mix.weights))])
     return {"weight_error": float(np.abs(weights - mix.weights).max()),
             "mean_error": float(np.abs(means - mix.means).max())}
 

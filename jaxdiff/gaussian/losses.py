@@ -38,7 +38,8 @@ from jaxdiff.gaussian.schedules import Schedule
 WEIGHTINGS = ("uniform", "min_snr")
 
 
-def _sum_per_example(x: jax.Array) -> jax.Array:
+def sum_per_example(x: jax.Array) -> jax.Array:
+    """``[B, ...] -> [B]``: the sum over all but the batch axis."""
     return x.reshape(x.shape[0], -1).sum(axis=1)
 
 
@@ -88,8 +89,8 @@ def decoder_nll(x0, mean, log_var, *, num_bins: int | None) -> jax.Array:
     r""":math:`L_0 = -\log p_\theta(x_0 | x_1)` per example in nats: discretized on
     ``num_bins`` levels, or a continuous Gaussian density when ``num_bins`` is None."""
     if num_bins is None:
-        return -_sum_per_example(gaussian_log_likelihood(x0, mean, log_var))
-    return -_sum_per_example(
+        return -sum_per_example(gaussian_log_likelihood(x0, mean, log_var))
+    return -sum_per_example(
         discretized_gaussian_log_likelihood(x0, mean, log_var, num_bins=num_bins))
 
 
@@ -98,7 +99,7 @@ def prior_kl(schedule: Schedule, x0: jax.Array) -> jax.Array:
     t_last = jnp.full((x0.shape[0],), schedule.num_steps - 1, jnp.int32)
     alpha, sigma = alpha_sigma(schedule, t_last)
     log_var = jnp.broadcast_to(expand_to(2.0 * jnp.log(sigma), x0), x0.shape)
-    return _sum_per_example(normal_kl(expand_to(alpha, x0) * x0, log_var, 0.0, 0.0))
+    return sum_per_example(normal_kl(expand_to(alpha, x0) * x0, log_var, 0.0, 0.0))
 
 
 def vlb_term(schedule: Schedule, model_out: jax.Array, x0: jax.Array, x_t: jax.Array,
@@ -113,7 +114,7 @@ def vlb_term(schedule: Schedule, model_out: jax.Array, x0: jax.Array, x_t: jax.A
     mean, log_var, _, _ = p_mean_variance(schedule, model_out, x_t, t, prediction=prediction,
                                           variance=variance, clip_x0=clip_x0)
     true_mean, _, true_log_var = q_posterior(schedule, x0, x_t, t)
-    kl = _sum_per_example(normal_kl(true_mean, true_log_var, mean, log_var))
+    kl = sum_per_example(normal_kl(true_mean, true_log_var, mean, log_var))
     return jnp.where(t == 0, decoder_nll(x0, mean, log_var, num_bins=num_bins), kl)
 
 

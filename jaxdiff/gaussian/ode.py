@@ -51,7 +51,7 @@ from jaxdiff.gaussian.paths import (
     coefficients,
     x0_eps_from_output,
 )
-from jaxdiff.gaussian.samplers import _inpainter, guided_denoiser
+from jaxdiff.gaussian.samplers import guided_denoiser, inpainter
 
 SOLVERS = ("euler", "midpoint", "heun")
 GRID_SPACINGS = ("uniform", "karras", "log_snr")
@@ -190,7 +190,7 @@ def ode_sample(key: jax.Array, denoise_fn, path: Path, shape, *, solver: str = "
     gamma = min(s_churn / num_steps, np.sqrt(2.0) - 1.0)
     model = guided_denoiser(denoise_fn, cond, guidance_scale=guidance_scale,
                             null_cond=null_cond, channels=shape[-1])
-    paste = _inpainter(inpaint_mask, inpaint_values, shape, dtype)
+    paste = inpainter(inpaint_mask, inpaint_values, shape, dtype)
     field = lambda x, t: _velocity_and_x0(model, path, x, t, prediction=prediction,  # noqa: E731
                                           clip_x0=clip_x0)
 

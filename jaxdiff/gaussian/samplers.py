@@ -353,7 +353,7 @@ def sample(key: jax.Array, denoise_fn, schedule: Schedule, shape, *, sampler: st
     dtype = rs.log_snrs.dtype
     model = guided_denoiser(denoise_fn, cond, guidance_scale=guidance_scale,
                             null_cond=null_cond, channels=channels)
-    paste = _inpainter(inpaint_mask, inpaint_values, shape, dtype)
+    paste = inpainter(inpaint_mask, inpaint_values, shape, dtype)
     step = _STEPS[sampler]
     options = dict(prediction=prediction, variance=variance, clip_x0=clip_x0)
     if sampler == "ddim":
@@ -375,7 +375,7 @@ def sample(key: jax.Array, denoise_fn, schedule: Schedule, shape, *, sampler: st
     return carry.x if multistep else carry
 
 
-def _inpainter(mask, values, shape, dtype):
+def inpainter(mask, values, shape, dtype):
     """``paste(x, alpha, sigma, key)``: the known region re-noised to the level (alpha, sigma)."""
     if mask is None and values is None:
         return lambda x, alpha, sigma, key: x

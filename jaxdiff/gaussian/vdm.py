@@ -25,11 +25,8 @@ import jax.numpy as jnp
 
 from jaxdiff._validation import check_batch
 from jaxdiff.gaussian.continuous import continuous_loss
+from jaxdiff.gaussian.losses import sum_per_example
 from jaxdiff.gaussian.paths import Path, check_continuous_prediction
-
-
-def _sum_per_example(x):
-    return x.reshape(x.shape[0], -1).sum(axis=1)
 
 
 def vdm_times(key: jax.Array, num: int, path: Path, *, antithetic: bool = True,
@@ -77,7 +74,7 @@ def vdm_terms(key: jax.Array, denoise_fn, path: Path, x0: jax.Array, *,
     alpha_1, sigma_1 = (jnp.asarray(c, x0.dtype) for c in path.alpha_sigma(
         jnp.asarray(path.t_max, x0.dtype)))
     prior_var = jnp.asarray(path.prior_std, x0.dtype) ** 2
-    prior = 0.5 * _sum_per_example((alpha_1**2 * x0**2 + sigma_1**2) / prior_var - 1.0
+    prior = 0.5 * sum_per_example((alpha_1**2 * x0**2 + sigma_1**2) / prior_var - 1.0
                                    - jnp.log(sigma_1**2 / prior_var))
     alpha_0, sigma_0 = (jnp.asarray(c, x0.dtype) for c in path.alpha_sigma(
         jnp.asarray(path.t_min, x0.dtype)))
@@ -93,14 +90,14 @@ def _reconstruction(x0, z0, alpha_0, sigma_0, num_bins):
         scale = sigma_0 / alpha_0
         nll = 0.5 * ((x0 - z0 / alpha_0) / scale) ** 2 + jnp.log(scale) + 0.5 * math.log(
             2 * math.pi)
-        return _sum_per_example(nll)
+        return sum_per_example(nll)
     levels = jnp.linspace(-1.0, 1.0, num_bins, dtype=x0.dtype).reshape(
         (1,) * z0.ndim + (num_bins,))
     logits = -0.5 * ((z0[..., None] - alpha_0 * levels) / sigma_0) ** 2      # [B, ..., K]
     index = jnp.round((x0 + 1.0) * 0.5 * (num_bins - 1)).astype(jnp.int32)
     log_probs = jax.nn.log_softmax(logits, axis=-1)
     picked = jnp.take_along_axis(log_probs, index[..., None], axis=-1)[..., 0]
-    return -_sum_per_example(picked)
+    return -sum_per_example(picked)
 
 
 def vdm_bits_per_dim(key: jax.Array, denoise_fn, path: Path, x0: jax.Array, **options):

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from demo import mixture_errors  # experiments/demo.py (experiments/ on the path)
 
 from jaxdiff import gaussian
 
@@ -18,12 +19,8 @@ def float64():
 
 def _mixture_errors(x):
     """(max |weight error|, max |component mean error|) of samples ``x`` [N, 2]."""
-    x = np.asarray(x)
-    comp = ((x[:, None, :] - MIXTURE.means[None]) ** 2).sum(-1).argmin(1)
-    weights = np.bincount(comp, minlength=3) / len(x)
-    means = np.array([x[comp == k].mean(0) if (comp == k).any() else [9.0, 9.0]
-                      for k in range(3)])
-    return np.abs(weights - MIXTURE.weights).max(), np.abs(means - MIXTURE.means).max()
+    errors = mixture_errors(np.asarray(x), MIXTURE)
+    return errors["weight_error"], errors["mean_error"]
 
 
 def _sample(path, prediction="velocity", n=4000, **options):
