@@ -45,7 +45,7 @@ from jaxdiff.gaussian.losses import (
     snr_weight,
     vlb_term,
 )
-from jaxdiff.gaussian.ode import GRID_SPACINGS, SOLVERS, ode_sample, time_grid
+from jaxdiff.gaussian.ode import DEFAULT_STEPS, GRID_SPACINGS, SOLVERS, ode_sample, time_grid
 from jaxdiff.gaussian.paths import (
     CONTINUOUS_PREDICTIONS,
     PATHS,
@@ -89,8 +89,8 @@ from jaxdiff.gaussian.schedules import (
 from jaxdiff.gaussian.vdm import vdm_bits_per_dim, vdm_terms, vdm_times
 
 __all__ = [
-    "CONTINUOUS_PREDICTIONS", "DEFAULT_SPACINGS", "DENSITIES", "GRID_SPACINGS", "PATHS",
-    "PATH_WEIGHTINGS", "PREDICTIONS", "SAMPLERS", "SIGMA_DATA", "SOLVERS", "SPACINGS",
+    "CONTINUOUS_PREDICTIONS", "DEFAULT_SPACINGS", "DEFAULT_STEPS", "DENSITIES", "GRID_SPACINGS",
+    "PATHS", "PATH_WEIGHTINGS", "PREDICTIONS", "SAMPLERS", "SIGMA_DATA", "SOLVERS", "SPACINGS",
     "THREE_GAUSSIANS", "VARIANCES", "WEIGHTINGS", "DPMSolverState", "GaussianMixture", "Path",
     "Schedule", "alpha_sigma", "clip_x0_and_eps", "coefficients", "continuous_loss",
     "cosine_schedule", "ddim_step", "ddpm_step", "decoder_nll",

@@ -32,8 +32,6 @@ from jaxdiff.models.functional import bind
 from jaxdiff.tasks.base import Task
 from jaxdiff.tasks.images import IMAGES, ImageEvaluation, class_conditions
 
-SOLVER_STEPS = {"euler": 50, "midpoint": 25, "heun": 18}
-"""The samplers' step counts when none is given (50 / 49 / 35 network calls)."""
 NLL_STEPS = 100
 RECONSTRUCTION_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 0.9)
 RECONSTRUCTION_CHAIN_STEPS = 20
@@ -152,13 +150,13 @@ def _make_sampler(spec: _Spec, run, *, count: int, sampler: str, num_steps: int 
                   clip_x0: bool = False, guidance_scale: float | None = None, classes=None,
                   inpaint_mask=None, inpaint_values=None):
     """``sample(key, params)``: ``count`` images from :func:`jaxdiff.gaussian.ode_sample`;
-    ``num_steps`` defaults to :data:`SOLVER_STEPS`, ``shift`` to the run's ``time_shift``
+    ``num_steps`` defaults to the solver's (:data:`jaxdiff.gaussian.ode.DEFAULT_STEPS`),
+    ``shift`` to the run's ``time_shift``
     on a uniform grid; x0 is not clipped unless ``clip_x0`` (the papers' samplers do not
     clip)."""
     apply_fn = run.apply_fn()
     cond, null = class_conditions(run, count, classes, guidance_scale)
     shape = run.task.modality.sample_shape(run, count)
-    num_steps = SOLVER_STEPS[sampler] if num_steps is None else num_steps
     if shift is None:
         uniform = (spacing or run.process.sampling_spacing) == "uniform"
         shift = spec.value(run.config, "time_shift") if uniform else None
