@@ -143,8 +143,8 @@ def ode_sample(key: jax.Array, denoise_fn, path: Path, shape, *, solver: str = "
                s_tmax: float = float("inf"), s_noise: float = 1.0, clip_x0: bool = False,
                cond=None, guidance_scale: float | None = None, null_cond=None,
                inpaint_mask: jax.Array | None = None, inpaint_values: jax.Array | None = None,
-               times=None, x_init: jax.Array | None = None,
-               dtype=jnp.float32) -> jax.Array:
+               times=None, x_init: jax.Array | None = None, return_trajectory: bool = False,
+               dtype=jnp.float32):
     r"""Draws a batch by solving the probability-flow ODE of ``path`` (module docstring).
 
     Args:
@@ -168,10 +168,16 @@ def ode_sample(key: jax.Array, denoise_fn, path: Path, shape, *, solver: str = "
         ``shift`` must then be left at their defaults).
       x_init: start from this ``x`` at the grid's first level instead of a prior draw
         (shape ``shape``): reconstruction from a noised image, SDEdit-style editing.
+      return_trajectory: also return the states the solver passed through.
       dtype: the computation's dtype (float64 needs ``jax_enable_x64``).
 
     Returns:
-      Samples of shape ``shape``.
+      Samples of shape ``shape``; with ``return_trajectory``, ``(samples, states, times)``:
+      ``states [K, *shape]`` at the path times ``times [K]`` (float64 NumPy, decreasing),
+      the state at every grid level and, on a path whose clean end has
+      :math:`\sigma = 0` (rectified flow), the samples at that end; on the others the last
+      step to :math:`\sigma = 0` has no time on the path and is not a state
+      (:func:`jaxdiff.metrics.straightness` takes them).
     """
     check_choice("solver", solver, SOLVERS)
     check_continuous_prediction(prediction)
@@ -230,7 +236,8 @@ def ode_sample(key: jax.Array, denoise_fn, path: Path, shape, *, solver: str = "
         x, t = churn(x, t, key_i)
         x = step(x, t, t_next)
         alpha_next, sigma_next, _, _ = coefficients(path, t_next)
-        return paste(x, alpha_next, sigma_next, jax.random.fold_in(key_i, 1)), None
+        x = paste(x, alpha_next, sigma_next, jax.random.fold_in(key_i, 1))
+        return x, x if return_trajectory else None
 
     key_init, key_loop = jax.random.split(key)
     levels = jnp.asarray(grid, dtype)
@@ -241,10 +248,19 @@ def ode_sample(key: jax.Array, denoise_fn, path: Path, shape, *, solver: str = "
     else:
         x = x_init.astype(dtype)
     x = paste(x, *coefficients(path, levels[0])[:2], jax.random.fold_in(key_init, 1))
+    start = x
     steps = jnp.arange(num_steps - 1)
-    x, _ = jax.lax.scan(body, x, (steps, levels[:-1], levels[1:]))
+    x, passed = jax.lax.scan(body, x, (steps, levels[:-1], levels[1:]))
     last = jax.random.fold_in(key_loop, num_steps - 1)
     x, t = churn(x, levels[-1], last)
     x0 = field(x, t)[1]
-    return paste(x0, jnp.ones((), dtype), jnp.zeros((), dtype), jax.random.fold_in(last, 1))
+    samples = paste(x0, jnp.ones((), dtype), jnp.zeros((), dtype), jax.random.fold_in(last, 1))
+    if not return_trajectory:
+        return samples
+    states = [start[None]] + ([passed] if num_steps > 1 else [])
+    times = list(grid)
+    if path.alpha_sigma_value(path.t_min)[1] == 0.0 and grid[-1] != path.t_min:
+        states.append(samples[None])
+        times.append(path.t_min)
+    return samples, jnp.concatenate(states), np.asarray(times, np.float64)
 

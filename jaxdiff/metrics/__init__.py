@@ -68,6 +68,7 @@ from jaxdiff.metrics.stats_cache import (
     reference_stats_path,
     save_stats,
 )
+from jaxdiff.metrics.straightness import straightness
 from jaxdiff.metrics.text import (
     BleuStats,
     bleu_from_stats,
@@ -127,6 +128,7 @@ __all__ = [
     "self_bleu",
     "sentence_bleu",
     "stats_from_features",
+    "straightness",
     "tokenize_13a",
     "trace_sqrt_product",
 ]
