@@ -93,7 +93,8 @@ class Task:
     held_out: Callable[[Any], Callable]
     make_sampler: Callable[..., Callable]
     evaluation: Any
-    settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # hash=False: a Task stays hashable (e.g. a static argument of jit) with a dict here
+    settings: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
 
     def setting(self, config, name: str):
         """``config.diffusion.<name>``, or this process's default for it when None."""

@@ -96,3 +96,17 @@ def test_flow_settings_reach_the_loss_and_the_sampler():
 def test_settings_a_process_cannot_take_are_named_before_training(process, diffusion, match):
     with pytest.raises(ValueError, match=match):
         train.validate(continuous_config(process, **diffusion), num_devices=1)
+
+
+def test_every_task_is_hashable_and_names_its_process_owned_settings():
+    """A Task is a frozen value (usable as a static argument); its settings are among the
+    process-owned fields, with defaults the process can run on."""
+    from jaxdiff import tasks
+    from jaxdiff.tasks.base import PROCESS_SETTINGS
+
+    for task in tasks.TASKS.values():
+        assert isinstance(hash(task), int)
+        assert set(task.settings) <= set(PROCESS_SETTINGS), task.name
+    assert tasks.TASKS["edm"].settings["sigma_data"] == 0.5
+    assert tasks.TASKS["flow"].settings["prediction"] == "velocity"
+    assert tasks.TASKS["gaussian"].settings == {"prediction": "eps", "weighting": "uniform"}
