@@ -71,13 +71,11 @@ def vdm_terms(key: jax.Array, denoise_fn, path: Path, x0: jax.Array, *,
     diffusion = dims * continuous_loss(key_diffusion, denoise_fn, path, x0,
                                        prediction=prediction, cond=cond, t=t,
                                        weighting="likelihood")
-    alpha_1, sigma_1 = (jnp.asarray(c, x0.dtype) for c in path.alpha_sigma(
-        jnp.asarray(path.t_max, x0.dtype)))
-    prior_var = jnp.asarray(path.prior_std, x0.dtype) ** 2
+    alpha_1, sigma_1 = path.alpha_sigma_value(path.t_max)
+    prior_var = path.prior_std**2
     prior = 0.5 * sum_per_example((alpha_1**2 * x0**2 + sigma_1**2) / prior_var - 1.0
-                                   - jnp.log(sigma_1**2 / prior_var))
-    alpha_0, sigma_0 = (jnp.asarray(c, x0.dtype) for c in path.alpha_sigma(
-        jnp.asarray(path.t_min, x0.dtype)))
+                                   - math.log(sigma_1**2 / prior_var))
+    alpha_0, sigma_0 = path.alpha_sigma_value(path.t_min)
     z0 = alpha_0 * x0 + sigma_0 * jax.random.normal(key_z0, x0.shape, x0.dtype)
     return {"prior": prior, "reconstruction": _reconstruction(x0, z0, alpha_0, sigma_0,
                                                                num_bins),

@@ -266,11 +266,12 @@ def _diagnostics(spec: _Spec, run, params, key, x0, cond) -> tuple[dict, dict]:
                                       "loss": v}
                                      for lo, hi, v in zip(edges[:-1], edges[1:], losses,
                                                           strict=True)]}
+    clean, noisy = _sigma_e_ends(path)
     protocol = {"clip_x0": True, "chain_steps": RECONSTRUCTION_CHAIN_STEPS,
                 "chain_sampler": "Euler ODE", "timesteps": [r["t"] for r in rows],
                 "loss": f"{prediction} prediction, {weighting} weighting, {LOSS_BUCKETS} "
-                        f"buckets even in log-SNR between sigma/alpha = "
-                        f"{_sigma_e_ends(path)[0]:.3g} and {_sigma_e_ends(path)[1]:.3g}"}
+                        f"buckets even in log-SNR between sigma/alpha = {clean:.3g} and "
+                        f"{noisy:.3g}"}
     return results, protocol
 
 
@@ -291,7 +292,7 @@ def _continuous_task(name: str, *, samplers: tuple[str, ...], spec: _Spec) -> Ta
 
 
 def _edm_network(run, bound):
-    return gaussian.edm_denoiser(bound, sigma_data=EDM.setting(run.config, "sigma_data"))
+    return gaussian.edm_denoiser(bound, sigma_data=run.task.setting(run.config, "sigma_data"))
 
 
 FLOW = _continuous_task(
