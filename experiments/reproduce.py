@@ -35,6 +35,7 @@ from claims import (
     text_likelihood,
     text_quality,
     text_speed,
+    vdm_bound,
 )
 
 _HERE = pathlib.Path(__file__).resolve().parent
@@ -42,7 +43,7 @@ _HERE = pathlib.Path(__file__).resolve().parent
 
 CLAIMS = (forward_process, schedule_comparison, learned_variance, sampler_steps, guidance,
           mode_coverage, reconstruction, inpainting, text_likelihood, text_speed,
-          text_inpainting, text_quality, process_comparison)
+          text_inpainting, text_quality, process_comparison, vdm_bound)
 DEFAULT_OUT = _HERE / "results"
 
 
