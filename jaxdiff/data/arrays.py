@@ -20,12 +20,15 @@ class ArrayDataset:
       labels: ``int32[N]`` in ``[0, num_classes)``.
       num_classes: number of label values.
       name: the name the dataset was loaded under, with its split, e.g. ``"digits:train"``.
+      noise: ``float32[N, H, W, C]`` or None: the noise each image is coupled with (a
+        reflow pairs file, :mod:`jaxdiff.gaussian.reflow`); batches carry it as ``"noise"``.
     """
 
     images: np.ndarray
     labels: np.ndarray
     num_classes: int
     name: str = ""
+    noise: np.ndarray | None = None
 
     def __post_init__(self):
         images, labels = self.images, self.labels
@@ -43,6 +46,12 @@ class ArrayDataset:
                              f"got shape {getattr(labels, 'shape', None)}")
         if labels.dtype != np.int32:
             raise TypeError(f"labels must be int32, got {labels.dtype}")
+        if self.noise is not None and (not isinstance(self.noise, np.ndarray)
+                                       or self.noise.shape != images.shape
+                                       or self.noise.dtype != np.float32):
+            raise ValueError(f"noise must be a float32 NumPy array of the images' shape "
+                             f"{images.shape}, got {getattr(self.noise, 'dtype', None)} "
+                             f"{getattr(self.noise, 'shape', None)}")
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
             raise ValueError(f"num_classes must be a positive int, got {self.num_classes!r}")
 

@@ -12,7 +12,10 @@ one size.
 
 An **array file** holds ``images`` ``[N, H, W]`` or ``[N, H, W, C]``, ``uint8`` (0..255) or
 floating in ``[-1, 1]``, and optionally integer ``labels [N]`` (an ``.npz`` with those keys;
-an ``.npy`` is the images alone). Splits as above (``i % 5 == 4`` is test).
+an ``.npy`` is the images alone), and optionally floating ``noise`` of the images' shape:
+the noise each image is coupled with (a reflow pairs file,
+:func:`jaxdiff.gaussian.reflow_pairs`; only the ``flow`` process trains on it). Splits as
+above (``i % 5 == 4`` is test).
 
 Why Pillow rather than tfds' ``ImageFolder`` builder: because that builder needs the
 split subfolders, TensorFlow to decode, and a ``tfds build`` step, while a folder of files
@@ -110,16 +113,16 @@ def load_image_folder(path: str, split: str, *,
     return np.stack(images), labels, num_classes
 
 
-def load_array_file(path: str, split: str) -> tuple[np.ndarray, np.ndarray, int, float]:
-    """``(images [N, H, W, C], labels int32 [N], num_classes, max_value)`` of ``split`` of an
-    ``.npz`` / ``.npy`` file: ``max_value`` 255 for ``uint8`` images, 0 for floating ones
-    already in ``[-1, 1]``."""
+def load_array_file(path: str, split: str):
+    """``(images [N, H, W, C], labels int32 [N], num_classes, max_value, noise)`` of ``split``
+    of an ``.npz`` / ``.npy`` file: ``max_value`` 255 for ``uint8`` images, 0 for floating
+    ones already in ``[-1, 1]``; ``noise`` float32 of the images' shape, or None."""
     file = pathlib.Path(path).expanduser()
     if not file.is_file():
         raise FileNotFoundError(f"data.name {path!r}: no such file")
     loaded = np.load(file, allow_pickle=False)
     if isinstance(loaded, np.ndarray):
-        images, labels = loaded, None
+        images, labels, noise = loaded, None, None
     else:
         with loaded:
             if "images" not in loaded:
@@ -127,7 +130,16 @@ def load_array_file(path: str, split: str) -> tuple[np.ndarray, np.ndarray, int,
                                  f"(and optionally 'labels'), has {sorted(loaded.files)}")
             images = loaded["images"]
             labels = loaded["labels"] if "labels" in loaded else None
-    return _array_split(path, images, labels, split)
+            noise = loaded["noise"] if "noise" in loaded else None
+    if noise is not None and (noise.shape != images.shape
+                              or not np.issubdtype(noise.dtype, np.floating)):
+        raise ValueError(f"data.name {path!r}: noise must be floating of the images' shape "
+                         f"{images.shape}, got {noise.dtype} {noise.shape}")
+    split_images, labels, num_classes, max_value = _array_split(path, images, labels, split)
+    if noise is not None:
+        noise = np.asarray(noise[embedded_split(len(noise), split)], np.float32).reshape(
+            split_images.shape)
+    return split_images, labels, num_classes, max_value, noise
 
 
 def _array_split(path, images, labels, split):

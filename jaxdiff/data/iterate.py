@@ -81,7 +81,8 @@ def batches(dataset: ArrayDataset, *, batch_size: int, seed: int, start_step: in
         and ``jax.process_count()``).
 
     Yields:
-      ``{"image": float32[B / P, H, W, C], "label": int32[B / P]}`` (host NumPy arrays).
+      ``{"image": float32[B / P, H, W, C], "label": int32[B / P]}`` (host NumPy arrays),
+      and ``"noise"`` (the images' shape) when the dataset has coupled noise.
     """
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
@@ -103,5 +104,8 @@ def batches(dataset: ArrayDataset, *, batch_size: int, seed: int, start_step: in
             parts.append(perm[index:index + take])
             start, remaining = start + take, remaining - take
         rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        yield {"image": dataset.images[rows], "label": dataset.labels[rows]}
+        batch = {"image": dataset.images[rows], "label": dataset.labels[rows]}
+        if dataset.noise is not None:
+            batch["noise"] = dataset.noise[rows]
+        yield batch
         step += 1

@@ -43,6 +43,7 @@ def load(name: str, split: str = "train", *, image_size: int | None = None,
         raise TypeError(f"name must be a str, got {type(name).__name__}")
     if not isinstance(split, str):
         raise TypeError(f"split must be a str, got {type(split).__name__}")
+    noise = None
     if name.startswith(TFDS_PREFIX):
         tfds_name = name[len(TFDS_PREFIX):]
         if not tfds_name:
@@ -65,12 +66,15 @@ def load(name: str, split: str = "train", *, image_size: int | None = None,
         raw, labels, num_classes = load_image_folder(name, split, image_size=image_size)
         images, image_size = to_unit_range(raw, 255), None
     elif is_array_file(name):
-        raw, labels, num_classes, max_value = load_array_file(name, split)
+        raw, labels, num_classes, max_value, noise = load_array_file(name, split)
         images = to_unit_range(raw, max_value) if max_value else raw.astype(np.float32)
     else:
         raise ValueError(f"name must be one of {list(embedded.EMBEDDED_NAMES)}, "
                          f"'tfds:<tfds name>' (e.g. 'tfds:{name}'), a folder of images or an "
                          f".npz / .npy file, got {name!r}")
-    return ArrayDataset(images=resize_images(images, image_size),
-                        labels=np.asarray(labels, np.int32), num_classes=num_classes,
-                        name=f"{name}:{split}")
+    resized = resize_images(images, image_size)
+    if noise is not None and resized.shape != noise.shape:
+        raise ValueError(f"image_size {image_size}: {name!r} couples each image with noise of "
+                         f"its shape {noise.shape[1:]}, which fixes the size (leave it None)")
+    return ArrayDataset(images=resized, labels=np.asarray(labels, np.int32),
+                        num_classes=num_classes, name=f"{name}:{split}", noise=noise)

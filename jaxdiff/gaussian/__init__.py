@@ -65,6 +65,7 @@ from jaxdiff.gaussian.paths import (
     with_model_time,
     x0_eps_from_output,
 )
+from jaxdiff.gaussian.reflow import reflow_pairs
 from jaxdiff.gaussian.reverse import VARIANCES, model_log_variance, p_mean_variance
 from jaxdiff.gaussian.samplers import (
     DEFAULT_SPACINGS,
@@ -102,9 +103,9 @@ __all__ = [
     "heun_step", "linear_schedule", "loss", "loss_weight", "model_log_variance",
     "nll_bits_per_dim", "normal_kl", "ode_nll", "ode_sample", "output_target", "p_mean_variance",
     "path_nll_bits_per_dim", "path_ode_nll", "prediction_target", "prior_kl", "q_posterior",
-    "q_sample", "rectified_flow", "resolution_shift", "respace", "sample", "sampling_timesteps",
-    "schedule_path",
-    "schedule_from_betas", "schedule_from_log_snrs", "shift_times", "sigmoid_schedule",
+    "q_sample", "rectified_flow", "reflow_pairs", "resolution_shift", "respace", "sample",
+    "sampling_timesteps", "schedule_path", "schedule_from_betas", "schedule_from_log_snrs",
+    "shift_times", "sigmoid_schedule",
     "snr_weight", "time_grid", "vdm_bits_per_dim", "vdm_terms", "vdm_times", "ve", "vlb_term",
     "vlb_terms", "vp_cosine", "vp_linear", "vp_log_linear", "vp_sigmoid", "with_model_time",
     "x0_eps_from_output", "x0_eps_from_prediction",

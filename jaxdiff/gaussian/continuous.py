@@ -151,7 +151,7 @@ def continuous_loss(key: jax.Array, denoise_fn, path: Path, x0: jax.Array, *,
                     prediction: str = "velocity", cond=None, t: jax.Array | None = None,
                     density: str = "uniform", density_options: dict | None = None,
                     weighting: str = "uniform", weighting_options: dict | None = None,
-                    ) -> jax.Array:
+                    noise: jax.Array | None = None) -> jax.Array:
     r"""The per-example loss ``[B]`` of the module docstring.
 
     Args:
@@ -166,6 +166,9 @@ def continuous_loss(key: jax.Array, denoise_fn, path: Path, x0: jax.Array, *,
         (:func:`draw_times`).
       weighting, weighting_options: the weighting and its options (:func:`loss_weight`:
         ``min_snr_gamma``, ``sigma_data``, ``sigmoid_bias``).
+      noise: the noise :math:`\epsilon` coupled with each ``x0`` (shape of ``x0``) instead
+        of an independent draw: reflow's pairs (Liu et al. 2023, Sec. 2.2), the prior draw
+        each ``x0`` was generated from.
     """
     check_batch("x0", x0)
     check_continuous_prediction(prediction)
@@ -182,7 +185,10 @@ def continuous_loss(key: jax.Array, denoise_fn, path: Path, x0: jax.Array, *,
         raise ValueError(f"t must have shape [B] = ({batch},), got {t.shape}")
     else:
         check_times("t", t, path)
-    noise = jax.random.normal(key_noise, x0.shape, x0.dtype)
+    if noise is None:
+        noise = jax.random.normal(key_noise, x0.shape, x0.dtype)
+    elif noise.shape != x0.shape:
+        raise ValueError(f"noise must have the shape of x0 {x0.shape}, got {noise.shape}")
     alpha, sigma, _, _ = coefficients(path, t)
     x_t = expand_to(alpha, x0) * x0 + expand_to(sigma, x0) * noise
     target = output_target(path, prediction, x0, noise, t)

@@ -79,6 +79,9 @@ class Task:
       settings: the process-owned ``diffusion`` fields it reads (those of
         :data:`PROCESS_SETTINGS`), with the value each takes when the config leaves it None;
         a process-owned field it does not read must be None (:meth:`setting`).
+      coupled_noise: whether its objective trains on data whose images come with the noise
+        they are coupled with (a reflow pairs file, batches with a ``"noise"`` array);
+        loading such data for a process without it is an error.
     """
 
     name: str
@@ -95,6 +98,7 @@ class Task:
     evaluation: Any
     # hash=False: a Task stays hashable (e.g. a static argument of jit) with a dict here
     settings: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+    coupled_noise: bool = False
 
     def setting(self, config, name: str):
         """``config.diffusion.<name>``, or this process's default for it when None."""

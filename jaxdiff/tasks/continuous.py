@@ -139,7 +139,7 @@ def _loss_fn(spec: _Spec, run, *, train: bool):
                                rate=rate)
         denoiser = spec.network(run, bind(apply_fn, params, key_dropout))
         return gaussian.continuous_loss(key_loss, denoiser, run.process, batch["image"],
-                                        cond=cond, **options)
+                                        cond=cond, noise=batch.get("noise"), **options)
 
     return loss_fn
 
@@ -275,7 +275,8 @@ def _diagnostics(spec: _Spec, run, params, key, x0, cond) -> tuple[dict, dict]:
     return results, protocol
 
 
-def _continuous_task(name: str, *, samplers: tuple[str, ...], spec: _Spec) -> Task:
+def _continuous_task(name: str, *, samplers: tuple[str, ...], spec: _Spec,
+                     coupled_noise: bool = False) -> Task:
     bound = lambda fn: functools.partial(fn, spec)  # noqa: E731
     return Task(
         name=name, modality=IMAGES, schedules=spec.paths, samplers=samplers,
@@ -288,25 +289,35 @@ def _continuous_task(name: str, *, samplers: tuple[str, ...], spec: _Spec) -> Ta
         evaluation=ImageEvaluation(bits_per_dim=bound(_bits_per_dim),
                                    bits_per_dim_protocol=_bits_per_dim_protocol,
                                    diagnostics=bound(_diagnostics)),
-        settings=spec.settings)
+        settings=spec.settings, coupled_noise=coupled_noise)
 
 
 def _edm_network(run, bound):
     return gaussian.edm_denoiser(bound, sigma_data=run.task.setting(run.config, "sigma_data"))
 
 
-FLOW = _continuous_task(
-    "flow", samplers=("euler", "heun", "midpoint"),
-    spec=_Spec(settings={"prediction": "velocity", "weighting": "uniform",
-                         "time_density": "logit_normal", "density_mean": None,
-                         "density_std": None, "time_shift": 1.0},
-               fixed={}, network=lambda run, bound: gaussian.with_model_time(bound, run.process),
-               densities=("logit_normal", "uniform", "mode"),
-               paths=("rectified_flow", "vp_cosine", "vp_linear", "vp_sigmoid", "vp_log_linear")))
-EDM = _continuous_task(
-    "edm", samplers=("heun", "euler", "midpoint"),
-    spec=_Spec(settings={"weighting": "edm", "time_density": "log_normal",
-                         "density_mean": None, "density_std": None,
-                         "sigma_data": gaussian.SIGMA_DATA},
-               fixed={"prediction": "x0"}, network=_edm_network,
-               densities=("log_normal", "uniform"), paths=("ve",)))
+_FLOW_SPEC = _Spec(
+    settings={"prediction": "velocity", "weighting": "uniform", "time_density": "logit_normal",
+              "density_mean": None, "density_std": None, "time_shift": 1.0},
+    fixed={}, network=lambda run, bound: gaussian.with_model_time(bound, run.process),
+    densities=("logit_normal", "uniform", "mode"),
+    paths=("rectified_flow", "vp_cosine", "vp_linear", "vp_sigmoid", "vp_log_linear"))
+_EDM_SPEC = _Spec(
+    settings={"weighting": "edm", "time_density": "log_normal", "density_mean": None,
+              "density_std": None, "sigma_data": gaussian.SIGMA_DATA},
+    fixed={"prediction": "x0"}, network=_edm_network, densities=("log_normal", "uniform"),
+    paths=("ve",))
+FLOW = _continuous_task("flow", samplers=("euler", "heun", "midpoint"), spec=_FLOW_SPEC,
+                        coupled_noise=True)
+EDM = _continuous_task("edm", samplers=("heun", "euler", "midpoint"), spec=_EDM_SPEC)
+_SPECS = {"flow": _FLOW_SPEC, "edm": _EDM_SPEC}
+
+
+def path_denoiser(run, params):
+    """A ``flow`` or ``edm`` run's ``denoise_fn(x_t, t, cond)`` on its path's times (for
+    ``edm`` inside EDM's preconditioning), bound to ``params``: what its samplers and bounds
+    call, for use outside the task (reflow pairs, custom solvers)."""
+    if run.task.name not in _SPECS:
+        raise ValueError(f"path_denoiser needs a flow or edm run, got process "
+                         f"{run.task.name!r}")
+    return _SPECS[run.task.name].network(run, bind(run.apply_fn(), params))

@@ -34,6 +34,7 @@ from jaxdiff.train.loop import (
     recorded_config,
     restore_workdir,
     save_samples,
+    state_from_workdir,
     train,
     train_batches,
 )
@@ -49,5 +50,5 @@ __all__ = [
     "describe_settings", "ema_update", "eval_batches", "from_dict", "initial_state", "load_config",
     "loss_fn_for", "make_eval_step", "make_optimizer", "make_sampler", "make_train_step",
     "model_config_for", "read_metrics", "recorded_config", "restore_workdir", "save_samples",
-    "setting_names", "step_key", "train", "train_batches", "validate",
+    "setting_names", "state_from_workdir", "step_key", "train", "train_batches", "validate",
 ]

@@ -111,6 +111,9 @@ class TrainConfig:
                                             "D3PM; masked needs one; AR needs None)")
     tensorboard: bool = _setting(False, "also write TensorBoard events (tensorboardX)")
     distributed: bool = _setting(False, "call jax.distributed.initialize() (multi-host)")
+    init_from: str | None = _setting(None, "a finished run's workdir whose EMA parameters "
+                                           "start this run (fine-tuning, reflow; the same "
+                                           "network); a resumed run keeps its checkpoint")
 
 
 @dataclasses.dataclass(frozen=True)

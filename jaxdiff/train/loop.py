@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from jaxdiff import data
 from jaxdiff import models as jm
+from jaxdiff._validation import config_error
 from jaxdiff.tasks import Task, get_task
 from jaxdiff.tasks.base import PROCESS_SETTINGS
 from jaxdiff.train.checkpoint import Checkpointer, abstract_like
@@ -84,6 +85,11 @@ def build_run(config: ExperimentConfig) -> Run:
     validate(config, num_devices=jax.device_count())
     task = get_task(config.diffusion.process)
     dataset, eval_dataset = task.modality.load(config)
+    if getattr(dataset, "noise", None) is not None and not task.coupled_noise:
+        raise config_error("data.name", f"{config.data.name!r} couples each image with noise "
+                                        f"(a reflow pairs file); process "
+                                        f"{config.diffusion.process!r} trains on images alone "
+                                        f"(reflow trains the flow process)")
     model_config = model_config_for(config, dataset)
     graphdef, _, rest = jm.abstract_init(model_config)
     o, t = config.optim, config.train
@@ -106,6 +112,18 @@ def initial_state(run: Run) -> TrainState:
     key = jax.random.key(run.config.train.seed)
     _, params, _ = jm.init(run.model_config, key=jax.random.fold_in(key, 0))
     return create_train_state(params, run.optimizer, jax.random.fold_in(key, 1))
+
+
+def state_from_workdir(run: Run, workdir: str | os.PathLike) -> TrainState:
+    """Step 0 of ``run`` with the EMA parameters of the finished run in ``workdir`` as its
+    parameters (and EMA), a fresh optimizer: ``train.init_from``."""
+    source_run, source = restore_workdir(workdir)
+    if source_run.model_config != run.model_config:
+        raise config_error("train.init_from", f"{str(workdir)!r} trained another network "
+                                              f"({source_run.model_config}); this run's is "
+                                              f"{run.model_config}")
+    key = jax.random.fold_in(jax.random.key(run.config.train.seed), 1)
+    return create_train_state(source.ema_params, run.optimizer, key)
 
 
 def make_sampler(run: Run, *, count: int, sampler: str | None = None, **options):
@@ -297,6 +315,8 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
     restored = checkpointer.restore_latest(abstract_like(state))
     if restored is not None:
         state = restored[0]
+    elif t.init_from is not None:
+        state = jax.device_put(state_from_workdir(run, t.init_from), replicated)
     train_step = jax.jit(make_train_step(loss_fn_for(run, train=True), run.optimizer,
                                          ema_decay=config.optim.ema_decay),
                          donate_argnums=0, out_shardings=(replicated, replicated))
