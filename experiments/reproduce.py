@@ -31,6 +31,7 @@ from claims import (
     reconstruction,
     sampler_steps,
     schedule_comparison,
+    straightness,
     text_inpainting,
     text_likelihood,
     text_quality,
@@ -43,7 +44,8 @@ _HERE = pathlib.Path(__file__).resolve().parent
 
 CLAIMS = (forward_process, schedule_comparison, learned_variance, sampler_steps, guidance,
           mode_coverage, reconstruction, inpainting, text_likelihood, text_speed,
-          text_inpainting, text_quality, process_comparison, vdm_bound)
+          text_inpainting, text_quality, process_comparison, vdm_bound,
+          straightness)
 DEFAULT_OUT = _HERE / "results"
 
 
