@@ -11,8 +11,13 @@ computes at a time. Measured per peer:
   diffusers a plain PyTorch loop (``DDPMScheduler.add_noise``, ``torch.optim.AdamW``,
   ``clip_grad_norm_``, ``torch._foreach_lerp_`` for the EMA).
 * forward ms at the benchmark batch (eval mode, no gradient).
-* 50-step DDIM sampling s (jaxdiff: ``jd.gaussian.sample(sampler="ddim", num_steps=50)``
-  jitted; diffusers: ``DDIMScheduler`` with 50 steps in a Python loop).
+* sampling s, one jitted program (jaxdiff) or a Python loop over a scheduler (diffusers),
+  the same number of network calls (NFE) on both sides (``SAMPLERS``): ``ddim`` 50
+  steps (``jd.gaussian.sample(sampler="ddim")`` / ``DDIMScheduler``); ``flow_euler`` 50
+  Euler steps on rectified flow (``jd.gaussian.ode_sample(solver="euler")`` /
+  ``FlowMatchEulerDiscreteScheduler``); ``edm`` 35 network calls on EDM's rho = 7 sigma
+  grid, preconditioned (jaxdiff: EDM's Heun with 18 steps, ``ode_sample(solver="heun")``;
+  diffusers has no EDM Heun: ``EDMEulerScheduler`` with 35 steps).
 * init / compile s: jaxdiff ``models.init`` (jitted initialiser, compile included), the
   lower+compile time of the train step, forward and sampler, and the first train step;
   torch: model + optimizer + EMA construction, and the first (warm-up) train step. The
@@ -22,8 +27,8 @@ computes at a time. Measured per peer:
   also the device's peak bytes.
 * model FLOPs (``model_flops``): on CPU from XLA (``jit(...).lower(...).cost_analysis()``)
   for the forward and the train step, on GPU from PyTorch's ``FlopCounterMode`` (XLA:GPU
-  does not count cuDNN convolutions); the same counts are used for both peers. DDIM FLOPs
-  = 50 x forward (XLA counts a scan body once). Both counts are reported.
+  does not count cuDNN convolutions); the same counts are used for both peers. A sampler's
+  FLOPs = NFE x forward (XLA counts a scan body once). Both counts are reported.
 * achieved GFLOP/s and MFU against a measured matmul peak: the best of numpy, jax and
   torch on a 2048x2048 (CPU) or 8192x8192 (GPU) matmul in the benchmark's dtype on this
   machine.
@@ -62,7 +67,12 @@ JAXDIFF_UNET = dict(
     num_res_blocks=2, attention_levels=(1,), head_channels=8, dropout=0.0,
     num_groups=32, scale_shift_norm=False, resblock_updown=False, conv_resample=True)
 
-LEARNING_RATE, EMA_DECAY, CLIP_NORM, T_TRAIN, DDIM_STEPS = 2e-4, 0.9999, 1.0, 1000, 50
+LEARNING_RATE, EMA_DECAY, CLIP_NORM, T_TRAIN = 2e-4, 0.9999, 1.0, 1000
+DDIM_STEPS, FLOW_STEPS, EDM_HEUN_STEPS = 50, 50, 18
+# sampler -> (row label, network calls per batch of samples)
+SAMPLERS = {"ddim": ("DDIM 50 steps", DDIM_STEPS),
+            "flow_euler": ("flow Euler 50 steps", FLOW_STEPS),
+            "edm": ("EDM 35 NFE (jaxdiff Heun 18, diffusers Euler 35)", 2 * EDM_HEUN_STEPS - 1)}
 MATMUL_N = {"cpu": 2048, "gpu": 8192}  # the peak matmul's size: large enough to fill the device
 
 
@@ -119,7 +129,8 @@ def unchunked_flops(jitted, *args) -> float:
 
 
 def model_flops(device: str, jaxdiff_setup: dict, diffusers_setup: dict) -> dict:
-    """FLOPs per forward call, train step and DDIM-50 (50 x forward), the same for both peers.
+    """FLOPs per forward call, train step and sampler (NFE x forward), the same for both
+    peers.
 
     On CPU: XLA's cost analysis of the jaxdiff programs. XLA:GPU's cost analysis leaves out
     the convolutions (cuDNN custom calls: 6.5 of ~50 GFLOP per forward), so on GPU the counts
@@ -135,7 +146,8 @@ def model_flops(device: str, jaxdiff_setup: dict, diffusers_setup: dict) -> dict
     else:
         forward, train, source = (torch_forward, torch_train, "PyTorch FlopCounterMode; "
                                   "XLA:GPU's cost analysis omits convolutions")
-    return {"forward": forward, "train": train, "ddim": DDIM_STEPS * forward, "source": source,
+    return {"forward": forward, "train": train, "source": source,
+            **{name: nfe * forward for name, (_, nfe) in SAMPLERS.items()},
             "xla_forward": jaxdiff_setup["forward_flops"],
             "xla_train": jaxdiff_setup["train_flops"],
             "torch_counter_forward": torch_forward, "torch_counter_train": torch_train}
@@ -234,15 +246,24 @@ def jaxdiff_worker(conn, args_dict):
                                                 eval_params, images, t_B)
         block(fwd_exec(eval_params, images, t_B))
 
-        sampler = jax.jit(lambda p, k: jd.gaussian.sample(
-            k, bind(apply_eval, p), schedule, (B, 32, 32, 3), sampler="ddim",
-            num_steps=DDIM_STEPS))
-        t = time.perf_counter()
-        ddim_exec = sampler.lower(eval_params, jax.random.key(3)).compile()
-        info["ddim_compile_s"] = time.perf_counter() - t
-        info["ddim_xla_flops_scan_body_once"] = xla_flops(ddim_exec)
+        shape = (B, 32, 32, 3)
+        rf, ve = jd.gaussian.rectified_flow(), jd.gaussian.ve()
+        programs = {
+            "ddim": lambda p, k: jd.gaussian.sample(
+                k, bind(apply_eval, p), schedule, shape, sampler="ddim", num_steps=DDIM_STEPS),
+            "flow_euler": lambda p, k: jd.gaussian.ode_sample(
+                k, jd.gaussian.with_model_time(bind(apply_eval, p), rf), rf, shape,
+                solver="euler", num_steps=FLOW_STEPS, prediction="velocity"),
+            "edm": lambda p, k: jd.gaussian.ode_sample(
+                k, jd.gaussian.edm_denoiser(bind(apply_eval, p)), ve, shape, solver="heun",
+                num_steps=EDM_HEUN_STEPS, prediction="x0")}
+        samplers = {}
+        for name, program in programs.items():
+            t = time.perf_counter()
+            samplers[name] = jax.jit(program).lower(eval_params, jax.random.key(3)).compile()
+            info[f"{name}_compile_s"] = time.perf_counter() - t
         ctx.update(state=state, batch=batch, train=train_exec, fwd=fwd_exec, images=images,
-                   t_B=t_B, ddim=ddim_exec, eval_params=eval_params)
+                   t_B=t_B, samplers=samplers, eval_params=eval_params)
         info["device"] = f"{jax.devices()[0]} ({jax.devices()[0].device_kind})"
         import jaxlib
         info["versions"] = {"jax": jax.__version__, "jaxlib": jaxlib.__version__,
@@ -273,17 +294,18 @@ def jaxdiff_worker(conn, args_dict):
         block(out)
         return {"seconds": time.perf_counter() - t, "calls": n}
 
-    def run_ddim(seed):
+    def run_sample(arg):
+        name, seed = arg
         t = time.perf_counter()
-        x = block(ctx["ddim"](ctx["eval_params"], jax.random.key(100 + seed)))
+        x = block(ctx["samplers"][name](ctx["eval_params"], jax.random.key(100 + seed)))
         seconds = time.perf_counter() - t
         # the same number of forward calls as the sampler, back to back, right after it
         t = time.perf_counter()
-        for _ in range(DDIM_STEPS):
+        for _ in range(SAMPLERS[name][1]):
             out = ctx["fwd"](ctx["eval_params"], ctx["images"], ctx["t_B"])
         block(out)
         return {"seconds": seconds, "finite": bool(jnp.isfinite(x).all()),
-                "forward_x50_seconds": time.perf_counter() - t}
+                "forwards_seconds": time.perf_counter() - t}
 
     def run_matmul(reps):
         dtype = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
@@ -308,7 +330,7 @@ def jaxdiff_worker(conn, args_dict):
         return mem
 
     _serve(conn, {"setup": setup, "train": run_train, "forward": run_forward,
-                  "ddim": run_ddim, "matmul": run_matmul, "memory": memory})
+                  "sample": run_sample, "matmul": run_matmul, "memory": memory})
 
 
 # ---------------------------------------------------------------- diffusers worker
@@ -321,7 +343,13 @@ def diffusers_worker(conn, args_dict):
     import diffusers
     import torch
     import torch.nn.functional as F
-    from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
+    from diffusers import (
+        DDIMScheduler,
+        DDPMScheduler,
+        EDMEulerScheduler,
+        FlowMatchEulerDiscreteScheduler,
+        UNet2DModel,
+    )
     info = {"import_s": time.perf_counter() - t0, "rss_after_import": _rss_bytes()}
     device = torch.device("cuda" if args.device == "gpu" else "cpu")
     if args.device == "cpu":
@@ -390,9 +418,15 @@ def diffusers_worker(conn, args_dict):
         info["torch_counter_train_flops"] = int(counter.get_total_flops())
         optimizer.zero_grad(set_to_none=True)
 
-        ddim = DDIMScheduler(num_train_timesteps=T_TRAIN, beta_schedule="linear",
-                             clip_sample=False)
-        ctx.update(model=model, train_step=train_step, images=images, t_fwd=t_fwd, ddim=ddim)
+        schedulers = {
+            "ddim": (DDIMScheduler(num_train_timesteps=T_TRAIN, beta_schedule="linear",
+                                   clip_sample=False), DDIM_STEPS),
+            "flow_euler": (FlowMatchEulerDiscreteScheduler(num_train_timesteps=T_TRAIN),
+                           FLOW_STEPS),
+            "edm": (EDMEulerScheduler(sigma_min=0.002, sigma_max=80.0, sigma_data=0.5),
+                    SAMPLERS["edm"][1])}
+        ctx.update(model=model, train_step=train_step, images=images, t_fwd=t_fwd,
+                   schedulers=schedulers)
         info["device"] = str(device) + (f" ({torch.cuda.get_device_name()})"
                                         if device.type == "cuda" else "")
         info["versions"] = {"torch": torch.__version__, "diffusers": diffusers.__version__}
@@ -417,18 +451,23 @@ def diffusers_worker(conn, args_dict):
         sync()
         return {"seconds": time.perf_counter() - t, "calls": n}
 
-    def run_ddim(seed):
-        model, scheduler = ctx["model"].eval(), ctx["ddim"]
+    def run_sample(arg):
+        """The scheduler's documented loop: scale the input (EDM's c_in; identity or absent
+        for the others), call the network, step."""
+        name, seed = arg
+        model, (scheduler, steps) = ctx["model"].eval(), ctx["schedulers"][name]
         generator = torch.Generator(device=device).manual_seed(100 + seed)
         sync()
         t = time.perf_counter()
-        scheduler.set_timesteps(DDIM_STEPS)
+        scheduler.set_timesteps(steps, device=device)
         x = torch.randn(B, 3, 32, 32, generator=generator, device=device)
+        x = x * getattr(scheduler, "init_noise_sigma", 1.0)   # flow matching's is 1
+        scale = getattr(scheduler, "scale_model_input", lambda x, step: x)
         with torch.inference_mode():
             for step in scheduler.timesteps:
                 with autocast():
-                    eps = model(x, step).sample
-                x = scheduler.step(eps.float(), step, x).prev_sample
+                    out = model(scale(x, step), step).sample
+                x = scheduler.step(out.float(), step, x).prev_sample
         sync()
         return {"seconds": time.perf_counter() - t, "finite": bool(torch.isfinite(x).all())}
 
@@ -455,7 +494,7 @@ def diffusers_worker(conn, args_dict):
         return mem
 
     _serve(conn, {"setup": setup, "train": run_train, "forward": run_forward,
-                  "ddim": run_ddim, "matmul": run_matmul, "memory": memory})
+                  "sample": run_sample, "matmul": run_matmul, "memory": memory})
 
 
 def _serve(conn, handlers):
@@ -538,51 +577,60 @@ def machine_info():
 
 
 def summarize(raw, flops, peak_gflops, batch):
-    """Medians over rounds and derived throughput for one peer."""
+    """Medians over rounds and derived throughput for one peer; ``raw["sample"][name]`` holds
+    each sampler's rounds."""
     train_s = [r["seconds"] / r["steps"] for r in raw["train"]]
     fwd_s = [r["seconds"] / r["calls"] for r in raw["forward"]]
-    ddim_s = [r["seconds"] for r in raw["ddim"]]
-    step_s, forward_s, sample_s = (statistics.median(v) for v in (train_s, fwd_s, ddim_s))
-    fwd50_s = [r["forward_x50_seconds"] for r in raw["ddim"] if "forward_x50_seconds" in r]
+    step_s, forward_s = statistics.median(train_s), statistics.median(fwd_s)
     train_gflops = gflops_per_s(flops["train"], step_s)
     forward_gflops = gflops_per_s(flops["forward"], forward_s)
-    ddim_gflops = gflops_per_s(flops["ddim"], sample_s)
-    return {
+    out = {
         "train_images_per_s": images_per_s(batch, 1, step_s),
         "train_step_ms": 1e3 * step_s,
         "forward_ms": 1e3 * forward_s,
-        "ddim50_s": sample_s,
         "train_gflops_per_s": train_gflops,
         "forward_gflops_per_s": forward_gflops,
-        "ddim50_gflops_per_s": ddim_gflops,
         "train_mfu": mfu(train_gflops, peak_gflops),
         "forward_mfu": mfu(forward_gflops, peak_gflops),
-        "ddim50_mfu": mfu(ddim_gflops, peak_gflops),
-        # the sampler (one lax.scan) over 50 back-to-back forward calls timed right after it
-        "ddim50_over_50_forwards": (statistics.median(
-            [r["seconds"] / r["forward_x50_seconds"] for r in raw["ddim"]])
-            if fwd50_s else None),
-        "per_round": {"train_step_s": train_s, "forward_s": fwd_s, "ddim50_s": ddim_s,
-                      "forward_x50_s": fwd50_s},
+        "per_round": {"train_step_s": train_s, "forward_s": fwd_s},
     }
+    for name, rounds in raw["sample"].items():
+        seconds = statistics.median(r["seconds"] for r in rounds)
+        gflops = gflops_per_s(flops[name], seconds)
+        # the sampler (one lax.scan) over as many back-to-back forward calls, timed right
+        # after it (jaxdiff only)
+        timed = [r["seconds"] / r["forwards_seconds"] for r in rounds if "forwards_seconds" in r]
+        out.update({f"{name}_s": seconds, f"{name}_gflops_per_s": gflops,
+                    f"{name}_mfu": mfu(gflops, peak_gflops),
+                    f"{name}_over_forwards": statistics.median(timed) if timed else None})
+        out["per_round"][f"{name}_s"] = [r["seconds"] for r in rounds]
+    return out
+
+
+def _sampler_rows():
+    rows = []
+    for name, (label, nfe) in SAMPLERS.items():
+        rows += [(f"{name}_s", f"{label} s (batch {{B}})", "{:.2f}", "lower"),
+                 (f"{name}_gflops_per_s", f"{label} GFLOP/s", "{:.1f}", "higher"),
+                 (f"{name}_over_forwards", f"{label}: time / {nfe} forward calls (jaxdiff: "
+                  f"1 = no sampler overhead)", "{:.3f}", "lower")]
+    return rows
 
 
 ROWS = [  # (key, label, format, better)
     ("train_images_per_s", "train images/s", "{:.1f}", "higher"),
     ("train_step_ms", "train step ms", "{:.0f}", "lower"),
     ("forward_ms", "forward ms (batch {B})", "{:.1f}", "lower"),
-    ("ddim50_s", "DDIM 50 steps s (batch {B})", "{:.2f}", "lower"),
+    *_sampler_rows(),
     ("train_gflops_per_s", "train GFLOP/s", "{:.1f}", "higher"),
     ("forward_gflops_per_s", "forward GFLOP/s", "{:.1f}", "higher"),
-    ("ddim50_gflops_per_s", "DDIM GFLOP/s", "{:.1f}", "higher"),
-    ("ddim50_over_50_forwards", "DDIM-50 time / 50 forward calls (jaxdiff: 1 = no sampler "
-     "overhead)", "{:.3f}", "lower"),
     ("train_mfu", "train MFU", "{:.1%}", "higher"),
     ("forward_mfu", "forward MFU", "{:.1%}", "higher"),
     ("init_s", "init s (jaxdiff: jitted init incl. compile; torch: construction)", "{:.2f}",
      "lower"),
     ("train_first_step_s", "first train step s (after compile)", "{:.2f}", "lower"),
-    ("compile_total_s", "compile s (train + forward + DDIM, jaxdiff only)", "{:.1f}", "lower"),
+    ("compile_total_s", "compile s (train + forward + samplers, jaxdiff only)", "{:.1f}",
+     "lower"),
     ("init_train_compile_s", "init + train-step compile s, cold (empty compilation cache)",
      "{:.1f}", "lower"),
     ("warm_init_train_compile_s", "init + train-step compile s, warm (a new process, "
@@ -608,7 +656,7 @@ def markdown(result):
         f"{result['timestamp']}; {m['cpu']}, {m['cores']} cores; load average (1, 5, 15 min) "
         f"at start {_fmt_load(m.get('loadavg_at_start'))}, at end "
         f"{_fmt_load(m.get('loadavg_at_end'))}; rounds: "
-        f"{result['config']['rounds']} (DDIM: {result['config']['ddim_rounds']}), peers "
+        f"{result['config']['rounds']} (samplers: {result['config']['sample_rounds']}), peers "
         f"alternated each round; medians; ratio = jaxdiff / diffusers; wall "
         f"{result['wall_s']:.0f} s. Devices: jaxdiff {j['device']}, diffusers {d['device']}.",
         "",
@@ -629,7 +677,9 @@ def markdown(result):
         f"Parameters: jaxdiff {j['params']:,}, diffusers {d['params']:,}. "
         f"FLOPs per call ({f['source']}; used for both peers): "
         f"forward {f['forward'] / 1e9:.2f} GFLOP, train step {f['train'] / 1e9:.2f} GFLOP, "
-        f"DDIM-50 {f['ddim'] / 1e9:.1f} GFLOP (50 x forward). XLA's count: forward "
+        + ", ".join(f"{label} {f[name] / 1e9:.1f} GFLOP ({nfe} x forward)"
+                    for name, (label, nfe) in SAMPLERS.items())
+        + ". XLA's count: forward "
         f"{f['xla_forward'] / 1e9:.2f}, train step {f['xla_train'] / 1e9:.2f} GFLOP; "
         f"PyTorch FlopCounterMode (matmul/conv/attention only): forward "
         f"{f['torch_counter_forward'] / 1e9:.2f}, forward+backward "
@@ -652,8 +702,8 @@ def markdown(result):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--ddim-rounds", type=int, default=None,
-                        help="rounds that also time DDIM sampling (default: all)")
+    parser.add_argument("--sample-rounds", type=int, default=None,
+                        help="rounds that also time the samplers (default: all)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32")
@@ -670,7 +720,7 @@ def main(argv=None):
     gpu = args.device == "gpu"
     args.train_steps = args.train_steps or (50 if gpu else 8)
     args.forward_calls = args.forward_calls or (100 if gpu else 10)
-    args.ddim_rounds = min(args.ddim_rounds or args.rounds, args.rounds)
+    args.sample_rounds = min(args.sample_rounds or args.rounds, args.rounds)
     wall0 = time.perf_counter()
     machine = machine_info()
 
@@ -680,7 +730,8 @@ def main(argv=None):
     args.compilation_cache = tempfile.mkdtemp(prefix="jaxdiff_bench_xla_cache_")
     peers = {"jaxdiff": Peer("jaxdiff", jaxdiff_worker, args),
              "diffusers": Peer("diffusers", diffusers_worker, args)}
-    setup, raw = {}, {name: {"train": [], "forward": [], "ddim": []} for name in peers}
+    setup, raw = {}, {name: {"train": [], "forward": [], "sample": {s: [] for s in SAMPLERS}}
+                      for name in peers}
     try:
         for name, peer in peers.items():  # one at a time: no contention during compile
             setup[name] = peer.call("setup")
@@ -696,12 +747,14 @@ def main(argv=None):
             for name in order:
                 raw[name]["train"].append(peers[name].call("train", args.train_steps))
                 raw[name]["forward"].append(peers[name].call("forward", args.forward_calls))
-                if r < args.ddim_rounds:
-                    raw[name]["ddim"].append(peers[name].call("ddim", r))
+                timed = []
+                if r < args.sample_rounds:
+                    for sampler, rounds in raw[name]["sample"].items():
+                        rounds.append(peers[name].call("sample", (sampler, r)))
+                        timed.append(f"{sampler} {rounds[-1]['seconds']:.2f}s")
                 log(f"round {r} {name}: train {raw[name]['train'][-1]['seconds']:.2f}s / "
                     f"{args.train_steps}, forward {raw[name]['forward'][-1]['seconds']:.2f}s / "
-                    f"{args.forward_calls}" + (f", ddim {raw[name]['ddim'][-1]['seconds']:.2f}s"
-                                               if r < args.ddim_rounds else ""))
+                    f"{args.forward_calls}" + "".join(f", {t}" for t in timed))
         memory = {name: peer.call("memory") for name, peer in peers.items()}
         try:
             machine["loadavg_at_end"] = os.getloadavg()
@@ -738,16 +791,16 @@ def main(argv=None):
             device_peak_mib=(mem["device_peak_bytes"] / mib
                              if mem.get("device_peak_bytes") else None),
             losses=[t["loss"] for t in raw[name]["train"]],
-            ddim_finite=all(x["finite"] for x in raw[name]["ddim"]))
+            samples_finite={k: all(x["finite"] for x in v)
+                            for k, v in raw[name]["sample"].items()})
         if name == "jaxdiff":
-            summary.update({k: s[k] for k in ("train_compile_s", "forward_compile_s",
-                                              "ddim_compile_s")})
-            summary["compile_total_s"] = (s["train_compile_s"] + s["forward_compile_s"]
-                                          + s["ddim_compile_s"])
+            compiles = ("train_compile_s", "forward_compile_s",
+                        *(f"{k}_compile_s" for k in SAMPLERS))
+            summary.update({k: s[k] for k in compiles})
+            summary["compile_total_s"] = sum(s[k] for k in compiles)
             summary["init_train_compile_s"] = s["init_s"] + s["train_compile_s"]
             summary["warm_init_train_compile_s"] = warm["init_s"] + warm["train_compile_s"]
-            summary["warm_start"] = {k: warm[k] for k in ("init_s", "train_compile_s",
-                                                          "forward_compile_s", "ddim_compile_s")}
+            summary["warm_start"] = {k: warm[k] for k in ("init_s", *compiles)}
         else:
             summary["torch_threads"] = s["torch_threads"]
         results[name] = summary
@@ -761,7 +814,8 @@ def main(argv=None):
         "config": {**vars(args), "jaxdiff_unet": JAXDIFF_UNET, "diffusers_unet": DIFFUSERS_UNET,
                    "learning_rate": LEARNING_RATE, "ema_decay": EMA_DECAY,
                    "clip_norm": CLIP_NORM, "train_timesteps": T_TRAIN,
-                   "ddim_steps": DDIM_STEPS},
+                   "samplers": {k: {"label": label, "nfe": nfe}
+                                for k, (label, nfe) in SAMPLERS.items()}},
         "machine": machine, "matmul": matmul, "peak_gflops": peak, "flops": flops,
         "peers": results, "ratios": ratios, "wall_s": time.perf_counter() - wall0,
     }

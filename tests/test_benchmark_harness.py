@@ -46,18 +46,30 @@ def test_configs_describe_the_same_network():
         bench.DIFFUSERS_UNET["block_out_channels"]
 
 
-def test_summary_reports_the_sampler_over_fifty_forward_calls():
+def test_summary_reports_each_sampler_over_as_many_forward_calls():
     raw = {"train": [{"seconds": 3.0, "steps": 3}], "forward": [{"seconds": 2.5, "calls": 5}],
-           "ddim": [{"seconds": 26.0, "forward_x50_seconds": 25.0},
-                    {"seconds": 24.0, "forward_x50_seconds": 25.0}]}
-    flops = {"train": 1e9, "forward": 1e9, "ddim": 50e9}
+           "sample": {"ddim": [{"seconds": 26.0, "forwards_seconds": 25.0},
+                               {"seconds": 24.0, "forwards_seconds": 25.0}],
+                      "edm": [{"seconds": 21.0, "forwards_seconds": 17.5}]}}
+    flops = {"train": 1e9, "forward": 1e9, "ddim": 50e9, "edm": 35e9}
     summary = bench.summarize(raw, flops, 100.0, 16)
-    assert summary["ddim50_over_50_forwards"] == pytest.approx((26 / 25 + 24 / 25) / 2)
+    assert summary["ddim_over_forwards"] == pytest.approx((26 / 25 + 24 / 25) / 2)
+    assert summary["edm_over_forwards"] == pytest.approx(1.2)
+    assert summary["ddim_s"] == pytest.approx(25.0)
+    assert summary["edm_gflops_per_s"] == pytest.approx(35 / 21)
     assert summary["forward_ms"] == pytest.approx(500.0)
     assert summary["train_images_per_s"] == pytest.approx(16.0)
     # the torch peer records no back-to-back forward calls: no ratio
-    raw["ddim"] = [{"seconds": 20.0}]
-    assert bench.summarize(raw, flops, 100.0, 16)["ddim50_over_50_forwards"] is None
+    raw["sample"] = {"ddim": [{"seconds": 20.0}]}
+    assert bench.summarize(raw, flops, 100.0, 16)["ddim_over_forwards"] is None
+
+
+def test_every_sampler_has_a_row_and_its_network_calls():
+    keys = [row[0] for row in bench.ROWS]
+    for name, (_, nfe) in bench.SAMPLERS.items():
+        assert {f"{name}_s", f"{name}_over_forwards"} <= set(keys) and nfe > 0
+    # EDM's Heun: 18 steps are 35 calls, the diffusers peer's Euler steps
+    assert bench.SAMPLERS["edm"][1] == 2 * bench.EDM_HEUN_STEPS - 1 == 35
 
 
 def test_model_flops_counts_xla_on_cpu_and_torch_on_gpu():
@@ -66,6 +78,7 @@ def test_model_flops_counts_xla_on_cpu_and_torch_on_gpu():
                        "torch_counter_train_flops": 144.2e9}
     cpu = bench.model_flops("cpu", jaxdiff_setup, diffusers_setup)
     assert (cpu["forward"], cpu["train"], cpu["ddim"]) == (48.5e9, 146.5e9, 50 * 48.5e9)
+    assert cpu["edm"] == 35 * 48.5e9 and cpu["flow_euler"] == 50 * 48.5e9
     # XLA:GPU does not count cuDNN convolutions: the GPU rows use PyTorch's count
     gpu = bench.model_flops("gpu", {"forward_flops": 6.5e9, "train_flops": 20.7e9},
                             diffusers_setup)

@@ -26,6 +26,11 @@ Markdown.
   17 for ``digits``, whose intensities are 0..16; 256 otherwise), over the full chain of
   ``T`` steps or, with ``nll_steps``, a uniformly respaced chain of that many steps (a looser
   bound, quicker on a CPU); the reverse variance is the run's (``learned`` or ``beta``);
+* **the continuous-time bound** (the task's ``evaluation.continuous_bound``, where it has
+  one): VDM's bound on the same images, a second number beside bits/dim -- for ``gaussian``
+  on its schedule as a path (tighter than the T-step VLB, claim 14), for ``flow`` / ``edm``
+  an upper bound beside their ODE estimate; "unavailable: <why>" on a path whose clean end
+  has sigma = 0 (rectified flow);
 * **diagnostics** (the task's ``evaluation.diagnostics``; for ``gaussian``
   :func:`~jaxdiff.metrics.reconstruction_error` and
   :func:`~jaxdiff.metrics.loss_per_timestep`): MSE/PSNR of the one-step :math:`\hat x_0` and
@@ -271,6 +276,25 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
                                                     nll_steps=nll_steps)}
     updated()
 
+    # ---- the continuous-time bound beside it, where the process has one
+    if run.task.evaluation.continuous_bound is not None:
+        try:
+            bound_fn, bound_protocol = run.task.evaluation.continuous_bound(
+                run, num_bins=num_bins)
+        except ValueError as err:
+            report["bits_per_dim_continuous_bound"] = _unavailable(err)
+        else:
+            bound = timed("bits_per_dim_continuous_bound", lambda: _bits_per_dim(
+                bound_fn, restored, test.images[:n_nll], test.labels[:n_nll],
+                key=jax.random.fold_in(key, 4), batch_size=batch_size, progress=progress))
+            report["bits_per_dim_continuous_bound"] = float(bound.mean())
+            report["bits_per_dim_continuous_bound_stderr"] = float(
+                bound.std(ddof=1) / math.sqrt(len(bound))) if len(bound) > 1 else 0.0
+            protocol["bits_per_dim_continuous_bound"] = {
+                "examples": int(n_nll), "split": scores.REFERENCE_SPLIT, "num_bins": num_bins,
+                **bound_protocol}
+        updated()
+
     # ---- the task's diagnostics (reconstruction, loss per timestep)
     n_diag = min(diag_examples, len(test))
     x0 = jnp.asarray(test.images[:n_diag])
@@ -322,10 +346,21 @@ def report_markdown(report: dict) -> str:
     rows.append((b["label"], report["bits_per_dim"],
                  f"{b['examples']} {b['split']} images, {b['description']}, "
                  f"{b['num_bins']} levels; std err {format_value(report['bits_per_dim_stderr'])}"))
+    c = p.get("bits_per_dim_continuous_bound")
+    if c is not None:
+        rows.append((c["label"], report["bits_per_dim_continuous_bound"],
+                     f"{c['examples']} {c['split']} images, {c['description']}, "
+                     f"{c['num_bins']} levels; std err "
+                     f"{format_value(report['bits_per_dim_continuous_bound_stderr'])}"))
+    elif "bits_per_dim_continuous_bound" in report:
+        rows.append(("bits/dim (VDM bound)", report["bits_per_dim_continuous_bound"], ""))
     lines = [f"# Evaluation of `{report['workdir']}` (step {report['step']})", "",
              "| metric | value | protocol |", "|---|---|---|"]
     lines += [f"| {m} | {format_value(v)} | {d} |" for m, v, d in rows]
-    lines += ["", f"bits/dim: {b['note']}.", ""]
+    lines += ["", f"bits/dim: {b['note']}."]
+    if c is not None:
+        lines += ["", f"VDM bound: {c['note']}."]
+    lines += [""]
     d = p["diagnostics"]
     lines += [f"## Reconstruction ({d['examples']} {d['split']} images, clip_x0, "
               f"{d['chain_steps']}-step {d['chain_sampler']} chain)", "",

@@ -8,8 +8,8 @@ r"""The continuous-time variational bound of Kingma et al. 2021 (VDM) on a
       \|\epsilon - \hat\epsilon(z_t, t)\|^2\big]}_{\text{diffusion } L_\infty}
 
 (VDM eq. 17 with :math:`\gamma = -\lambda`), with :math:`t_0, t_1` the path's ends, ``s``
-the path's prior std :math:`\sigma(t_1)` (VDM takes 1; on a VP path the two differ by
-:math:`\alpha(t_1)^2/2`), :math:`t \sim U[t_0, t_1]` and the decoder of
+the prior's std, by default the path's :math:`\sigma(t_1)` (VDM takes 1; on a VP path the
+two differ by :math:`\alpha(t_1)^2/2`), :math:`t \sim U[t_0, t_1]` and the decoder of
 VDM App. B: for data on ``num_bins`` levels :math:`x_v \in [-1, 1]`,
 :math:`p(x_i | z_{0,i}) \propto \mathcal N(z_{0,i};\ \alpha_0 x_v, \sigma_0^2)` normalised over
 the levels; for continuous data the density :math:`\mathcal N(x; z_0/\alpha_0,
@@ -43,7 +43,7 @@ def vdm_times(key: jax.Array, num: int, path: Path, *, antithetic: bool = True,
 
 def vdm_terms(key: jax.Array, denoise_fn, path: Path, x0: jax.Array, *,
               prediction: str = "eps", num_bins: int | None = 256, cond=None,
-              antithetic: bool = True) -> dict[str, jax.Array]:
+              antithetic: bool = True, prior_std: float | None = None) -> dict[str, jax.Array]:
     r"""The bound's three terms per example ``[B]`` in nats: ``prior``, ``reconstruction``
     and ``diffusion`` (one draw of ``t`` and of the noise per example).
 
@@ -56,10 +56,16 @@ def vdm_terms(key: jax.Array, denoise_fn, path: Path, x0: jax.Array, *,
       num_bins: data levels, or None for continuous data.
       cond: conditioning for ``denoise_fn``.
       antithetic: VDM's low-discrepancy times across the batch.
+      prior_std: the prior's std ``s``; default the path's :math:`\sigma(t_1)` (VDM: 1).
     """
     check_batch("x0", x0)
     check_continuous_prediction(prediction)
-    if path.alpha_sigma_value(path.t_min)[1] == 0.0:
+    # the ends as arrays: a learned path's (jaxdiff.gaussian.learned_path) are traced
+    alpha_0, sigma_0 = (jnp.asarray(c, x0.dtype) for c in path.alpha_sigma(
+        jnp.asarray(path.t_min, x0.dtype)))
+    alpha_1, sigma_1 = (jnp.asarray(c, x0.dtype) for c in path.alpha_sigma(
+        jnp.asarray(path.t_max, x0.dtype)))
+    if not isinstance(sigma_0, jax.core.Tracer) and float(sigma_0) == 0.0:
         raise ValueError(f"the VDM bound needs sigma > 0 at the path's clean end (its "
                          f"decoder p(x | z_0) has scale sigma_0 / alpha_0); the {path.name!r} "
                          f"path has sigma(t_min) = 0: use a VP path")
@@ -71,11 +77,9 @@ def vdm_terms(key: jax.Array, denoise_fn, path: Path, x0: jax.Array, *,
     diffusion = dims * continuous_loss(key_diffusion, denoise_fn, path, x0,
                                        prediction=prediction, cond=cond, t=t,
                                        weighting="likelihood")
-    alpha_1, sigma_1 = path.alpha_sigma_value(path.t_max)
-    prior_var = path.prior_std**2
+    prior_var = sigma_1**2 if prior_std is None else jnp.asarray(prior_std, x0.dtype) ** 2
     prior = 0.5 * sum_per_example((alpha_1**2 * x0**2 + sigma_1**2) / prior_var - 1.0
-                                   - math.log(sigma_1**2 / prior_var))
-    alpha_0, sigma_0 = path.alpha_sigma_value(path.t_min)
+                                   - jnp.log(sigma_1**2 / prior_var))
     z0 = alpha_0 * x0 + sigma_0 * jax.random.normal(key_z0, x0.shape, x0.dtype)
     return {"prior": prior, "reconstruction": _reconstruction(x0, z0, alpha_0, sigma_0,
                                                                num_bins),

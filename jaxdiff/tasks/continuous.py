@@ -11,7 +11,8 @@ weighting and log-normal sigmas. Both: :func:`jaxdiff.gaussian.continuous_loss`;
 ``data.conditional`` the labels condition the model and are dropped at ``label_dropout``;
 samplers ``euler`` / ``heun`` / ``midpoint`` (:func:`jaxdiff.gaussian.ode_sample`, x0 not
 clipped unless ``clip_x0=True``, as in the papers); bits/dim from the probability-flow ODE
-(:func:`jaxdiff.gaussian.path_nll_bits_per_dim`, Hutchinson's trace); diagnostics: the
+(:func:`jaxdiff.gaussian.path_nll_bits_per_dim`, Hutchinson's trace) and VDM's bound beside it
+where the path's clean end has sigma > 0 (VP paths, ``ve``); diagnostics: the
 one-step and 20-step-Euler reconstruction at fractions of the interval, and the loss in
 buckets of it.
 """
@@ -30,7 +31,7 @@ from jaxdiff.metrics.diagnostics import psnr
 from jaxdiff.models.conditioning import drop_labels
 from jaxdiff.models.functional import bind
 from jaxdiff.tasks.base import Task
-from jaxdiff.tasks.images import IMAGES, ImageEvaluation, class_conditions
+from jaxdiff.tasks.images import IMAGES, ImageEvaluation, class_conditions, vdm_bound
 
 NLL_STEPS = 100
 RECONSTRUCTION_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 0.9)
@@ -195,6 +196,14 @@ def _bits_per_dim(spec: _Spec, run, *, num_bins: int, nll_steps: int | None):
     return bpd
 
 
+def _continuous_bound(spec: _Spec, run, *, num_bins: int):
+    """VDM's bound beside the ODE estimate (a ``ValueError`` on rectified flow)."""
+    apply_fn = run.apply_fn()
+    return vdm_bound(run.process, lambda params: spec.network(run, bind(apply_fn, params)),
+                     prediction=spec.value(run.config, "prediction"), num_bins=num_bins,
+                     conditional=run.num_classes is not None)
+
+
 def _sigma_e_ends(path) -> tuple[float, float]:
     """sigma / alpha at the clean and noisy ends of the path's log-SNR grids (clamped to
     EDM's [0.002, 80])."""
@@ -288,7 +297,8 @@ def _continuous_task(name: str, *, samplers: tuple[str, ...], spec: _Spec,
         make_sampler=bound(_make_sampler),
         evaluation=ImageEvaluation(bits_per_dim=bound(_bits_per_dim),
                                    bits_per_dim_protocol=_bits_per_dim_protocol,
-                                   diagnostics=bound(_diagnostics)),
+                                   diagnostics=bound(_diagnostics),
+                                   continuous_bound=bound(_continuous_bound)),
         settings=spec.settings, coupled_noise=coupled_noise)
 
 

@@ -7,7 +7,8 @@ condition the model and are replaced by the null class at rate ``label_dropout``
 (classifier-free guidance training, Ho & Salimans 2022). Samplers: ``ddim`` (default),
 ``ddpm``, ``dpm_solver++``, ``heun`` (:func:`jaxdiff.gaussian.sample`), with ``x0`` clipped
 to the data range unless ``clip_x0=False``. Evaluation: the VLB in bits/dim
-(:func:`jaxdiff.gaussian.nll_bits_per_dim`), reconstruction error and loss per timestep.
+(:func:`jaxdiff.gaussian.nll_bits_per_dim`), VDM's continuous-time bound beside it (on the
+schedule as a path), reconstruction error and loss per timestep.
 """
 
 import jax
@@ -19,7 +20,7 @@ from jaxdiff.metrics.diagnostics import loss_per_timestep, reconstruction_error
 from jaxdiff.models.conditioning import drop_labels
 from jaxdiff.models.functional import bind
 from jaxdiff.tasks.base import Task
-from jaxdiff.tasks.images import IMAGES, ImageEvaluation, class_conditions
+from jaxdiff.tasks.images import IMAGES, ImageEvaluation, class_conditions, vdm_bound
 
 SCHEDULES = {"cosine": gaussian.cosine_schedule, "linear": gaussian.linear_schedule,
              "sigmoid": gaussian.sigmoid_schedule}
@@ -162,6 +163,16 @@ def eps_denoiser(run, params):
     return lambda x_t, t, cond=None: bound(x_t, t, cond)[..., :channels]
 
 
+def _continuous_bound(run, *, num_bins: int):
+    """VDM's bound of the run's model on its schedule as a continuous path
+    (:func:`jaxdiff.gaussian.schedule_path`; the learned variance plays no part)."""
+    path = gaussian.schedule_path(run.process)
+    return vdm_bound(path, lambda params: gaussian.with_model_time(eps_denoiser(run, params),
+                                                                   path),
+                     prediction=_prediction(run.config), num_bins=num_bins,
+                     conditional=run.num_classes is not None)
+
+
 def _diagnostics(run, params, key, x0, cond) -> tuple[dict, dict]:
     """Reconstruction error at ``RECONSTRUCTION_FRACTIONS`` of T (one step and a 20-step
     DDIM chain, x0 clipped) and the training loss in ``LOSS_BUCKETS`` buckets of [0, T)."""
@@ -209,5 +220,6 @@ GAUSSIAN = Task(
     make_sampler=_make_sampler,
     evaluation=ImageEvaluation(bits_per_dim=_bits_per_dim,
                                bits_per_dim_protocol=_bits_per_dim_protocol,
-                               diagnostics=_diagnostics),
+                               diagnostics=_diagnostics,
+                               continuous_bound=_continuous_bound),
     settings={"prediction": "eps", "weighting": "uniform"})

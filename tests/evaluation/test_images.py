@@ -46,7 +46,8 @@ def test_report_has_every_metric_finite_with_its_protocol(evaluated):
     assert stored == json.loads(json.dumps(result))
     for field in ("classifier_fid", "classifier_fid_train_vs_test", "classifier_is_mean",
                   "classifier_is_std", "classifier_is_test_data", "bits_per_dim",
-                  "bits_per_dim_stderr"):
+                  "bits_per_dim_stderr", "bits_per_dim_continuous_bound",
+                  "bits_per_dim_continuous_bound_stderr"):
         assert isinstance(stored[field], float) and math.isfinite(stored[field]), field
     assert stored["step"] == 2 and stored["dataset"] == "digits"
     assert stored["inception_fid"] == "unavailable: disabled by the caller (inception=False)"
@@ -65,12 +66,14 @@ def test_report_has_every_metric_finite_with_its_protocol(evaluated):
                               "image_size": None}
     assert p["bits_per_dim"]["num_bins"] == 17 and p["bits_per_dim"]["respaced"]
     assert p["bits_per_dim"]["examples"] == 24 and p["bits_per_dim"]["chain_steps"] == 10
+    assert p["bits_per_dim_continuous_bound"]["label"] == "bits/dim (VDM bound)"
+    assert p["bits_per_dim_continuous_bound"]["examples"] == 24
     assert 0.0 <= p["classifier"]["test_accuracy"] <= 1.0
     assert all(math.isfinite(x) for x in _numbers(stored))
     # The Markdown carries every headline number and the protocol.
     md = md_path.read_text()
     for field in ("classifier_fid", "classifier_fid_train_vs_test", "classifier_is_mean",
-                  "classifier_is_test_data", "bits_per_dim"):
+                  "classifier_is_test_data", "bits_per_dim", "bits_per_dim_continuous_bound"):
         assert evaluation.format_value(stored[field]) in md, field
     for row in stored["reconstruction"]:
         assert evaluation.format_value(row["psnr_chain"]) in md
@@ -130,7 +133,8 @@ def test_each_part_of_the_report_is_handed_over_as_it_is_measured(evaluated):
     """on_update sees the report grow part by part (what evaluate.py writes, so that a stopped
     evaluation keeps its numbers), and its last call is the whole report."""
     result, updates = evaluated[2], evaluated[5]
-    assert len(updates) == 4   # classifier, Inception (disabled), bits/dim, diagnostics
+    # classifier, Inception (disabled), bits/dim, the continuous bound, diagnostics
+    assert len(updates) == 5
     assert "classifier_fid" in updates[0] and "bits_per_dim" not in updates[0]
     assert "bits_per_dim" in updates[2] and "reconstruction" not in updates[2]
     assert updates[-1] == json.loads(json.dumps(result))

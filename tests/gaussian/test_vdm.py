@@ -7,8 +7,8 @@ import pytest
 
 from jaxdiff import gaussian
 from jaxdiff.gaussian.vdm import vdm_terms, vdm_times
+from tests.gaussian.gaussian_data import S, exact_eps
 
-S = 0.7                                                  # data: x ~ N(0, S^2) in 1-D
 PATH_OPTIONS = dict(log_snr_min=-12.0, log_snr_max=9.0)
 
 
@@ -18,14 +18,6 @@ def float64():
         yield
 
 
-def _exact_eps(path):
-    def fn(z_t, t, cond=None):
-        alpha, sigma = path.alpha_sigma(t)
-        x0_hat = alpha * S**2 / (alpha**2 * S**2 + sigma**2) * z_t[:, 0]
-        return ((z_t[:, 0] - alpha * x0_hat) / sigma)[:, None]
-    return fn
-
-
 def test_the_bound_of_the_exact_denoiser_is_its_closed_form():
     """E[prior] = alpha_1^2 S^2 / (2 sigma_1^2) (prior N(0, sigma_1^2)); E[L_inf] =
     1/2 [log(1 + S^2 e^lambda)] between the ends; E[reconstruction] = 1/2 log(2 pi
@@ -33,7 +25,7 @@ def test_the_bound_of_the_exact_denoiser_is_its_closed_form():
     1/2 log(2 pi e S^2), from above and within 1e-3 nats here."""
     path = gaussian.vp_cosine(**PATH_OPTIONS)
     x0 = S * jax.random.normal(jax.random.key(0), (200_000, 1), jnp.float64)
-    terms = vdm_terms(jax.random.key(1), _exact_eps(path), path, x0, num_bins=None)
+    terms = vdm_terms(jax.random.key(1), exact_eps(path), path, x0, num_bins=None)
     lam0, lam1 = 9.0, -12.0
     a1, s1 = 1 / np.sqrt(1 + np.exp(-lam1)), 1 / np.sqrt(1 + np.exp(lam1))
     a0, s0 = 1 / np.sqrt(1 + np.exp(-lam0)), 1 / np.sqrt(1 + np.exp(lam0))
@@ -54,7 +46,7 @@ def test_the_discretized_decoder_is_a_softmax_over_the_levels():
     path = gaussian.vp_cosine(log_snr_min=-12.0, log_snr_max=2.0)   # sigma_0 / alpha_0 = 0.37
     levels = np.linspace(-1, 1, 5)
     x0 = jnp.asarray([[levels[1], levels[4]]])
-    terms = vdm_terms(jax.random.key(2), _exact_eps(path), path, x0[:, :1], num_bins=5)
+    terms = vdm_terms(jax.random.key(2), exact_eps(path), path, x0[:, :1], num_bins=5)
     alpha_0, sigma_0 = (float(c) for c in path.alpha_sigma(np.float64(0.0)))
     z0 = alpha_0 * np.asarray(x0[:, :1]) + sigma_0 * np.asarray(jax.random.normal(
         jax.random.split(jax.random.key(2), 3)[2], (1, 1), jnp.float64))
@@ -70,7 +62,7 @@ def test_antithetic_times_cover_the_interval_and_lower_the_variance():
     np.testing.assert_allclose(np.diff(t), 1 / 8, atol=1e-12)
     x0 = S * jax.random.normal(jax.random.key(4), (64, 1), jnp.float64)
     batch_mean = jax.jit(lambda key, antithetic: vdm_terms(
-        key, _exact_eps(path), path, x0, num_bins=None, antithetic=antithetic)[
+        key, exact_eps(path), path, x0, num_bins=None, antithetic=antithetic)[
             "diffusion"].mean(), static_argnums=1)
     means = {anti: np.array([float(batch_mean(jax.random.key(k), anti)) for k in range(400)])
              for anti in (True, False)}

@@ -110,3 +110,31 @@ def test_every_task_is_hashable_and_names_its_process_owned_settings():
     assert tasks.TASKS["edm"].settings["sigma_data"] == 0.5
     assert tasks.TASKS["flow"].settings["prediction"] == "velocity"
     assert tasks.TASKS["gaussian"].settings == {"prediction": "eps", "weighting": "uniform"}
+
+
+def test_the_continuous_bound_of_each_image_process():
+    """VDM's bound beside bits/dim: for gaussian on its schedule as a path (the network told
+    its fractional step), for edm on ve; rectified flow has none (sigma = 0 at t = 0)."""
+    x0 = None
+    for process in ("gaussian", "edm"):
+        config = continuous_config(process) if process != "gaussian" else continuous_config(
+            "gaussian", schedule="cosine")
+        run = train.build_run(config)
+        params = train.initial_state(run).params
+        x0 = jnp.asarray(run.eval_dataset.images[:4])
+        bpd, protocol = run.task.evaluation.continuous_bound(run, num_bins=17)
+        got = np.asarray(bpd(jax.random.key(1), params, x0, None))
+        path = (gaussian.schedule_path(run.process) if process == "gaussian"
+                else run.process)
+        bound = bind(run.apply_fn(), params)
+        fn = (gaussian.with_model_time(bound, path) if process == "gaussian"
+              else gaussian.edm_denoiser(bound, sigma_data=0.5))
+        prediction = "eps" if process == "gaussian" else "x0"
+        want = np.mean([gaussian.vdm_bits_per_dim(jax.random.fold_in(jax.random.key(1), i),
+                                                  fn, path, x0, prediction=prediction,
+                                                  num_bins=17) for i in range(16)], axis=0)
+        np.testing.assert_allclose(got, want, rtol=1e-4)
+        assert np.all(got > 0) and protocol["label"] == "bits/dim (VDM bound)"
+    run = train.build_run(continuous_config("flow"))
+    with pytest.raises(ValueError, match="sigma = 0"):
+        run.task.evaluation.continuous_bound(run, num_bins=17)
