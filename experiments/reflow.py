@@ -36,8 +36,9 @@ flags.mark_flags_as_required(["workdir", "out"])
 def pairs(run, params, *, count: int, steps: int, solver: str, batch: int, seed: int):
     """``(images, noise, labels)`` NumPy arrays of ``count`` pairs (``labels`` None for an
     unconditional run); ``clipped``: the fraction of sample values outside [-1, 1]."""
-    if run.task.name != "flow":
-        raise app.UsageError(f"reflow needs a flow run; {run.task.name!r} is in this workdir")
+    if not run.task.coupled_noise:
+        raise app.UsageError(f"reflow needs a flow run (its process trains on the pairs); "
+                             f"this workdir holds a {run.task.name!r} run")
     denoiser = path_denoiser(run, params)
     shape = run.task.modality.sample_shape(run, batch)
     prediction = run.task.setting(run.config, "prediction")
