@@ -8,7 +8,7 @@ class-conditional run, ``labels`` (the classes in turn). Then train 2-rectified 
 starting from the run (Liu et al. 2023, Alg. 1)::
 
     python experiments/train.py --config experiments/configs/digits_cpu.py:flow \\
-        --workdir RUN2 --set data.name=pairs.npz --set train.init_from=RUN
+        --workdir RUN2 --config.data.name=pairs.npz --config.train.init_from=RUN
 
 The pairs file's held-out split (every fifth pair) is what RUN2's evaluation compares with:
 the teacher's samples, not the real data.

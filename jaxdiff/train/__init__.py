@@ -39,6 +39,7 @@ from jaxdiff.train.loop import (
     train_batches,
 )
 from jaxdiff.train.optimizer import make_optimizer
+from jaxdiff.train.posthoc import posthoc_params, write_posthoc_workdir
 from jaxdiff.train.reporting import MetricsWriter, read_metrics
 from jaxdiff.train.state import TrainState, create_train_state, step_key
 from jaxdiff.train.step import ema_update, make_eval_step, make_train_step
@@ -49,6 +50,7 @@ __all__ = [
     "abstract_like", "build_run", "check_setting_name", "config_dict", "create_train_state",
     "describe_settings", "ema_update", "eval_batches", "from_dict", "initial_state", "load_config",
     "loss_fn_for", "make_eval_step", "make_optimizer", "make_sampler", "make_train_step",
-    "model_config_for", "read_metrics", "recorded_config", "restore_workdir", "save_samples",
-    "setting_names", "state_from_workdir", "step_key", "train", "train_batches", "validate",
+    "model_config_for", "posthoc_params", "read_metrics", "recorded_config", "restore_workdir",
+    "save_samples", "setting_names", "state_from_workdir", "step_key", "train", "train_batches",
+    "validate", "write_posthoc_workdir",
 ]

@@ -29,7 +29,7 @@ class Checkpointer:
         """Starts saving ``state`` at its step (asynchronously); ``metadata`` is JSON."""
         step = int(state.step)
         self._manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), metadata=ocp.args.JsonSave(metadata)))
+            state=ocp.args.StandardSave(_item(state)), metadata=ocp.args.JsonSave(metadata)))
 
     def steps(self) -> list[int]:
         return sorted(self._manager.all_steps())
@@ -48,7 +48,7 @@ class Checkpointer:
         for step in reversed(self.steps()):
             try:
                 restored = self._manager.restore(step, args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract_state),
+                    state=ocp.args.StandardRestore(_item(abstract_state)),
                     metadata=ocp.args.JsonRestore()))
             except Exception as err:  # noqa: BLE001 -- any unreadable checkpoint
                 cause = (str(err).strip().splitlines() or [""])[0][:200]
@@ -60,7 +60,9 @@ class Checkpointer:
                 continue
             for bad in unreadable:
                 self._move_aside(bad)
-            return TrainState(*restored.state), dict(restored.metadata)
+            fields = dict(restored.state)
+            fields["phema"] = tuple(fields.get("phema", ()))
+            return TrainState(**fields), dict(restored.metadata)
         if error is not None:
             raise RuntimeError(f"no checkpoint in {self.directory} could be restored") from error
         return None
@@ -86,6 +88,16 @@ class Checkpointer:
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()
+
+
+def _item(state: TrainState) -> dict:
+    """What is stored: the state's fields as a dict, without ``phema`` when it is empty, so
+    that runs without post-hoc EMA store (and read) exactly the five fields of checkpoints
+    written before it existed."""
+    fields = state._asdict()
+    if not fields["phema"]:
+        del fields["phema"]
+    return fields
 
 
 def abstract_like(state: TrainState) -> TrainState:

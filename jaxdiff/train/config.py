@@ -14,7 +14,7 @@ takes the dataclasses, never a ConfigDict.
 
 import dataclasses
 import difflib
-from typing import Any
+from typing import Any, get_origin
 
 from jaxdiff._validation import config_error
 from jaxdiff.models.presets import PRESETS
@@ -90,6 +90,9 @@ class OptimConfig:
     weight_decay: float = _setting(0.0, "AdamW weight decay")
     clip_norm: float = _setting(1.0, "gradient clipping by global norm")
     ema_decay: float = _setting(0.999, "decay of the EMA parameters (evaluated and sampled)")
+    phema_stds: tuple[float, ...] | None = _setting(
+        None, "EDM2's post-hoc EMA: relative stds of the power-function EMAs tracked beside "
+              "the EMA, e.g. (0.05, 0.1) (None: off); snapshots every train.phema_every")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +114,8 @@ class TrainConfig:
                                             "D3PM; masked needs one; AR needs None)")
     tensorboard: bool = _setting(False, "also write TensorBoard events (tensorboardX)")
     distributed: bool = _setting(False, "call jax.distributed.initialize() (multi-host)")
+    phema_every: int = _setting(0, "steps between post-hoc EMA snapshots (needs "
+                                   "optim.phema_stds; 0: off)")
     init_from: str | None = _setting(None, "a finished run's workdir whose EMA parameters "
                                            "start this run (fine-tuning, reflow; the same "
                                            "network); a resumed run keeps its checkpoint")
@@ -186,7 +191,9 @@ def config_dict(values: dict | None = None):
             value = given.get(f.name, _default(f))
             if value is None:
                 types = [t for t in getattr(f.type, "__args__", (f.type,)) if t is not type(None)]
-                value = ml_collections.FieldReference(None, field_type=types[0])
+                # tuple[float, ...] -> tuple: the placeholder's type is the plain class
+                value = ml_collections.FieldReference(
+                    None, field_type=get_origin(types[0]) or types[0])
             out[name][f.name] = value
     return ml_collections.ConfigDict(out)
 
@@ -248,6 +255,15 @@ def validate(config: ExperimentConfig, *, num_devices: int) -> ExperimentConfig:
     if o.learning_rate <= 0 or not 0 <= o.ema_decay < 1 or o.warmup_steps < 0:
         _fail("optim", f"need learning_rate > 0, 0 <= ema_decay < 1, warmup_steps >= 0; got "
                        f"{o}")
+    if o.phema_stds is not None:
+        if not o.phema_stds or not all(0 < s < 12 ** -0.5 for s in o.phema_stds):
+            _fail("optim.phema_stds", f"must be a non-empty tuple of relative stds in "
+                                      f"(0, 0.2887), got {o.phema_stds!r}")
+        if t.phema_every < 1:
+            _fail("train.phema_every", f"must be >= 1 with optim.phema_stds set, got "
+                                       f"{t.phema_every}")
+    elif t.phema_every:
+        _fail("train.phema_every", "needs optim.phema_stds (the profiles it snapshots)")
     return config
 
 
@@ -263,6 +279,8 @@ def from_dict(values: dict) -> ExperimentConfig:
         if "overrides" in section:   # JSON turns tuples into lists; configs must hash
             section["overrides"] = {k: tuple(v) if isinstance(v, list) else v
                                     for k, v in dict(section["overrides"]).items()}
+        if isinstance(section.get("phema_stds"), list):
+            section["phema_stds"] = tuple(section["phema_stds"])
         sections[field.name] = field.type(**section)
     for key in values:
         if key not in sections:

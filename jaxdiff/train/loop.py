@@ -30,8 +30,10 @@ from jaxdiff.tasks.base import PROCESS_SETTINGS
 from jaxdiff.train.checkpoint import Checkpointer, abstract_like
 from jaxdiff.train.config import ExperimentConfig, from_dict, validate
 from jaxdiff.train.optimizer import make_optimizer
+from jaxdiff.train.phema import exponent_from_std
 from jaxdiff.train.preemption import StopOnSignals
 from jaxdiff.train.reporting import MetricsWriter
+from jaxdiff.train.snapshots import save_snapshot
 from jaxdiff.train.state import TrainState, create_train_state
 from jaxdiff.train.step import make_eval_step, make_train_step
 
@@ -108,10 +110,15 @@ def loss_fn_for(run: Run, *, train: bool):
     return run.task.objective(run) if train else run.task.held_out(run)
 
 
+def _phema_stds(run: Run) -> tuple[float, ...]:
+    return tuple(run.config.optim.phema_stds or ())
+
+
 def initial_state(run: Run) -> TrainState:
     key = jax.random.key(run.config.train.seed)
     _, params, _ = jm.init(run.model_config, key=jax.random.fold_in(key, 0))
-    return create_train_state(params, run.optimizer, jax.random.fold_in(key, 1))
+    return create_train_state(params, run.optimizer, jax.random.fold_in(key, 1),
+                              phema_profiles=len(_phema_stds(run)))
 
 
 def state_from_workdir(run: Run, workdir: str | os.PathLike) -> TrainState:
@@ -123,7 +130,8 @@ def state_from_workdir(run: Run, workdir: str | os.PathLike) -> TrainState:
                                               f"({source_run.model_config}); this run's is "
                                               f"{run.model_config}")
     key = jax.random.fold_in(jax.random.key(run.config.train.seed), 1)
-    return create_train_state(source.ema_params, run.optimizer, key)
+    return create_train_state(source.ema_params, run.optimizer, key,
+                              phema_profiles=len(_phema_stds(run)))
 
 
 def make_sampler(run: Run, *, count: int, sampler: str | None = None, **options):
@@ -317,9 +325,11 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
         state = restored[0]
     elif t.init_from is not None:
         state = jax.device_put(state_from_workdir(run, t.init_from), replicated)
-    train_step = jax.jit(make_train_step(loss_fn_for(run, train=True), run.optimizer,
-                                         ema_decay=config.optim.ema_decay),
-                         donate_argnums=0, out_shardings=(replicated, replicated))
+    phema_stds = _phema_stds(run)
+    train_step = jax.jit(make_train_step(
+        loss_fn_for(run, train=True), run.optimizer, ema_decay=config.optim.ema_decay,
+        phema_exponents=tuple(float(g) for g in exponent_from_std(phema_stds))),
+        donate_argnums=0, out_shardings=(replicated, replicated))
     eval_step = jax.jit(make_eval_step(loss_fn_for(run, train=False)))
     sample = make_sampler(run, sampler=t.sampler, num_steps=t.sample_steps,
                           count=t.sample_count)
@@ -357,6 +367,9 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
                     pending, tick, ticked_at = [], now, done
                 if done % t.checkpoint_every == 0 or last or stopping:
                     checkpointer.save(state, {"data_step": done})
+                if phema_stds and (done % t.phema_every == 0 or last) and lead:
+                    save_snapshot(workdir, done, phema_stds, jax.tree.map(
+                        lambda x: np.asarray(x.addressable_data(0)), state.phema))
                 if stopping:
                     checkpointer.wait()
                     print(f"{stop.signal_name or 'a stop signal'}: stopped after step {done}; "
