@@ -27,6 +27,7 @@ from claims import (
     inpainting,
     learned_variance,
     mode_coverage,
+    posthoc_ema,
     process_comparison,
     reconstruction,
     sampler_steps,
@@ -45,7 +46,7 @@ _HERE = pathlib.Path(__file__).resolve().parent
 CLAIMS = (forward_process, schedule_comparison, learned_variance, sampler_steps, guidance,
           mode_coverage, reconstruction, inpainting, text_likelihood, text_speed,
           text_inpainting, text_quality, process_comparison, vdm_bound,
-          straightness)
+          straightness, posthoc_ema)
 DEFAULT_OUT = _HERE / "results"
 
 

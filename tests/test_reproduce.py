@@ -142,7 +142,7 @@ def test_check_script_fails_without_results(tmp_path):
 HOLDS = {"schedule_comparison": False, "learned_variance": True, "sampler_steps": False,
          "guidance": False, "mode_coverage": True, "reconstruction": True, "inpainting": False,
          "process_comparison": False, "vdm_bound": True,
-         "straightness": True}
+         "straightness": True, "posthoc_ema": True}
 IMAGE_CLAIMS = {c.NAME: c for c in reproduce.CLAIMS if c.NAME in HOLDS}
 
 
@@ -261,6 +261,9 @@ DOCTORS = {
     "inpainting": [_known_changed, _no_better_than_baseline],
     "process_comparison": [_set(("table", "edm", "euler", "8", "classifier_fid"),
                                 float("nan"))],
+    "posthoc_ema": [_set(("held_out", "error_over_ema_to_params_distance"), 0.2),
+                    _set(("held_out", "classifier_fid_reconstructed"), 40.0),
+                    _set(("sweep", "0.02", "classifier_fid"), 1.0)],
     "straightness": [_set(("models", "2-rectified", "straightness"), 1.0),
                      _set(("models", "2-rectified", "euler", "1", "classifier_fid"), 1e3),
                      _set(("models", "vp-ode (cosine-eps, log_snr)", "relative_straightness"),

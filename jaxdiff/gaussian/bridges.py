@@ -86,9 +86,9 @@ def discrete_view(denoise_fn, path: Path, *, prediction: str, num_steps: int = 1
     if num_steps < 2:
         raise ValueError(f"num_steps must be >= 2, got {num_steps}")
     times = time_grid(path, num_steps, spacing="log_snr")[::-1].copy()   # clean -> noisy
-    with jax.ensure_compile_time_eval():
+    with jax.ensure_compile_time_eval():   # a concrete schedule, also when called under jit
         lams = np.asarray(path.log_snr(jnp.asarray(times)), np.float64)
-    schedule = schedule_from_log_snrs(lams, dtype=dtype)
+        schedule = schedule_from_log_snrs(lams, dtype=dtype)
 
     def view_fn(x_vp, t, cond=None):
         t_path = jnp.asarray(times, x_vp.dtype)[t]

@@ -10,7 +10,8 @@ EDM's preconditioning (:func:`jaxdiff.gaussian.edm_denoiser`, ``sigma_data``), t
 weighting and log-normal sigmas. Both: :func:`jaxdiff.gaussian.continuous_loss`; with
 ``data.conditional`` the labels condition the model and are dropped at ``label_dropout``;
 samplers ``euler`` / ``heun`` / ``midpoint`` (:func:`jaxdiff.gaussian.ode_sample`, x0 not
-clipped unless ``clip_x0=True``, as in the papers); bits/dim from the probability-flow ODE
+clipped unless ``clip_x0=True``, as in the papers) and ``ddim`` / ``dpm_solver++`` / ``ddpm``
+on the path's discrete view; bits/dim from the probability-flow ODE
 (:func:`jaxdiff.gaussian.path_nll_bits_per_dim`, Hutchinson's trace) and VDM's bound beside it
 where the path's clean end has sigma > 0 (VP paths, ``ve``); diagnostics: the
 one-step and 20-step-Euler reconstruction at fractions of the interval, and the loss in
@@ -38,7 +39,12 @@ RECONSTRUCTION_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 0.9)
 RECONSTRUCTION_CHAIN_STEPS = 20
 LOSS_BUCKETS = 10
 SAMPLER_OPTIONS = ("num_steps", "spacing", "shift", "s_churn", "s_tmin", "s_tmax", "s_noise",
-                   "clip_x0", "guidance_scale", "classes", "inpaint_mask", "inpaint_values")
+                   "eta", "clip_x0", "guidance_scale", "classes", "inpaint_mask",
+                   "inpaint_values")
+DISCRETE_SAMPLERS = ("ddim", "dpm_solver++", "ddpm")
+"""The discrete samplers a flow / edm run also takes, through the path's discrete view
+(:func:`jaxdiff.gaussian.discrete_view`, :data:`VIEW_STEPS` levels)."""
+VIEW_STEPS = 1000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,21 +154,47 @@ def _loss_fn(spec: _Spec, run, *, train: bool):
 def _make_sampler(spec: _Spec, run, *, count: int, sampler: str, num_steps: int | None = None,
                   spacing: str | None = None, shift: float | None = None, s_churn: float = 0.0,
                   s_tmin: float = 0.0, s_tmax: float = float("inf"), s_noise: float = 1.0,
-                  clip_x0: bool = False, guidance_scale: float | None = None, classes=None,
-                  inpaint_mask=None, inpaint_values=None):
+                  eta: float = 0.0, clip_x0: bool = False, guidance_scale: float | None = None,
+                  classes=None, inpaint_mask=None, inpaint_values=None):
     """``sample(key, params)``: ``count`` images from :func:`jaxdiff.gaussian.ode_sample`;
     ``num_steps`` defaults to the solver's (:data:`jaxdiff.gaussian.ode.DEFAULT_STEPS`),
     ``shift`` to the run's ``time_shift``
     on a uniform grid; x0 is not clipped unless ``clip_x0`` (the papers' samplers do not
-    clip)."""
+    clip). The :data:`DISCRETE_SAMPLERS` run :func:`jaxdiff.gaussian.sample` on the path's
+    discrete view (their ``spacing`` and DDIM's ``eta``; the ODE grid's ``shift`` and EDM's
+    churn are errors there, as ``eta`` is for the ODE solvers)."""
     apply_fn = run.apply_fn()
     cond, null = class_conditions(run, count, classes, guidance_scale)
     shape = run.task.modality.sample_shape(run, count)
+    prediction = spec.value(run.config, "prediction")
+    if sampler in DISCRETE_SAMPLERS:
+        ode_only = {"shift": shift is not None, "s_churn": s_churn != 0.0,
+                    "s_tmin": s_tmin != 0.0, "s_tmax": s_tmax != float("inf"),
+                    "s_noise": s_noise != 1.0}
+        if any(ode_only.values()):
+            raise ValueError(f"{sorted(k for k, v in ode_only.items() if v)} are options of "
+                             f"the ODE solvers; sampler {sampler!r} runs on the path's "
+                             f"discrete view")
+
+        @jax.jit
+        def sample_discrete(key, params):
+            schedule, view = gaussian.discrete_view(
+                spec.network(run, bind(apply_fn, params)), run.process,
+                prediction=prediction, num_steps=VIEW_STEPS)
+            return gaussian.sample(
+                key, view, schedule, shape, sampler=sampler, num_steps=num_steps,
+                spacing=spacing, prediction=gaussian.VIEW_PREDICTION, eta=eta,
+                clip_x0=clip_x0, cond=cond, guidance_scale=guidance_scale, null_cond=null,
+                inpaint_mask=inpaint_mask, inpaint_values=inpaint_values)
+
+        return sample_discrete
+    if eta != 0.0:
+        raise ValueError(f"eta is DDIM's stochasticity; the ODE solver {sampler!r} has none "
+                         f"(use s_churn)")
     if shift is None:
         uniform = (spacing or run.process.sampling_spacing) == "uniform"
         shift = spec.value(run.config, "time_shift") if uniform else None
         shift = 1.0 if shift is None else shift
-    prediction = spec.value(run.config, "prediction")
 
     @jax.jit
     def sample(key, params):
@@ -317,9 +349,10 @@ _EDM_SPEC = _Spec(
               "density_std": None, "sigma_data": gaussian.SIGMA_DATA},
     fixed={"prediction": "x0"}, network=_edm_network, densities=("log_normal", "uniform"),
     paths=("ve",))
-FLOW = _continuous_task("flow", samplers=("euler", "heun", "midpoint"), spec=_FLOW_SPEC,
-                        coupled_noise=True)
-EDM = _continuous_task("edm", samplers=("heun", "euler", "midpoint"), spec=_EDM_SPEC)
+FLOW = _continuous_task("flow", samplers=("euler", "heun", "midpoint", *DISCRETE_SAMPLERS),
+                        spec=_FLOW_SPEC, coupled_noise=True)
+EDM = _continuous_task("edm", samplers=("heun", "euler", "midpoint", *DISCRETE_SAMPLERS),
+                       spec=_EDM_SPEC)
 _SPECS = {"flow": _FLOW_SPEC, "edm": _EDM_SPEC}
 
 

@@ -5,8 +5,9 @@ Process: :func:`jaxdiff.gaussian.cosine_schedule` (default), ``linear`` or ``sig
 ``weighting``, ``learned_variance`` for L_hybrid); with ``data.conditional`` the labels
 condition the model and are replaced by the null class at rate ``label_dropout``
 (classifier-free guidance training, Ho & Salimans 2022). Samplers: ``ddim`` (default),
-``ddpm``, ``dpm_solver++``, ``heun`` (:func:`jaxdiff.gaussian.sample`), with ``x0`` clipped
-to the data range unless ``clip_x0=False``. Evaluation: the VLB in bits/dim
+``ddpm``, ``dpm_solver++``, ``heun`` (:func:`jaxdiff.gaussian.sample`) and the ODE solvers
+``euler`` / ``midpoint`` on the schedule as a path, with ``x0`` clipped to the data range
+unless ``clip_x0=False``. Evaluation: the VLB in bits/dim
 (:func:`jaxdiff.gaussian.nll_bits_per_dim`), VDM's continuous-time bound beside it (on the
 schedule as a path), reconstruction error and loss per timestep.
 """
@@ -24,6 +25,9 @@ from jaxdiff.tasks.images import IMAGES, ImageEvaluation, class_conditions, vdm_
 
 SCHEDULES = {"cosine": gaussian.cosine_schedule, "linear": gaussian.linear_schedule,
              "sigmoid": gaussian.sigmoid_schedule}
+ODE_SOLVERS = ("euler", "midpoint")
+"""The ODE solvers a run also takes, on its schedule as a path (its ``heun`` is the discrete
+EDM-form Heun of :func:`jaxdiff.gaussian.sample`)."""
 RECONSTRUCTION_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 0.9)
 RECONSTRUCTION_CHAIN_STEPS = 20
 LOSS_BUCKETS = 10
@@ -96,14 +100,33 @@ def _make_sampler(run, *, count: int, sampler: str, num_steps: int | None = None
                   spacing: str | None = None, variance: str | None = None, eta: float = 0.0,
                   clip_x0: bool = True, guidance_scale: float | None = None, classes=None,
                   inpaint_mask=None, inpaint_values=None):
-    """``sample(key, params)``: ``count`` images from :func:`jaxdiff.gaussian.sample`.
+    """``sample(key, params)``: ``count`` images from :func:`jaxdiff.gaussian.sample`, or
+    for the :data:`ODE_SOLVERS` from :func:`jaxdiff.gaussian.ode_sample` on the schedule as a
+    continuous path (:func:`jaxdiff.gaussian.schedule_path`; ``eta`` and ``variance`` are
+    errors there).
 
     ``classes`` (``int [count]``, conditional runs only) default to round-robin; guidance
     needs a conditional run; ``variance`` defaults to the model's (learned or beta)."""
     apply_fn = run.apply_fn()
     cond, null = class_conditions(run, count, classes, guidance_scale)
-    variance = _variance(run) if variance is None else variance
     shape = run.task.modality.sample_shape(run, count)
+    if sampler in ODE_SOLVERS:
+        if eta != 0.0 or variance is not None:
+            raise ValueError(f"eta and variance are options of the discrete samplers; "
+                             f"{sampler!r} solves the probability-flow ODE")
+        path = gaussian.schedule_path(run.process)
+
+        @jax.jit
+        def sample_ode(key, params):
+            denoiser = gaussian.with_model_time(eps_denoiser(run, params), path)
+            return gaussian.ode_sample(
+                key, denoiser, path, shape, solver=sampler, num_steps=num_steps,
+                spacing=spacing, prediction=_prediction(run.config), clip_x0=clip_x0,
+                cond=cond, guidance_scale=guidance_scale, null_cond=null,
+                inpaint_mask=inpaint_mask, inpaint_values=inpaint_values)
+
+        return sample_ode
+    variance = _variance(run) if variance is None else variance
 
     @jax.jit
     def sample(key, params):
@@ -210,7 +233,7 @@ def _diagnostics(run, params, key, x0, cond) -> tuple[dict, dict]:
 
 GAUSSIAN = Task(
     name="gaussian", modality=IMAGES, schedules=tuple(SCHEDULES),
-    samplers=("ddim", "ddpm", "dpm_solver++", "heun"),
+    samplers=("ddim", "ddpm", "dpm_solver++", "heun", *ODE_SOLVERS),
     sampler_options=("num_steps", "spacing", "variance", "eta", "clip_x0", "guidance_scale",
                      "classes", "inpaint_mask", "inpaint_values"),
     check_config=_check_config, build_process=_build_process,

@@ -138,3 +138,26 @@ def test_the_continuous_bound_of_each_image_process():
     run = train.build_run(continuous_config("flow"))
     with pytest.raises(ValueError, match="sigma = 0"):
         run.task.evaluation.continuous_bound(run, num_bins=17)
+
+
+def test_every_run_samples_on_both_clocks_and_names_the_other_clocks_options():
+    """Discrete samplers on flow / edm runs (their path's discrete view), ODE solvers on a
+    gaussian run (its schedule as a path); an option of the other clock is an error."""
+    for process, samplers in (("gaussian", ("euler", "midpoint")),
+                              ("flow", ("ddim", "dpm_solver++", "ddpm")),
+                              ("edm", ("ddim", "dpm_solver++"))):
+        config = continuous_config(process, schedule="cosine" if process == "gaussian" else None)
+        run = train.build_run(config)
+        params = train.initial_state(run).params
+        for sampler in samplers:
+            images = run.task.sampler(run, count=4, sampler=sampler, num_steps=4)(
+                jax.random.key(0), params)
+            assert images.shape == (4, 8, 8, 1) and np.isfinite(np.asarray(images)).all()
+    gaussian_run = train.build_run(continuous_config("gaussian", schedule="cosine"))
+    with pytest.raises(ValueError, match="eta and variance"):
+        gaussian_run.task.sampler(gaussian_run, count=2, sampler="euler", eta=0.5)
+    flow_run = train.build_run(continuous_config("flow"))
+    with pytest.raises(ValueError, match="s_churn"):
+        flow_run.task.sampler(flow_run, count=2, sampler="ddim", s_churn=1.0)
+    with pytest.raises(ValueError, match="eta"):
+        flow_run.task.sampler(flow_run, count=2, sampler="euler", eta=0.5)
