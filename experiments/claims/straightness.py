@@ -14,7 +14,7 @@ ODE on the same data.
   flows and on the log-SNR grid (:data:`VP_SPACINGS`). The uniform grid was the one stated
   before the run; its first step (from t = 1, alpha ~ 3e-5) multiplies the eps model's error
   by alpha'/alpha and sent the trajectories far off (mean squared displacement 635 against
-  ~1.2), so the log-SNR grid, which starts at EDM's sigma/alpha = 80, was added after it as
+  ~1.1), so the log-SNR grid, which starts at EDM's sigma/alpha = 80, was added after it as
   the accurate solution of the same ODE; both are reported and checked.
 
 Measured: straightness :math:`S = \int_0^1 \mathbb E\|(X_1 - X_0) - \dot X_\tau\|^2

@@ -70,7 +70,7 @@ from jaxdiff.gaussian.paths import (
     with_model_time,
     x0_eps_from_output,
 )
-from jaxdiff.gaussian.reflow import reflow_pairs
+from jaxdiff.gaussian.reflow import check_pure_noise_end, reflow_pairs
 from jaxdiff.gaussian.reverse import VARIANCES, model_log_variance, p_mean_variance
 from jaxdiff.gaussian.samplers import (
     DEFAULT_SPACINGS,
@@ -100,13 +100,14 @@ __all__ = [
     "CONTINUOUS_PREDICTIONS", "DEFAULT_SPACINGS", "DEFAULT_STEPS", "DENSITIES", "GRID_SPACINGS",
     "PATHS", "PATH_WEIGHTINGS", "PREDICTIONS", "SAMPLERS", "SIGMA_DATA", "SOLVERS", "SPACINGS",
     "THREE_GAUSSIANS", "VARIANCES", "VIEW_PREDICTION", "WEIGHTINGS", "DPMSolverState",
-    "GaussianMixture", "Path", "Schedule", "alpha_sigma", "clip_x0_and_eps", "coefficients",
-    "continuous_loss", "cosine_schedule", "ddim_step", "ddpm_step", "decoder_nll", "discrete_view",
-    "discretized_gaussian_log_likelihood", "dpm_solver_step", "draw_times", "edm_denoiser",
-    "edm_scalings", "eps_error_scale", "gaussian_log_likelihood", "get_path", "guided_denoiser",
-    "heun_step", "init_learned_schedule", "learned_gamma", "learned_path", "linear_schedule",
-    "loss", "loss_weight", "model_log_variance", "nll_bits_per_dim", "normal_kl", "ode_nll",
-    "ode_sample", "output_target", "p_mean_variance", "path_nll_bits_per_dim", "path_ode_nll",
+    "GaussianMixture", "Path", "Schedule", "alpha_sigma", "check_pure_noise_end",
+    "clip_x0_and_eps", "coefficients", "continuous_loss", "cosine_schedule", "ddim_step",
+    "ddpm_step", "decoder_nll", "discrete_view", "discretized_gaussian_log_likelihood",
+    "dpm_solver_step", "draw_times", "edm_denoiser", "edm_scalings", "eps_error_scale",
+    "gaussian_log_likelihood", "get_path", "guided_denoiser", "heun_step", "init_learned_schedule",
+    "learned_gamma", "learned_path", "linear_schedule", "loss", "loss_weight",
+    "model_log_variance", "nll_bits_per_dim", "normal_kl", "ode_nll", "ode_sample",
+    "output_target", "p_mean_variance", "path_nll_bits_per_dim", "path_ode_nll",
     "prediction_target", "prior_kl", "q_posterior", "q_sample", "rectified_flow", "reflow_pairs",
     "resolution_shift", "respace", "sample", "sampling_timesteps", "schedule_path",
     "schedule_from_betas", "schedule_from_log_snrs", "shift_times", "sigmoid_schedule",

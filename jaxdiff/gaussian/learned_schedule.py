@@ -60,7 +60,11 @@ def init_learned_schedule(key: jax.Array, *, log_snr_max: float = 13.3,
               "hidden_bias": jnp.zeros((features,), dtype),
               "out_kernel": jax.random.normal(key_out, (features,), dtype)}
     at_0, at_1 = (_nonlinear(params, jnp.asarray(t, dtype)) for t in (0.0, 1.0))
-    span = (log_snr_max - log_snr_min) - (at_1 - at_0)    # > 0: the hidden part spans < 2
+    span = (log_snr_max - log_snr_min) - (at_1 - at_0)
+    if not float(span) > 0:
+        raise ValueError(f"log_snr_max - log_snr_min = {log_snr_max - log_snr_min:g} is "
+                         f"smaller than the hidden layer's span {float(at_1 - at_0):.3g} at "
+                         f"init: widen the range")
     return {**params, "bias": jnp.asarray(-log_snr_max, dtype) - at_0,
             "scale": jnp.asarray(span, dtype)}
 

@@ -22,6 +22,17 @@ from jaxdiff.gaussian.ode import DEFAULT_STEPS, ode_sample, time_grid
 from jaxdiff.gaussian.paths import Path
 
 
+def check_pure_noise_end(path: Path) -> None:
+    r"""Raises a ``ValueError`` unless ``path`` ends in pure noise (:math:`\alpha = 0`,
+    :math:`\sigma = 1` at ``t_max``): only there is a prior draw the :math:`\epsilon` of the
+    pair's training draws."""
+    alpha, sigma = path.alpha_sigma_value(path.t_max)
+    if (alpha, sigma) != (0.0, 1.0):
+        raise ValueError(f"reflow couples the prior draw with the sample: it needs a path that "
+                         f"ends in pure noise (alpha = 0, sigma = 1 at t_max, rectified flow); "
+                         f"the {path.name!r} path has alpha = {alpha:.3g}, sigma = {sigma:.3g}")
+
+
 def reflow_pairs(key: jax.Array, denoise_fn, path: Path, shape, *, solver: str = "euler",
                  num_steps: int | None = None, dtype=jnp.float32, **ode_options):
     r"""``(noise, samples)``: ``noise`` :math:`z \sim \mathcal N(0, I)` of shape ``shape``
@@ -33,11 +44,7 @@ def reflow_pairs(key: jax.Array, denoise_fn, path: Path, shape, *, solver: str =
     :math:`t_\max` (the uniform grid). ``ode_options`` are :func:`ode_sample`'s (``spacing``,
     ``shift``, ``prediction``, ``cond``, ``guidance_scale``, ...).
     """
-    alpha, sigma = path.alpha_sigma_value(path.t_max)
-    if (alpha, sigma) != (0.0, 1.0):
-        raise ValueError(f"reflow couples the prior draw with the sample: it needs a path that "
-                         f"ends in pure noise (alpha = 0, sigma = 1 at t_max, rectified flow); "
-                         f"the {path.name!r} path has alpha = {alpha:.3g}, sigma = {sigma:.3g}")
+    check_pure_noise_end(path)
     steps = DEFAULT_STEPS[solver] if num_steps is None else num_steps
     spacing = ode_options.get("spacing") or path.sampling_spacing
     first = time_grid(path, steps, spacing=spacing, shift=ode_options.get("shift", 1.0))[0]

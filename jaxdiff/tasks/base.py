@@ -79,9 +79,11 @@ class Task:
       settings: the process-owned ``diffusion`` fields it reads (those of
         :data:`PROCESS_SETTINGS`), with the value each takes when the config leaves it None;
         a process-owned field it does not read must be None (:meth:`setting`).
-      coupled_noise: whether its objective trains on data whose images come with the noise
-        they are coupled with (a reflow pairs file, batches with a ``"noise"`` array);
-        loading such data for a process without it is an error.
+      coupled_noise: ``(process) -> None`` for a process whose objective trains on data
+        whose images come with the noise they are coupled with (a reflow pairs file, batches
+        with a ``"noise"`` array): raises a ``ValueError`` when the run's process object
+        cannot (a path that does not end in pure noise); None: images alone, and loading
+        such data is an error.
     """
 
     name: str
@@ -98,7 +100,7 @@ class Task:
     evaluation: Any
     # hash=False: a Task stays hashable (e.g. a static argument of jit) with a dict here
     settings: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
-    coupled_noise: bool = False
+    coupled_noise: Callable[[Any], None] | None = None
 
     def setting(self, config, name: str):
         """``config.diffusion.<name>``, or this process's default for it when None."""

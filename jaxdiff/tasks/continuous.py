@@ -317,7 +317,7 @@ def _diagnostics(spec: _Spec, run, params, key, x0, cond) -> tuple[dict, dict]:
 
 
 def _continuous_task(name: str, *, samplers: tuple[str, ...], spec: _Spec,
-                     coupled_noise: bool = False) -> Task:
+                     coupled_noise=None) -> Task:
     bound = lambda fn: functools.partial(fn, spec)  # noqa: E731
     return Task(
         name=name, modality=IMAGES, schedules=spec.paths, samplers=samplers,
@@ -350,7 +350,7 @@ _EDM_SPEC = _Spec(
     fixed={"prediction": "x0"}, network=_edm_network, densities=("log_normal", "uniform"),
     paths=("ve",))
 FLOW = _continuous_task("flow", samplers=("euler", "heun", "midpoint", *DISCRETE_SAMPLERS),
-                        spec=_FLOW_SPEC, coupled_noise=True)
+                        spec=_FLOW_SPEC, coupled_noise=gaussian.check_pure_noise_end)
 EDM = _continuous_task("edm", samplers=("heun", "euler", "midpoint", *DISCRETE_SAMPLERS),
                        spec=_EDM_SPEC)
 _SPECS = {"flow": _FLOW_SPEC, "edm": _EDM_SPEC}

@@ -87,11 +87,17 @@ def build_run(config: ExperimentConfig) -> Run:
     validate(config, num_devices=jax.device_count())
     task = get_task(config.diffusion.process)
     dataset, eval_dataset = task.modality.load(config)
-    if getattr(dataset, "noise", None) is not None and not task.coupled_noise:
-        raise config_error("data.name", f"{config.data.name!r} couples each image with noise "
-                                        f"(a reflow pairs file); process "
-                                        f"{config.diffusion.process!r} trains on images alone "
-                                        f"(reflow trains the flow process)")
+    process = task.process(config)
+    if getattr(dataset, "noise", None) is not None:
+        if task.coupled_noise is None:
+            raise config_error("data.name", f"{config.data.name!r} couples each image with "
+                                            f"noise (a reflow pairs file); process "
+                                            f"{config.diffusion.process!r} trains on images "
+                                            f"alone (reflow trains the flow process)")
+        try:
+            task.coupled_noise(process)
+        except ValueError as err:
+            raise config_error("diffusion.schedule", str(err)) from None
     model_config = model_config_for(config, dataset)
     graphdef, _, rest = jm.abstract_init(model_config)
     o, t = config.optim, config.train
@@ -99,7 +105,7 @@ def build_run(config: ExperimentConfig) -> Run:
                                warmup_steps=o.warmup_steps, weight_decay=o.weight_decay,
                                clip_norm=o.clip_norm)
     return Run(config=config, task=task, dataset=dataset, eval_dataset=eval_dataset,
-               process=task.process(config), model_config=model_config,
+               process=process, model_config=model_config,
                graphdef=graphdef, rest=rest, optimizer=optimizer, mesh=data.data_mesh())
 
 

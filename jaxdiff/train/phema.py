@@ -62,8 +62,10 @@ def power_ema_update(ema: PyTree, params: PyTree, step: jax.Array, gamma: float)
     :math:`\beta = (1 - 1/t)^{\gamma + 1}`, :math:`\hat\theta \leftarrow \beta\hat\theta +
     (1 - \beta)\theta`."""
     t = jnp.asarray(step, jnp.float32)
-    beta = (1.0 - 1.0 / t) ** (gamma + 1.0)
-    return jax.tree.map(lambda e, p: beta * e + (1.0 - beta) * p, ema, params)
+    # 1 - beta = -expm1((gamma + 1) log1p(-1/t)): exact in float32 at any t (the direct
+    # (1 - 1/t)^(gamma + 1) loses 1.5% of 1 - beta at t = 1e6)
+    rate = -jnp.expm1((gamma + 1.0) * jnp.log1p(-1.0 / t))
+    return jax.tree.map(lambda e, p: e + rate * (p - e), ema, params)
 
 
 def profile_inner_products(steps_a, gammas_a, steps_b, gammas_b) -> np.ndarray:

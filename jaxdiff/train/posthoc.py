@@ -36,9 +36,10 @@ def posthoc_params(workdir: str | os.PathLike, std: float, *, step: int | None =
                                 f"{SNAPSHOT_DIR}/ (train with optim.phema_stds and "
                                 f"train.phema_every)")
     step = steps[-1] if step is None else int(step)
+    if step not in steps:
+        raise ValueError(f"step must be one of the run's snapshot steps "
+                         f"({steps[0]}, ..., {steps[-1]}; {len(steps)} in all), got {step}")
     used = [s for s in steps if s <= step]
-    if not used:
-        raise ValueError(f"step must be >= the first snapshot's step {steps[0]}, got {step}")
     _, state = restore_workdir(workdir)
     like = state.phema
     trees, snapshot_stds, snapshot_at = [], [], []
@@ -57,8 +58,9 @@ def posthoc_params(workdir: str | os.PathLike, std: float, *, step: int | None =
 def write_posthoc_workdir(workdir: str | os.PathLike, out: str | os.PathLike, std: float, *,
                           step: int | None = None) -> pathlib.Path:
     """A workdir at ``out`` with ``workdir``'s config and its newest state, the EMA
-    parameters replaced by the reconstruction of :func:`posthoc_params` (``posthoc.json``
-    records how); sampling and evaluation read it as any run."""
+    parameters replaced by the reconstruction of :func:`posthoc_params` and the step set to
+    the one the EMA stands for (``posthoc.json`` records how); sampling and evaluation read
+    it as any run. It is not for further training (its optimizer state is the newest)."""
     params, info = posthoc_params(workdir, std, step=step)
     _, state = restore_workdir(workdir)
     out = pathlib.Path(out)
@@ -67,11 +69,12 @@ def write_posthoc_workdir(workdir: str | os.PathLike, out: str | os.PathLike, st
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text((pathlib.Path(workdir) / "config.json").read_text())
     like: PyTree = state.ema_params
-    state = state._replace(ema_params=jax.tree.map(
-        lambda p, q: np.asarray(p, np.asarray(q).dtype), params, like))
+    state = state._replace(step=np.asarray(info["step"], np.asarray(state.step).dtype),
+                           ema_params=jax.tree.map(
+                               lambda p, q: np.asarray(p, np.asarray(q).dtype), params, like))
     checkpointer = Checkpointer(out / "checkpoints", async_save=False)
     try:
-        checkpointer.save(state, {"data_step": int(state.step), "posthoc_ema": info})
+        checkpointer.save(state, {"data_step": info["step"], "posthoc_ema": info})
     finally:
         checkpointer.close()
     (out / "posthoc.json").write_text(json.dumps({"source": str(workdir), **info}, indent=1))

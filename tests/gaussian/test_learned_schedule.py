@@ -46,6 +46,8 @@ def test_the_init_starts_at_the_stated_ends():
                                atol=1e-12)
     with pytest.raises(ValueError, match="log_snr_min < log_snr_max"):
         gaussian.init_learned_schedule(jax.random.key(0), log_snr_max=-6.0)
+    with pytest.raises(ValueError, match="widen the range"):
+        gaussian.init_learned_schedule(jax.random.key(0), log_snr_max=1.0, log_snr_min=0.8)
 
 
 def test_the_diffusion_term_depends_only_on_the_ends():

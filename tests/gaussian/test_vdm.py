@@ -42,6 +42,18 @@ def test_the_bound_of_the_exact_denoiser_is_its_closed_form():
     assert 0 < total - true_nll < 1e-3
 
 
+def test_a_unit_prior_is_vdms_kl():
+    """prior_std=1 (VDM's N(0, I)): E[prior] = 1/2 (alpha_1^2 S^2 + sigma_1^2 - 1 -
+    log sigma_1^2)."""
+    path = gaussian.vp_cosine(log_snr_min=-3.0, log_snr_max=9.0)
+    x0 = S * jax.random.normal(jax.random.key(0), (200_000, 1), jnp.float64)
+    prior = np.asarray(vdm_terms(jax.random.key(1), exact_eps(path), path, x0, num_bins=None,
+                                 prior_std=1.0)["prior"])
+    a1, s1 = 1 / np.sqrt(1 + np.exp(3.0)), 1 / np.sqrt(1 + np.exp(-3.0))
+    want = 0.5 * (a1**2 * S**2 + s1**2 - 1 - np.log(s1**2))
+    assert abs(prior.mean() - want) < 4 * prior.std() / np.sqrt(prior.size)
+
+
 def test_the_discretized_decoder_is_a_softmax_over_the_levels():
     path = gaussian.vp_cosine(log_snr_min=-12.0, log_snr_max=2.0)   # sigma_0 / alpha_0 = 0.37
     levels = np.linspace(-1, 1, 5)

@@ -82,6 +82,10 @@ def test_a_reconstructed_ema_is_a_workdir_the_samplers_read(tmp_path):
     assert images.shape == (4, 8, 8, 1) and np.isfinite(np.asarray(images)).all()
     with pytest.raises(FileExistsError):
         train.write_posthoc_workdir(tmp_path / "run", out, 0.1)
+    with pytest.raises(ValueError, match="step must be one of the run's snapshot steps"):
+        train.posthoc_params(tmp_path / "run", 0.1, step=10)
+    earlier = train.write_posthoc_workdir(tmp_path / "run", tmp_path / "ema8", 0.05, step=8)
+    assert int(train.restore_workdir(earlier)[1].step) == 8   # the step the EMA stands for
 
 
 def test_settings_are_checked_and_a_run_without_snapshots_is_named(tmp_path):

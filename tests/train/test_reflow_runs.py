@@ -51,8 +51,12 @@ def test_noise_of_another_shape_is_named(tmp_path):
         data.load(str(path), "train")
 
 
-def test_only_flow_trains_on_pairs(tmp_path):
+def test_only_flow_on_a_pure_noise_path_trains_on_pairs(tmp_path):
     path = str(_pairs_file(tmp_path))
+    with pytest.raises(ValueError, match="diffusion.schedule.*pure noise"):
+        train.build_run(tiny_config(data={"name": path, "image_size": None},
+                                    diffusion={"process": "flow", "schedule": "vp_cosine"},
+                                    train={"sample_steps": None}))
     with pytest.raises(ValueError, match="data.name.*reflow"):
         train.build_run(tiny_config(data={"name": path, "image_size": None}))
     with pytest.raises(ValueError, match="data.name.*reflow"):
@@ -88,8 +92,14 @@ def test_a_run_starts_from_another_runs_ema_parameters(tmp_path):
     for got, want in zip(jax.tree.leaves(start.params), jax.tree.leaves(source.ema_params),
                          strict=True):
         np.testing.assert_array_equal(got, want)
-    state = train.train(config, tmp_path / "b", progress=False)
+    # with a learning rate of ~0 the trained run stays at its start: the source's EMA
+    frozen = _flow_config({"init_from": str(tmp_path / "a")},
+                          optim={"learning_rate": 1e-12, "warmup_steps": 2, "ema_decay": 0.9})
+    state = train.train(frozen, tmp_path / "b", progress=False)
     assert int(state.step) == 4
+    for got, want in zip(jax.tree.leaves(state.params), jax.tree.leaves(source.ema_params),
+                         strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6)
     # the denoiser outside the task is the one the run samples with
     x = jnp.zeros((2, 8, 8, 1))
     assert path_denoiser(run, state.ema_params)(x, jnp.full((2,), 0.5)).shape == x.shape
