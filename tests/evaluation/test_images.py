@@ -117,7 +117,7 @@ def test_bad_inputs_name_the_argument(evaluated, tmp_path):
     with pytest.raises(ValueError, match="num_samples"):
         evaluation.evaluate_run(workdir, num_samples=5)
     with pytest.raises(ValueError, match="sampler"):
-        evaluation.evaluate_run(workdir, sampler="euler")
+        evaluation.evaluate_run(workdir, sampler="lms")
     with pytest.raises(ValueError, match="nll_steps"):
         evaluation.evaluate_run(workdir, nll_steps=1)
     with pytest.raises(ValueError, match="nll_steps must be <= the run's T = 100"):

@@ -15,7 +15,7 @@ from tests.train.util import tiny_config
     (dict(diffusion={"prediction": "score"}), "diffusion.prediction"),
     (dict(train={"batch_size": 12}), "train.batch_size"),
     (dict(train={"num_steps": 0}), "train.num_steps"),
-    (dict(train={"sampler": "euler"}), "train.sampler"),
+    (dict(train={"sampler": "lms"}), "train.sampler"),
     (dict(model={"preset": "unet_huge"}), "model.preset"),
     (dict(model={"overrides": {"widht": 3}}), "model.overrides.widht"),
     (dict(optim={"ema_decay": 1.5}), "optim"),
