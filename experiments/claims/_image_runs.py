@@ -86,8 +86,15 @@ def _finished(workdir: pathlib.Path) -> bool:
 
 def trained_run(name: str, root: str | os.PathLike | None = None):
     """``(run, state)`` of run ``name``, training it first unless its workdir is complete."""
+    return cached_run(name, run_config(name), root=root)
+
+
+def cached_run(name: str, values: dict, *, root: str | os.PathLike | None = None,
+               prepare=None):
+    """``(run, state)`` of the run of config ``values`` in ``<root>/<name>``, trained first
+    unless that workdir is complete (a claim's own run); ``prepare()``, if given, runs under
+    the run's lock before training (e.g. writing the data it trains on)."""
     workdir = pathlib.Path(root if root is not None else default_root()) / name
-    values = run_config(name)
     if workdir.joinpath("config.json").exists():
         # fields added since the run was recorded read as their defaults
         if jd.train.load_config(workdir) != jd.train.from_dict(values):
@@ -95,6 +102,8 @@ def trained_run(name: str, root: str | os.PathLike | None = None):
     workdir.mkdir(parents=True, exist_ok=True)
     with open(workdir.parent / f".{name}.lock", "w") as lock:   # one trainer per run
         fcntl.flock(lock, fcntl.LOCK_EX)
+        if prepare is not None:
+            prepare()
         if not _finished(workdir):
             print(f"[_image_runs] training {name} for {NUM_STEPS} steps in {workdir}",
                   flush=True)

@@ -22,13 +22,11 @@ best FID at a length strictly inside it.
 """
 
 import copy
-import fcntl
 import time
 
 import jax
 import numpy as np
 
-import jaxdiff as jd
 from claims import _image_runs as runs
 from jaxdiff.train import phema
 from jaxdiff.train.snapshots import load_snapshot, snapshot_steps
@@ -49,18 +47,11 @@ RUN = "flow-phema"
 
 
 def _trained():
-    root = runs.default_root()
-    workdir = root / RUN
+    """``(workdir, run, state)`` of the run with the tracked profiles (trained once)."""
     values = copy.deepcopy(runs.run_config("flow"))
     values["optim"]["phema_stds"] = tuple(sorted(TRACKED + (HELD_OUT,)))
     values["train"]["phema_every"] = SNAPSHOT_EVERY
-    workdir.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{RUN}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (workdir / "checkpoints" / str(runs.NUM_STEPS)).exists():
-            print(f"[{NAME}] training {RUN} in {workdir}", flush=True)
-            jd.train.train(jd.train.from_dict(values), workdir, progress=False)
-    return (workdir, *jd.train.restore_workdir(workdir))
+    return (runs.default_root() / RUN, *runs.cached_run(RUN, values))
 
 
 def _reconstruct(workdir, run_, state, std: float):

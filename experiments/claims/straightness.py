@@ -30,7 +30,6 @@ learns the teacher's samples, so it cannot pass the teacher's many-step quality 
 """
 
 import copy
-import fcntl
 import pathlib
 import time
 
@@ -59,28 +58,24 @@ VP_SPACINGS = ("uniform", "log_snr")
 
 
 def _reflow_run(root: pathlib.Path):
-    """``(run, state)`` of 2-rectified flow, training it (and writing its pairs) first
-    unless its workdir is complete."""
+    """``(run, state)`` of 2-rectified flow, writing its pairs and training it first unless
+    its workdir is complete."""
     base = root / "flow"
     runs.trained_run("flow")
     pairs_file = root / "flow-reflow-pairs.npz"
-    workdir = root / REFLOW_RUN
     values = copy.deepcopy(runs.run_config("flow"))
     values["data"]["name"] = str(pairs_file)
     values["train"]["init_from"] = str(base)
-    workdir.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{REFLOW_RUN}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+
+    def write_pairs():
         if not pairs_file.exists():
             run, state = jd.train.restore_workdir(base)
             images, noise, labels = reflow.pairs(run, state.ema_params, count=NUM_PAIRS,
                                                  steps=PAIR_STEPS, solver="euler", batch=500,
                                                  seed=SEED)
             reflow.write_pairs(pairs_file, images, noise, labels)
-        if not (workdir / "checkpoints" / str(runs.NUM_STEPS)).exists():
-            print(f"[{NAME}] training {REFLOW_RUN} in {workdir}", flush=True)
-            jd.train.train(jd.train.from_dict(values), workdir, progress=False)
-    return jd.train.restore_workdir(workdir)
+
+    return runs.cached_run(REFLOW_RUN, values, root=root, prepare=write_pairs)
 
 
 def _straightness(denoiser, path, prediction, shape, spacing="uniform") -> dict:

@@ -28,6 +28,7 @@ difference; the antithetic estimate's standard deviation is below the i.i.d. one
 stated for it).
 """
 
+import functools
 import math
 import time
 
@@ -52,19 +53,27 @@ SEED = 0
 Z = 2.0
 
 
-def _continuous(run, params, x0, *, draws: int, seed: int) -> dict:
-    """Per-image terms ``{prior, reconstruction, diffusion, total}`` in bits/dim, each the
-    mean over ``draws`` draws (antithetic times across the batch)."""
+def _terms_fn(run, params, x0):
+    """``terms(key, antithetic=True) -> [3, B]``: the bound's prior, reconstruction and
+    diffusion terms in bits/dim of the model on its schedule as a path, jitted."""
     path = jd.gaussian.schedule_path(run.process)
     denoiser = jd.gaussian.with_model_time(runs.denoise_fn(run, params), path)
     prediction = run.task.setting(run.config, "prediction")
     per_nats = 1.0 / (math.prod(x0.shape[1:]) * math.log(2.0))
 
-    @jax.jit
-    def terms(key):
+    @functools.partial(jax.jit, static_argnames="antithetic")
+    def terms(key, antithetic=True):
         t = jd.gaussian.vdm_terms(key, denoiser, path, x0, prediction=prediction,
-                                  num_bins=runs.NUM_BINS)
+                                  num_bins=runs.NUM_BINS, antithetic=antithetic)
         return jnp.stack([t["prior"], t["reconstruction"], t["diffusion"]]) * per_nats
+
+    return terms
+
+
+def _continuous(run, params, x0, *, draws: int, seed: int) -> dict:
+    """Per-image terms ``{prior, reconstruction, diffusion, total}`` in bits/dim, each the
+    mean over ``draws`` draws (antithetic times across the batch)."""
+    terms = _terms_fn(run, params, x0)
 
     key = jax.random.key(seed)
     mean = np.mean([np.asarray(terms(jax.random.fold_in(key, i))) for i in range(draws)],
@@ -77,20 +86,11 @@ def _continuous(run, params, x0, *, draws: int, seed: int) -> dict:
 def _estimate_spread(run, params, x0, *, repeats: int, seed: int) -> dict:
     """Standard deviation over ``repeats`` of the batch-mean diffusion term (bits/dim),
     antithetic and i.i.d. times."""
-    path = jd.gaussian.schedule_path(run.process)
-    denoiser = jd.gaussian.with_model_time(runs.denoise_fn(run, params), path)
-    prediction = run.task.setting(run.config, "prediction")
-    per_nats = 1.0 / (math.prod(x0.shape[1:]) * math.log(2.0))
+    terms = _terms_fn(run, params, x0)
     out = {}
     for antithetic in (True, False):
-        @jax.jit
-        def estimate(key, antithetic=antithetic):
-            t = jd.gaussian.vdm_terms(key, denoiser, path, x0, prediction=prediction,
-                                      num_bins=runs.NUM_BINS, antithetic=antithetic)
-            return t["diffusion"].mean() * per_nats
-
         key = jax.random.key(seed + 1)
-        values = np.array([float(estimate(jax.random.fold_in(key, i)))
+        values = np.array([float(terms(jax.random.fold_in(key, i), antithetic)[2].mean())
                            for i in range(repeats)])
         out["antithetic" if antithetic else "iid"] = {"mean": float(values.mean()),
                                                       "std": float(values.std(ddof=1))}
