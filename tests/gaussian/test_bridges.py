@@ -5,10 +5,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from demo import mixture_errors  # experiments/demo.py (experiments/ on the path)
 
 from jaxdiff import gaussian
 from jaxdiff.gaussian.bridges import VIEW_PREDICTION, discrete_view, schedule_path
+from tests.gaussian.mixture_checks import weight_and_mean_errors
 
 MIXTURE = gaussian.THREE_GAUSSIANS
 SCHEDULES = {"linear": gaussian.linear_schedule, "cosine": gaussian.cosine_schedule,
@@ -19,11 +19,6 @@ SCHEDULES = {"linear": gaussian.linear_schedule, "cosine": gaussian.cosine_sched
 def float64():
     with jax.enable_x64(True):
         yield
-
-
-def _errors(x):
-    errors = mixture_errors(np.asarray(x), MIXTURE)
-    return errors["weight_error"], errors["mean_error"]
 
 
 @pytest.mark.parametrize("name", sorted(SCHEDULES))
@@ -52,7 +47,7 @@ def test_every_ode_solver_reproduces_the_mixture_on_every_discrete_schedule(name
     x = jax.jit(lambda key: gaussian.ode_sample(key, fn, path, (4000, 2), solver=solver,
                                                 prediction="eps", dtype=jnp.float64))(
         jax.random.key(0))
-    weight_error, mean_error = _errors(x)
+    weight_error, mean_error = weight_and_mean_errors(x)
     assert weight_error < 0.025 and mean_error < 0.03, (weight_error, mean_error)
 
 
@@ -67,7 +62,7 @@ def test_the_default_grid_tolerates_a_learned_models_error(solver):
     fn = lambda x, t, cond=None: exact(x, t) + 0.05 * jnp.sin(3.0 * x[:, ::-1])  # noqa: E731
 
     def errors(**options):
-        return _errors(jax.jit(lambda key: gaussian.ode_sample(
+        return weight_and_mean_errors(jax.jit(lambda key: gaussian.ode_sample(
             key, fn, path, (4000, 2), solver=solver, prediction="eps", dtype=jnp.float64,
             **options))(jax.random.key(0)))
 
@@ -104,7 +99,7 @@ def test_every_discrete_sampler_reproduces_the_mixture_on_every_path(name, sampl
                                  prediction=prediction, dtype=jnp.float64)
     x = jax.jit(lambda key: gaussian.sample(key, fn, schedule, (4000, 2), sampler=sampler,
                                             prediction=VIEW_PREDICTION))(jax.random.key(0))
-    weight_error, mean_error = _errors(x)
+    weight_error, mean_error = weight_and_mean_errors(x)
     assert weight_error < 0.025 and mean_error < 0.03, (weight_error, mean_error)
 
 
@@ -130,7 +125,7 @@ def test_ancestral_ddpm_on_a_flow_model_reproduces_the_mixture():
                                  dtype=jnp.float64)
     x = jax.jit(lambda key: gaussian.sample(key, fn, schedule, (4000, 2), sampler="ddpm",
                                             prediction=VIEW_PREDICTION))(jax.random.key(3))
-    weight_error, mean_error = _errors(x)
+    weight_error, mean_error = weight_and_mean_errors(x)
     assert weight_error < 0.025 and mean_error < 0.03, (weight_error, mean_error)
 
 

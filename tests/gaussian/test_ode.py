@@ -4,9 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from demo import mixture_errors  # experiments/demo.py (experiments/ on the path)
 
 from jaxdiff import gaussian
+from tests.gaussian.mixture_checks import weight_and_mean_errors
 
 MIXTURE = gaussian.THREE_GAUSSIANS
 
@@ -15,12 +15,6 @@ MIXTURE = gaussian.THREE_GAUSSIANS
 def float64():
     with jax.enable_x64(True):
         yield
-
-
-def _mixture_errors(x):
-    """(max |weight error|, max |component mean error|) of samples ``x`` [N, 2]."""
-    errors = mixture_errors(np.asarray(x), MIXTURE)
-    return errors["weight_error"], errors["mean_error"]
 
 
 def _sample(path, prediction="velocity", n=4000, **options):
@@ -34,7 +28,8 @@ def _sample(path, prediction="velocity", n=4000, **options):
 @pytest.mark.parametrize("solver", gaussian.SOLVERS)
 def test_every_solver_reproduces_the_mixture_on_every_path_with_its_defaults(name, solver):
     """Only the solver named: its default steps (DEFAULT_STEPS) and the path's grid."""
-    weight_error, mean_error = _mixture_errors(_sample(gaussian.get_path(name), solver=solver))
+    samples = _sample(gaussian.get_path(name), solver=solver)
+    weight_error, mean_error = weight_and_mean_errors(samples)
     assert weight_error < 0.025 and mean_error < 0.03, (weight_error, mean_error)
 
 
@@ -96,7 +91,7 @@ def test_churn_is_stochastic_and_still_reproduces_the_mixture():
     options = dict(solver="heun", num_steps=40)
     churned = _sample(path, "x0", s_churn=40.0, s_tmin=0.05, s_tmax=50.0, **options)
     assert np.abs(np.asarray(churned) - np.asarray(_sample(path, "x0", **options))).max() > 0.1
-    weight_error, mean_error = _mixture_errors(churned)
+    weight_error, mean_error = weight_and_mean_errors(churned)
     assert weight_error < 0.025 and mean_error < 0.03, (weight_error, mean_error)
 
 
@@ -162,7 +157,7 @@ def test_every_discrete_sampler_reproduces_the_mixture_with_its_defaults(schedul
     s = build(dtype=jnp.float64)
     x = jax.jit(lambda key: gaussian.sample(key, MIXTURE.denoise_fn(s), s, (4000, 2),
                                             sampler=sampler))(jax.random.key(0))
-    weight_error, mean_error = _mixture_errors(x)
+    weight_error, mean_error = weight_and_mean_errors(x)
     assert weight_error < 0.025 and mean_error < 0.03, (weight_error, mean_error)
 
 
