@@ -97,7 +97,9 @@ def cached_run(name: str, values: dict, *, root: str | os.PathLike | None = None
     workdir = pathlib.Path(root if root is not None else default_root()) / name
     if workdir.joinpath("config.json").exists():
         # fields added since the run was recorded read as their defaults
-        if jd.train.load_config(workdir) != jd.train.from_dict(values):
+        recorded, wanted = (jd.train.with_process_defaults(c) for c in
+                            (jd.train.load_config(workdir), jd.train.from_dict(values)))
+        if recorded != wanted:
             raise ValueError(f"{workdir} holds a run with another config; remove it")
     workdir.mkdir(parents=True, exist_ok=True)
     with open(workdir.parent / f".{name}.lock", "w") as lock:   # one trainer per run

@@ -43,7 +43,9 @@ def trained_run(process: str, root=None):
     """``(run, state)`` of ``process``'s run, training it first unless it is complete."""
     workdir = pathlib.Path(root if root is not None else default_root()) / f"text_cpu_{process}"
     config = run_config(process)
-    if (workdir / "config.json").exists() and jd.train.load_config(workdir) != config:
+    if (workdir / "config.json").exists() and (
+            jd.train.with_process_defaults(jd.train.load_config(workdir))
+            != jd.train.with_process_defaults(config)):
         raise ValueError(f"{workdir} holds a run with another config; remove it")
     if not (workdir / "checkpoints" / str(config.train.num_steps)).exists():
         print(f"[_text_runs] training {process} for {config.train.num_steps} steps in "

@@ -26,6 +26,7 @@ import ml_collections
 from jaxdiff import train
 
 EXPECTED_BPC = {"absorbing": 1.45, "uniform": 1.61, "masked": 1.37, "autoregressive": 1.23}
+D3PM_SETTINGS = {"num_steps": 1000, "hybrid_coeff": 0.01}   # D3PM's T and lambda
 
 
 def get_config(process: str = "absorbing") -> ml_collections.ConfigDict:
@@ -36,7 +37,8 @@ def get_config(process: str = "absorbing") -> ml_collections.ConfigDict:
         "model": {"preset": "text_tiny",
                   "overrides": {"hidden_size": 768, "depth": 12, "num_heads": 12,
                                 "cond_dim": 128, "frequency_dim": 256, "dropout": 0.1}},
-        "diffusion": {"process": process, "num_steps": 1000, "hybrid_coeff": 0.01},
+        "diffusion": {"process": process,
+                      **(D3PM_SETTINGS if process in ("absorbing", "uniform") else {})},
         "optim": {"learning_rate": 3e-4, "warmup_steps": 5000, "ema_decay": 0.9999,
                   "weight_decay": 0.0},
         "train": {"batch_size": 512, "num_steps": 1_000_000, "checkpoint_every": 10_000,

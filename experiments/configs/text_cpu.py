@@ -20,6 +20,7 @@ from jaxdiff import train
 
 SCHEDULES = {"absorbing": "reciprocal", "uniform": "cosine", "masked": "loglinear",
              "autoregressive": None}   # the autoregressive baseline has none
+D3PM_SETTINGS = {"num_steps": 1000, "hybrid_coeff": 0.01}   # D3PM's T and lambda
 
 
 def get_config(process: str = "absorbing") -> ml_collections.ConfigDict:
@@ -30,8 +31,8 @@ def get_config(process: str = "absorbing") -> ml_collections.ConfigDict:
         "model": {"preset": "text_tiny",
                   "overrides": {"hidden_size": 128, "depth": 4, "num_heads": 4,
                                 "cond_dim": 128, "frequency_dim": 128, "dropout": 0.0}},
-        "diffusion": {"process": process, "schedule": SCHEDULES[process], "num_steps": 1000,
-                      "hybrid_coeff": 0.01},
+        "diffusion": {"process": process, "schedule": SCHEDULES[process],
+                      **(D3PM_SETTINGS if process in ("absorbing", "uniform") else {})},
         "optim": {"learning_rate": 2e-3, "warmup_steps": 50, "ema_decay": 0.99,
                   "weight_decay": 0.0},
         "train": {"batch_size": 16, "num_steps": 500, "checkpoint_every": 250,

@@ -9,8 +9,9 @@ reconstruction terms have no gradient on a fixed schedule). What differs from th
 VDM's 2.65 bits/dim (test set, no augmentation) uses its learned log-SNR schedule and a
 32-block UNet without downsampling, with Fourier features of the input; this config uses
 the fixed schedule and jaxdiff's DDPM UNet (``ddpm_cifar10``), so expect a higher number.
-``experiments/evaluate.py`` reports the probability-flow ODE estimate; VDM's bound itself is
-``jaxdiff.gaussian.vdm_bits_per_dim`` (the report does not compute it yet).
+``experiments/evaluate.py`` reports the probability-flow ODE estimate and VDM's bound beside
+it (``bits_per_dim_continuous_bound``). VDM's learned schedule is a library option
+(``jaxdiff.gaussian.learned_path``), not yet a training-loop one.
 """
 
 import ml_collections

@@ -11,8 +11,9 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-PROCESS_SETTINGS = ("prediction", "weighting", "time_density", "density_mean", "density_std",
-                    "time_shift", "sigma_data")
+PROCESS_SETTINGS = ("num_steps", "prediction", "weighting", "learned_variance",
+                    "time_density", "density_mean", "density_std", "time_shift", "sigma_data",
+                    "label_dropout", "hybrid_coeff")
 """The ``diffusion`` fields that belong to some processes only: None unless the run's
 process reads them (:attr:`Task.settings`)."""
 

@@ -32,7 +32,13 @@ from jaxdiff.metrics.diagnostics import psnr
 from jaxdiff.models.conditioning import drop_labels
 from jaxdiff.models.functional import bind
 from jaxdiff.tasks.base import Task
-from jaxdiff.tasks.images import IMAGES, ImageEvaluation, class_conditions, vdm_bound
+from jaxdiff.tasks.images import (
+    IMAGES,
+    LABEL_DROPOUT,
+    ImageEvaluation,
+    class_conditions,
+    vdm_bound,
+)
 
 NLL_STEPS = 100
 RECONSTRUCTION_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 0.9)
@@ -108,9 +114,6 @@ def _check_config(spec: _Spec, config) -> None:
         if name in spec.settings and spec.value(config, name) not in choices:
             raise config_error(f"diffusion.{name}", f"must be one of {list(choices)}, got "
                                                     f"{getattr(f, name)!r}")
-    if f.learned_variance:
-        raise config_error("diffusion.learned_variance", f"process {f.process!r} has no "
-                                                         "learned variance")
     name = f.schedule or spec.paths[0]
     path = gaussian.get_path(name) if name in spec.paths else None   # else: validate names it
     if (path is not None and spec.value(config, "prediction") == "eps"
@@ -122,9 +125,6 @@ def _check_config(spec: _Spec, config) -> None:
         value = spec.value(config, name)
         if value is not None and not value > 0:
             raise config_error(f"diffusion.{name}", f"must be > 0, got {value}")
-    if not 0 <= f.label_dropout < 1:
-        raise config_error("diffusion.label_dropout", f"must be in [0, 1), got "
-                                                      f"{f.label_dropout}")
     _density_options(spec, config)
 
 
@@ -136,7 +136,7 @@ def _loss_fn(spec: _Spec, run, *, train: bool):
                    density_options=_density_options(spec, config),
                    weighting=spec.value(config, "weighting"),
                    weighting_options=_weighting_options(spec, config))
-    rate = config.diffusion.label_dropout if train else 0.0
+    rate = spec.value(config, "label_dropout") if train and run.num_classes else 0.0
 
     def loss_fn(params, key, batch):
         key_loss, key_dropout, key_labels = jax.random.split(key, 3)
@@ -340,13 +340,15 @@ def _edm_network(run, bound):
 
 _FLOW_SPEC = _Spec(
     settings={"prediction": "velocity", "weighting": "uniform", "time_density": "logit_normal",
-              "density_mean": None, "density_std": None, "time_shift": 1.0},
+              "density_mean": None, "density_std": None, "time_shift": 1.0,
+              "label_dropout": LABEL_DROPOUT},
     fixed={}, network=lambda run, bound: gaussian.with_model_time(bound, run.process),
     densities=("logit_normal", "uniform", "mode"),
     paths=("rectified_flow", "vp_cosine", "vp_linear", "vp_sigmoid", "vp_log_linear"))
 _EDM_SPEC = _Spec(
     settings={"weighting": "edm", "time_density": "log_normal", "density_mean": None,
-              "density_std": None, "sigma_data": gaussian.SIGMA_DATA},
+              "density_std": None, "sigma_data": gaussian.SIGMA_DATA,
+              "label_dropout": LABEL_DROPOUT},
     fixed={"prediction": "x0"}, network=_edm_network, densities=("log_normal", "uniform"),
     paths=("ve",))
 FLOW = _continuous_task("flow", samplers=("euler", "heun", "midpoint", *DISCRETE_SAMPLERS),

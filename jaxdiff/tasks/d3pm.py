@@ -20,6 +20,11 @@ from jaxdiff.tasks import text
 from jaxdiff.tasks.base import Task
 from jaxdiff.tasks.text import TOKENIZER
 
+NUM_STEPS = 1000
+"""D3PM's T when ``diffusion.num_steps`` is None (Austin et al. 2021 train with T = 1000)."""
+HYBRID_COEFF = 0.01
+r"""D3PM's :math:`\lambda` when ``diffusion.hybrid_coeff`` is None (the paper's 0.01)."""
+
 
 def d3pm_bound_objective(apply_fn, process: discrete.D3PMProcess):
     r"""An unbiased one-term estimate of D3PM's bound per sequence, in nats:
@@ -39,7 +44,7 @@ def d3pm_bound_objective(apply_fn, process: discrete.D3PMProcess):
 
 def _objective(run):
     apply_fn, process = run.apply_fn(train=True), run.process
-    hybrid_coeff = run.config.diffusion.hybrid_coeff
+    hybrid_coeff = run.task.setting(run.config, "hybrid_coeff")
 
     def loss_fn(params, key, batch):
         key_loss, key_dropout = jax.random.split(key)
@@ -55,20 +60,22 @@ def d3pm_task(transition: str, schedules: tuple[str, ...], vocab_size: int) -> T
 
     def build_process(config, schedule: str):
         return discrete.d3pm_process(transition, vocab_size=vocab_size,
-                                     num_steps=config.diffusion.num_steps, schedule=schedule,
-                                     mask_id=mask_id)
+                                     num_steps=task.setting(config, "num_steps"),
+                                     schedule=schedule, mask_id=mask_id)
 
     def check_config(config):
-        if config.diffusion.hybrid_coeff < 0:
-            raise config_error("diffusion.hybrid_coeff", f"must be >= 0, got "
-                                                         f"{config.diffusion.hybrid_coeff}")
-        steps, T = config.train.sample_steps, config.diffusion.num_steps
+        hybrid_coeff, T = task.setting(config, "hybrid_coeff"), task.setting(config, "num_steps")
+        if hybrid_coeff < 0:
+            raise config_error("diffusion.hybrid_coeff", f"must be >= 0, got {hybrid_coeff}")
+        if T < 1:
+            raise config_error("diffusion.num_steps", f"must be >= 1, got {T}")
+        steps = config.train.sample_steps
         if steps is not None and steps > T:
             raise config_error("train.sample_steps", f"D3PM samples at most its T = "
                                                      f"diffusion.num_steps = {T} steps, got "
                                                      f"{steps}")
 
-    return Task(
+    task = Task(
         name=transition, modality=text.TEXT, schedules=schedules, samplers=("ancestral",),
         sampler_options=text.DIFFUSION_SAMPLER_OPTIONS,
         check_config=check_config, build_process=build_process,
@@ -80,7 +87,9 @@ def d3pm_task(transition: str, schedules: tuple[str, ...], vocab_size: int) -> T
         evaluation=text.TextEvaluation(
             bound=text.diffusion_bound(discrete.d3pm_elbo), exact=False,
             token_accuracy=d3pm_token_accuracy,
-            describe=lambda n: f"D3PM L_vb, {n} stratified steps of T"))
+            describe=lambda n: f"D3PM L_vb, {n} stratified steps of T"),
+        settings={"num_steps": NUM_STEPS, "hybrid_coeff": HYBRID_COEFF})
+    return task
 
 
 ABSORBING = d3pm_task("absorbing", ("reciprocal", "mutual_information"), TOKENIZER.vocab_size)

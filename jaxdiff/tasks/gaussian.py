@@ -21,7 +21,13 @@ from jaxdiff.metrics.diagnostics import loss_per_timestep, reconstruction_error
 from jaxdiff.models.conditioning import drop_labels
 from jaxdiff.models.functional import bind
 from jaxdiff.tasks.base import Task
-from jaxdiff.tasks.images import IMAGES, ImageEvaluation, class_conditions, vdm_bound
+from jaxdiff.tasks.images import (
+    IMAGES,
+    LABEL_DROPOUT,
+    ImageEvaluation,
+    class_conditions,
+    vdm_bound,
+)
 
 SCHEDULES = {"cosine": gaussian.cosine_schedule, "linear": gaussian.linear_schedule,
              "sigmoid": gaussian.sigmoid_schedule}
@@ -41,6 +47,10 @@ def _weighting(config) -> str:
     return GAUSSIAN.setting(config, "weighting")
 
 
+def _learned_variance(config) -> bool:
+    return GAUSSIAN.setting(config, "learned_variance")
+
+
 def _check_config(config) -> None:
     f = config.diffusion
     if _prediction(config) not in gaussian.PREDICTIONS:
@@ -51,18 +61,17 @@ def _check_config(config) -> None:
         raise config_error("diffusion.weighting", f"must be one of "
                                                   f"{list(gaussian.WEIGHTINGS)}, got "
                                                   f"{f.weighting!r}")
-    if not 0 <= f.label_dropout < 1:
-        raise config_error("diffusion.label_dropout", f"must be in [0, 1), got "
-                                                      f"{f.label_dropout}")
+    if GAUSSIAN.setting(config, "num_steps") < 1:
+        raise config_error("diffusion.num_steps", f"must be >= 1, got {f.num_steps}")
 
 
 def _build_process(config, schedule: str) -> gaussian.Schedule:
-    return SCHEDULES[schedule](num_steps=config.diffusion.num_steps)
+    return SCHEDULES[schedule](num_steps=GAUSSIAN.setting(config, "num_steps"))
 
 
 def _variance(run) -> str:
     """The reverse variance the run's model implies: ``learned`` or ``beta``."""
-    return "learned" if run.config.diffusion.learned_variance else "beta"
+    return "learned" if _learned_variance(run.config) else "beta"
 
 
 def gaussian_objective(apply_fn, schedule: gaussian.Schedule, *, prediction: str,
@@ -87,13 +96,14 @@ def gaussian_objective(apply_fn, schedule: gaussian.Schedule, *, prediction: str
 
 
 def _loss_fn(run, *, train: bool):
-    f = run.config.diffusion
+    conditional = run.num_classes is not None
     return gaussian_objective(run.apply_fn(train=train), run.process,
                               prediction=_prediction(run.config),
                               weighting=_weighting(run.config),
-                              learned_variance=f.learned_variance,
+                              learned_variance=_learned_variance(run.config),
                               num_classes=run.num_classes,
-                              label_dropout=f.label_dropout if train else 0.0)
+                              label_dropout=(GAUSSIAN.setting(run.config, "label_dropout")
+                                             if train and conditional else 0.0))
 
 
 def _make_sampler(run, *, count: int, sampler: str, num_steps: int | None = None,
@@ -180,7 +190,7 @@ def _bits_per_dim_protocol(run, *, num_bins: int, nll_steps: int | None) -> dict
 def eps_denoiser(run, params):
     """The bound ``(x_t, t, cond)`` denoiser without a learned-variance half."""
     bound = bind(run.apply_fn(), params)
-    if not run.config.diffusion.learned_variance:
+    if not _learned_variance(run.config):
         return bound
     channels = run.dataset.images.shape[-1]
     return lambda x_t, t, cond=None: bound(x_t, t, cond)[..., :channels]
@@ -237,7 +247,7 @@ GAUSSIAN = Task(
     sampler_options=("num_steps", "spacing", "variance", "eta", "clip_x0", "guidance_scale",
                      "classes", "inpaint_mask", "inpaint_values"),
     check_config=_check_config, build_process=_build_process,
-    model_fields=lambda config: {"learned_variance": config.diffusion.learned_variance},
+    model_fields=lambda config: {"learned_variance": _learned_variance(config)},
     objective=lambda run: _loss_fn(run, train=True),
     held_out=lambda run: _loss_fn(run, train=False),
     make_sampler=_make_sampler,
@@ -245,4 +255,5 @@ GAUSSIAN = Task(
                                bits_per_dim_protocol=_bits_per_dim_protocol,
                                diagnostics=_diagnostics,
                                continuous_bound=_continuous_bound),
-    settings={"prediction": "eps", "weighting": "uniform"})
+    settings={"prediction": "eps", "weighting": "uniform", "num_steps": 1000,
+              "learned_variance": False, "label_dropout": LABEL_DROPOUT})

@@ -47,6 +47,10 @@ class ImageEvaluation:
     continuous_bound: Callable | None = None
 
 
+LABEL_DROPOUT = 0.1
+"""The default ``diffusion.label_dropout`` of a class-conditional image run: the rate at which
+training replaces a label by the null class (classifier-free guidance, Ho & Salimans 2022)."""
+
 VDM_DRAWS = 16
 """Draws of ``(t, eps)`` per image in :func:`vdm_bound` (averaged)."""
 
@@ -107,6 +111,13 @@ def _check_config(config) -> None:
     if d.path is not None:
         raise config_error("data.path", f"is for the 'text8' corpus only; got "
                                         f"path={d.path!r} with name={d.name!r}")
+    dropout = config.diffusion.label_dropout
+    if dropout is not None and not d.conditional:
+        raise config_error("diffusion.label_dropout", f"is for class-conditional runs "
+                                                      f"(data.conditional=True); it must be None "
+                                                      f"here, got {dropout}")
+    if dropout is not None and not 0 <= dropout < 1:
+        raise config_error("diffusion.label_dropout", f"must be in [0, 1), got {dropout}")
     if isinstance(PRESETS[preset], TextTransformerConfig):
         raise config_error("model.preset", f"{preset!r} does not model images "
                                            f"(process {config.diffusion.process!r})")

@@ -20,6 +20,7 @@ from jaxdiff.train.config import (
     from_dict,
     setting_names,
     validate,
+    with_process_defaults,
 )
 from jaxdiff.train.loop import (
     CONFIG_VERSION,
@@ -52,5 +53,5 @@ __all__ = [
     "loss_fn_for", "make_eval_step", "make_optimizer", "make_sampler", "make_train_step",
     "model_config_for", "posthoc_params", "read_metrics", "recorded_config", "restore_workdir",
     "save_samples", "setting_names", "state_from_workdir", "step_key", "train", "train_batches",
-    "validate", "write_posthoc_workdir",
+    "validate", "with_process_defaults", "write_posthoc_workdir",
 ]

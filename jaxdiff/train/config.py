@@ -61,7 +61,8 @@ class DiffusionConfig:
                                         "| autoregressive (jaxdiff.tasks.TASKS)")
     schedule: str | None = _setting(None, "the process's noise schedule or path (None: its "
                                           "default)")
-    num_steps: int = _setting(1000, "T of the discrete-time processes (gaussian, D3PM)")
+    num_steps: int | None = _setting(None, "gaussian / D3PM: T, the discrete steps (None: "
+                                           "1000)")
     prediction: str | None = _setting(None, "gaussian: eps | x0 | v (None: eps); flow: also "
                                             "velocity (None: velocity)")
     weighting: str | None = _setting(None, "gaussian: uniform | min_snr; flow / edm: also edm "
@@ -75,10 +76,12 @@ class DiffusionConfig:
     time_shift: float | None = _setting(None, "flow: SD3's shift of the training times and "
                                               "the uniform sampling grid (None: 1)")
     sigma_data: float | None = _setting(None, "edm: the data's standard deviation (None: 0.5)")
-    learned_variance: bool = _setting(False, "gaussian: learn the variance (L_hybrid)")
-    label_dropout: float = _setting(0.1, "conditional image runs: null-label rate "
-                                         "(classifier-free guidance training)")
-    hybrid_coeff: float = _setting(0.01, "D3PM: lambda of L_vb + lambda CE")
+    learned_variance: bool | None = _setting(None, "gaussian: learn the variance (L_hybrid; "
+                                                   "None: False)")
+    label_dropout: float | None = _setting(None, "class-conditional image runs: null-label "
+                                                 "rate (classifier-free guidance; None: 0.1)")
+    hybrid_coeff: float | None = _setting(None, "D3PM: lambda of L_vb + lambda CE (None: "
+                                                "0.01)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,6 +209,16 @@ def schedule_of(diffusion: DiffusionConfig) -> str | None:
     return get_task(diffusion.process).default_schedule()
 
 
+def with_process_defaults(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` with each process-owned ``diffusion`` field its process reads
+    (:attr:`jaxdiff.tasks.Task.settings`) at the value :meth:`~jaxdiff.tasks.Task.setting`
+    gives it: two configs of the same run compare equal whether a default was written out or
+    left None (a cached run recorded before a field became process-owned)."""
+    task = get_task(config.diffusion.process)
+    values = {name: task.setting(config, name) for name in task.settings}
+    return dataclasses.replace(config, diffusion=dataclasses.replace(config.diffusion, **values))
+
+
 def _fail(field: str, message: str):
     raise config_error(field, message)
 
@@ -238,8 +251,6 @@ def validate(config: ExperimentConfig, *, num_devices: int) -> ExperimentConfig:
     if task.schedules and schedule_of(f) not in task.schedules:
         _fail("diffusion.schedule", f"for process {f.process!r} must be one of "
                                     f"{list(task.schedules)}, got {f.schedule!r}")
-    if f.num_steps < 1:
-        _fail("diffusion.num_steps", f"must be >= 1, got {f.num_steps}")
     if t.sampler is not None and t.sampler not in task.samplers:
         _fail("train.sampler", f"for process {f.process!r} must be None or one of "
                                f"{list(task.samplers)}, got {t.sampler!r}")

@@ -171,7 +171,11 @@ _RENAMED_MODEL_FIELDS = {"learn_sigma": "learned_variance", "input_size": "image
 # named spatial sizes (``attention_resolutions``, with these preset defaults). Version 3
 # left the process-owned diffusion fields (``PROCESS_SETTINGS``) None where the process does
 # not read them; earlier versions wrote prediction="eps" and weighting="uniform" for all.
-CONFIG_VERSION = 3
+# Version 4 made ``num_steps``, ``learned_variance``, ``label_dropout`` and ``hybrid_coeff``
+# process-owned too (earlier versions wrote 1000, False, 0.1 and 0.01 for every run), and
+# ``label_dropout`` None on runs without class labels.
+CONFIG_VERSION = 4
+_VERSION_4_SETTINGS = ("num_steps", "learned_variance", "label_dropout", "hybrid_coeff")
 _VERSION_1_ATTENTION = {"unet_tiny": (8,), "ddpm_cifar10": (16,)}
 
 
@@ -188,8 +192,10 @@ def upgrade_recorded_config(values: dict) -> dict:
     the model fields ``learn_sigma`` / ``input_size``. Those values now are errors, so they
     are read as what they meant: the process's default sampler, no schedule and no steps for
     the AR baseline, ``learned_variance`` / ``image_size``. A version-1 UNet's attention
-    resolutions become the level indices of the same network; before version 3, the
-    process-owned fields a process does not read become None. Nothing else is changed.
+    resolutions become the level indices of the same network; before version 3 (4 for
+    ``num_steps``, ``learned_variance``, ``label_dropout``, ``hybrid_coeff``), the
+    process-owned fields a process does not read become None, and before version 4 so does
+    the ``label_dropout`` of a run without class labels. Nothing else is changed.
     """
     values = {k: dict(v) if isinstance(v, dict) else v for k, v in values.items()}
     version = values.pop("version", 1)
@@ -208,6 +214,12 @@ def upgrade_recorded_config(values: dict) -> dict:
         for name in PROCESS_SETTINGS:
             if name not in task.settings and name in diffusion:
                 diffusion[name] = None
+    if version < 4:
+        for name in _VERSION_4_SETTINGS:
+            if name not in task.settings and name in diffusion:
+                diffusion[name] = None
+        if not values.get("data", {}).get("conditional", False):
+            diffusion["label_dropout"] = None
     model = values.get("model", {})
     if "overrides" in model:
         model["overrides"] = {_RENAMED_MODEL_FIELDS.get(k, k): v

@@ -1,12 +1,13 @@
 """Invalid configs fail before anything compiles, with the field's name."""
 
+import dataclasses
 import json
 
 import jax
 import pytest
 
-from jaxdiff import train
-from tests.train.util import tiny_config
+from jaxdiff import tasks, train
+from tests.train.util import TINY, TINY_TEXT, tiny_config
 
 
 @pytest.mark.parametrize("sections,match", [
@@ -57,7 +58,7 @@ def test_a_version_1_config_json_places_attention_on_the_same_levels(tmp_path):
     """Version 1 named attention by spatial size (unet_tiny's default (8,)); the recorded
     file loads as the same network, and what train writes carries the current version."""
     written = train.recorded_config(tiny_config())
-    assert written["version"] == train.CONFIG_VERSION == 3
+    assert written["version"] == train.CONFIG_VERSION == 4
     (tmp_path / "config.json").write_text(json.dumps(written))
     assert train.load_config(tmp_path) == tiny_config()
     for overrides, levels in (({"attention_resolutions": [4]}, (1,)),
@@ -70,10 +71,37 @@ def test_a_version_1_config_json_places_attention_on_the_same_levels(tmp_path):
                                         "num_groups": 4, **overrides}
         (tmp_path / "config.json").write_text(json.dumps(values))
         assert train.load_config(tmp_path).model.overrides["attention_levels"] == levels
-    values["version"] = 4
+    values["version"] = 5
     (tmp_path / "config.json").write_text(json.dumps(values))
-    with pytest.raises(ValueError, match=r"version must be an integer in 1\.\.3, got 4"):
+    with pytest.raises(ValueError, match=r"version must be an integer in 1\.\.4, got 5"):
         train.load_config(tmp_path)
+
+
+@pytest.mark.parametrize("process, conditional", [("flow", False), ("gaussian", False),
+                                                  ("gaussian", True), ("masked", False)])
+def test_a_version_3_config_json_reads_the_old_defaults_as_what_they_meant(
+        tmp_path, process, conditional):
+    """Before version 4 every run wrote num_steps=1000, learned_variance=False,
+    label_dropout=0.1 and hybrid_coeff=0.01: a process that does not read a field loads it
+    as None (now an error when set), one that does keeps it, and an unconditional run's
+    label_dropout becomes None; the loaded config validates and trains the same run."""
+    base = TINY_TEXT if process == "masked" else TINY
+    config = tiny_config(base, data={"conditional": conditional} if base is TINY else {},
+                         diffusion={"process": process, "schedule": None})
+    values = train.recorded_config(config)
+    values["version"] = 3
+    values["diffusion"].update(num_steps=1000, learned_variance=False, label_dropout=0.1,
+                               hybrid_coeff=0.01)
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    loaded = train.load_config(tmp_path)
+    train.validate(loaded, num_devices=1)
+    task = tasks.get_task(process)
+    for name in ("num_steps", "learned_variance", "label_dropout", "hybrid_coeff"):
+        reads = name in task.settings and (name != "label_dropout" or conditional)
+        assert (getattr(loaded.diffusion, name) is None) == (not reads), name
+    assert train.with_process_defaults(loaded) == train.with_process_defaults(
+        dataclasses.replace(config, diffusion=dataclasses.replace(
+            config.diffusion, num_steps=1000 if "num_steps" in task.settings else None)))
 
 
 def _experiment_configs():

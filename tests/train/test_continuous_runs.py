@@ -2,6 +2,7 @@
 evaluate; their objective is the continuous-time loss of the math; settings they do not
 read are named errors."""
 
+import dataclasses
 import json
 
 import jax
@@ -86,7 +87,12 @@ def test_flow_settings_reach_the_loss_and_the_sampler():
     ("flow", {"time_shift": 0.0}, "diffusion.time_shift: must be > 0"),
     ("flow", {"time_density": "mode", "density_mean": 0.5},
      "density_mean / density_std parameterise logit_normal and log_normal"),
-    ("flow", {"learned_variance": True}, "process 'flow' has no learned variance"),
+    ("flow", {"learned_variance": True},
+     "diffusion.learned_variance: is not a setting of process 'flow'"),
+    ("edm", {"num_steps": 1000}, "diffusion.num_steps: is not a setting of process 'edm'"),
+    ("flow", {"hybrid_coeff": 0.01}, "diffusion.hybrid_coeff: is not a setting of process"),
+    ("flow", {"label_dropout": 0.1}, "diffusion.label_dropout: is for class-conditional runs"),
+    ("gaussian", {"label_dropout": 0.2}, "diffusion.label_dropout: is for class-conditional"),
     ("flow", {"prediction": "score"}, "diffusion.prediction: must be one of"),
     ("flow", {"prediction": "eps"}, "diffusion.prediction: 'eps' cannot be sampled on the "
                                     "'rectified_flow' path"),
@@ -109,7 +115,38 @@ def test_every_task_is_hashable_and_names_its_process_owned_settings():
         assert set(task.settings) <= set(PROCESS_SETTINGS), task.name
     assert tasks.TASKS["edm"].settings["sigma_data"] == 0.5
     assert tasks.TASKS["flow"].settings["prediction"] == "velocity"
-    assert tasks.TASKS["gaussian"].settings == {"prediction": "eps", "weighting": "uniform"}
+    assert tasks.TASKS["gaussian"].settings == {
+        "prediction": "eps", "weighting": "uniform", "num_steps": 1000,
+        "learned_variance": False, "label_dropout": 0.1}
+    assert tasks.TASKS["absorbing"].settings == {"num_steps": 1000, "hybrid_coeff": 0.01}
+    assert tasks.TASKS["masked"].settings == tasks.TASKS["autoregressive"].settings == {}
+
+
+@pytest.mark.parametrize("process", ["gaussian", "flow"])
+def test_a_conditional_run_drops_labels_at_the_default_rate_unless_set(process):
+    """label_dropout None on a class-conditional run trains at the process's 0.1; the
+    objective with 0.1 written out is the same function (same loss for the same key)."""
+    config = continuous_config(process, **({"schedule": "cosine"} if process == "gaussian"
+                                           else {}))
+    conditional = dataclasses.replace(config, data=dataclasses.replace(config.data,
+                                                                       conditional=True))
+    explicit = dataclasses.replace(conditional, diffusion=dataclasses.replace(
+        conditional.diffusion, label_dropout=0.1))
+    never = dataclasses.replace(explicit, diffusion=dataclasses.replace(
+        explicit.diffusion, label_dropout=0.0))
+    assert train.with_process_defaults(conditional) == train.with_process_defaults(explicit)
+    run = train.build_run(conditional)
+    params = train.initial_state(run).params   # perturbed: zero-initialised layers ignore labels
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(jax.random.key(5), len(leaves))
+    params = jax.tree.unflatten(treedef, [x + 0.1 * jax.random.normal(k, x.shape, x.dtype)
+                                          for x, k in zip(leaves, keys, strict=True)])
+    batch = {"image": jnp.asarray(run.dataset.images[:64]),
+             "label": jnp.asarray(run.dataset.labels[:64])}
+    losses = [train.loss_fn_for(train.build_run(c), train=True)(params, jax.random.key(3), batch)
+              for c in (conditional, explicit, never)]
+    np.testing.assert_array_equal(losses[0], losses[1])
+    assert np.abs(losses[0] - losses[2]).max() > 1e-4   # some labels were dropped
 
 
 def test_the_continuous_bound_of_each_image_process():

@@ -2,7 +2,7 @@
 parameters, and 16-character windows of the embedded text corpus with a one-block text
 transformer."""
 
-from jaxdiff import train
+from jaxdiff import tasks, train
 
 TINY = {
     "data": {"name": "digits", "image_size": None},
@@ -28,8 +28,13 @@ TINY_TEXT = {
 
 
 def tiny_config(base: dict = TINY, **sections) -> train.ExperimentConfig:
-    """``base`` with some fields replaced, e.g. ``tiny_config(train={"num_steps": 3})``."""
+    """``base`` with some fields replaced, e.g. ``tiny_config(train={"num_steps": 3})``. The
+    base's short T (``diffusion.num_steps``) is kept for a process that reads one (gaussian,
+    D3PM) and left out for the others, where it would be an error."""
     values = {k: dict(v) for k, v in base.items()}
+    short_T = values["diffusion"].pop("num_steps", None)
     for section, fields in sections.items():
         values[section].update(fields)
+    if "num_steps" in tasks.get_task(values["diffusion"].get("process", "gaussian")).settings:
+        values["diffusion"].setdefault("num_steps", short_T)
     return train.from_dict(values)
