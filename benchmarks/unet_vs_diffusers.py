@@ -54,18 +54,22 @@ import sys
 import tempfile
 import time
 
-# diffusers' UNet2DModel arguments; the jaxdiff UNetConfig below is the same network.
+# diffusers' UNet2DModel arguments; jaxdiff_unet() is the same network.
 DIFFUSERS_UNET = dict(
     sample_size=32, in_channels=3, out_channels=3, block_out_channels=(64, 128, 128),
     layers_per_block=2, down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
     up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D"))
-# base 64, mults (1, 2, 2) = (64, 128, 128); attention at 16x16 (the second level) and in
-# the middle; 8 channels per head as diffusers' default attention_head_dim=8 (16 heads);
-# time embedding 4 x 64 = 256 as diffusers' 4 x block_out_channels[0]; no dropout.
-JAXDIFF_UNET = dict(
-    image_size=32, in_channels=3, base_channels=64, channel_mults=(1, 2, 2),
-    num_res_blocks=2, attention_levels=(1,), head_channels=8, dropout=0.0,
-    num_groups=32, scale_shift_norm=False, resblock_updown=False, conv_resample=True)
+
+
+def jaxdiff_unet():
+    """The jaxdiff ``UNetConfig`` of :data:`DIFFUSERS_UNET`, read as jaxdiff reads a diffusers
+    ``config.json`` (:mod:`jaxdiff.pretrained`; parity: ``tests/pretrained``): the same
+    network (base 64, mults (1, 2, 2), attention at 16x16 and in the middle, 8 channels per
+    head, diffusers' default GroupNorm eps and time features). Imports jaxdiff: call it in
+    a worker."""
+    from jaxdiff.pretrained.unet_2d import jaxdiff_config
+
+    return jaxdiff_config(DIFFUSERS_UNET)
 
 LEARNING_RATE, EMA_DECAY, CLIP_NORM, T_TRAIN = 2e-4, 0.9999, 1.0, 1000
 DDIM_STEPS, FLOW_STEPS, EDM_HEUN_STEPS = 50, 50, 18
@@ -190,7 +194,6 @@ def jaxdiff_worker(conn, args_dict):
 
     import jaxdiff as jd
     from jaxdiff.models.functional import bind, count_params, init, make_apply_fn
-    from jaxdiff.models.unet import UNetConfig
     from jaxdiff.tasks.gaussian import gaussian_objective
     from jaxdiff.train import create_train_state, make_optimizer, make_train_step
     info = {"import_s": time.perf_counter() - t0, "rss_after_import": _rss_bytes(),
@@ -203,7 +206,7 @@ def jaxdiff_worker(conn, args_dict):
         return jax.block_until_ready(tree)
 
     def setup():
-        config = UNetConfig(**JAXDIFF_UNET)
+        config = jaxdiff_unet()
         key = jax.random.key(0)
         t = time.perf_counter()
         graphdef, params, rest = init(config, key=key)
@@ -811,7 +814,7 @@ def main(argv=None):
             ratios[key] = a / b
     result = {
         "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
-        "config": {**vars(args), "jaxdiff_unet": JAXDIFF_UNET, "diffusers_unet": DIFFUSERS_UNET,
+        "config": {**vars(args), "diffusers_unet": DIFFUSERS_UNET,
                    "learning_rate": LEARNING_RATE, "ema_decay": EMA_DECAY,
                    "clip_norm": CLIP_NORM, "train_timesteps": T_TRAIN,
                    "samplers": {k: {"label": label, "nfe": nfe}

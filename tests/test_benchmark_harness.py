@@ -37,9 +37,8 @@ def test_xla_flops_reads_dict_or_list():
 
 def test_configs_describe_the_same_network():
     from jaxdiff.models.functional import abstract_init, count_params
-    from jaxdiff.models.unet import UNetConfig
 
-    config = UNetConfig(**bench.JAXDIFF_UNET)
+    config = bench.jaxdiff_unet()
     # diffusers' UNet2DModel with DIFFUSERS_UNET has 6,472,195 parameters (diffusers 0.42.1)
     assert count_params(abstract_init(config)[1]) == 6_472_195
     assert tuple(config.base_channels * m for m in config.channel_mults) == \

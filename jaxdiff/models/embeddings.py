@@ -19,21 +19,26 @@ from jaxdiff.models.initializers import XAVIER_UNIFORM
 from jaxdiff.typing import Array
 
 
-def timestep_embedding(t_B: Array, dim: int, *, max_period: float = 10_000.0) -> Array:
+def timestep_embedding(t_B: Array, dim: int, *, max_period: float = 10_000.0,
+                       cos_first: bool = True, freq_shift: float = 0.0) -> Array:
     r"""Sinusoidal features of (possibly fractional) timesteps.
 
     .. math::
-        e(t) = [\cos(t\,\omega_0), \dots, \cos(t\,\omega_{d/2-1}),
-                \sin(t\,\omega_0), \dots, \sin(t\,\omega_{d/2-1})],
-        \quad \omega_k = \text{max\_period}^{-k/(d/2)}
+        e(t) = [\cos(t\,\omega_0), \dots, \cos(t\,\omega_{h-1}),
+                \sin(t\,\omega_0), \dots, \sin(t\,\omega_{h-1})],
+        \quad \omega_k = \text{max\_period}^{-k/(h - \text{freq\_shift})},\ h = d/2
 
-    The highest frequency is 1 per unit of ``t``, so ``t`` should be given in timestep
-    units (``[0, T)`` with ``T`` around 1000), not in ``[0, 1]``.
+    (sines first when ``cos_first=False``). Ho et al. 2020's code has the sines first and
+    ``freq_shift = 1`` (diffusers' ``flip_sin_to_cos=False, freq_shift=1``); ADM and DiT
+    the cosines first and 0. The highest frequency is 1 per unit of ``t``, so ``t`` should
+    be given in timestep units (``[0, T)`` with ``T`` around 1000), not in ``[0, 1]``.
 
     Args:
       t_B: ``[B]`` timesteps, integer or floating; converted to float32.
       dim: even feature size.
       max_period: the longest wavelength.
+      cos_first: the cosines in the first half of the features.
+      freq_shift: subtracted from ``h`` in the exponent's denominator.
 
     Returns:
       ``float32 [B, dim]``.
@@ -41,9 +46,13 @@ def timestep_embedding(t_B: Array, dim: int, *, max_period: float = 10_000.0) ->
     if dim % 2:
         raise ValueError(f"dim must be even, got {dim}")
     half = dim // 2
-    frequencies = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32) / half)
+    if not half - freq_shift > 0:
+        raise ValueError(f"freq_shift must be < dim / 2 = {half}, got {freq_shift}")
+    frequencies = jnp.exp(-math.log(max_period) * jnp.arange(half, dtype=jnp.float32)
+                          / (half - freq_shift))
     angles_BxF = t_B.astype(jnp.float32)[:, None] * frequencies[None, :]
-    return jnp.concatenate([jnp.cos(angles_BxF), jnp.sin(angles_BxF)], axis=-1)
+    parts = [jnp.cos(angles_BxF), jnp.sin(angles_BxF)]
+    return jnp.concatenate(parts if cos_first else parts[::-1], axis=-1)
 
 
 class TimestepMLP(nnx.Module):
@@ -59,14 +68,19 @@ class TimestepMLP(nnx.Module):
         frequency_dim: int,
         embed_dim: int,
         kernel_init: nnx.Initializer = XAVIER_UNIFORM,
+        cos_first: bool = True,
+        freq_shift: float = 0.0,
         rngs: nnx.Rngs,
     ):
         self.frequency_dim = frequency_dim
+        self.cos_first = cos_first
+        self.freq_shift = freq_shift
         self.hidden = nnx.Linear(frequency_dim, embed_dim, kernel_init=kernel_init, rngs=rngs)
         self.output = nnx.Linear(embed_dim, embed_dim, kernel_init=kernel_init, rngs=rngs)
 
     def __call__(self, t_B: Array) -> Array:
-        features = timestep_embedding(t_B, self.frequency_dim)
+        features = timestep_embedding(t_B, self.frequency_dim, cos_first=self.cos_first,
+                                      freq_shift=self.freq_shift)
         features = features.astype(self.hidden.kernel.dtype)
         return self.output(jax.nn.silu(self.hidden(features)))
 

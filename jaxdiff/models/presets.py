@@ -25,8 +25,10 @@ _TINY_TEXT = TextTransformerConfig(vocab_size=257, max_length=64, hidden_size=64
                                    num_heads=4, dropout=0.0, cond_dim=64, frequency_dim=64)
 
 PRESETS: dict[str, NetworkConfig] = {
-    # Ho et al. 2020, App. B: CIFAR-10 32x32.
-    "ddpm_cifar10": UNetConfig(),
+    # Ho et al. 2020, App. B: CIFAR-10 32x32, with their code's TF "SAME" downsampling pad
+    # and sines-first time features (google/ddpm-cifar10-32).
+    "ddpm_cifar10": UNetConfig(downsample_padding=0, timestep_cos_first=False,
+                               timestep_freq_shift=1.0),
     # Peebles & Xie 2023, Table 1, ImageNet 256x256 in the 32x32x4 VAE latent space.
     "dit_s2": DiTConfig(hidden_size=384, depth=12, num_heads=6),
     "dit_b2": DiTConfig(hidden_size=768, depth=12, num_heads=12),

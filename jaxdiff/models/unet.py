@@ -57,6 +57,13 @@ class UNetConfig:
         of classifier-free guidance.
       learned_variance: output ``2 * in_channels`` channels: the prediction, then the
         variance interpolation ``v`` of Nichol & Dhariwal 2021.
+      norm_eps: the epsilon of every GroupNorm.
+      downsample_padding: the padding of the stride-2 downsampling convolution: 1 on every
+        side, or 0 -- TensorFlow's ``"SAME"`` for stride 2, one row and column after the
+        image and none before, as in Ho et al.'s code (diffusers' ``downsample_padding=0``).
+      timestep_cos_first, timestep_freq_shift: the sinusoid of the time embedding
+        (:func:`~jaxdiff.models.embeddings.timestep_embedding`); Ho et al.'s code has the
+        sines first and a shift of 1.
     """
 
     image_size: int = 32
@@ -74,6 +81,10 @@ class UNetConfig:
     conv_resample: bool = True
     num_classes: int | None = None
     learned_variance: bool = False
+    norm_eps: float = 1e-6
+    downsample_padding: int = 1
+    timestep_cos_first: bool = True
+    timestep_freq_shift: float = 0.0
 
     def __post_init__(self):
         for name in ("image_size", "in_channels", "base_channels", "num_res_blocks",
@@ -101,6 +112,11 @@ class UNetConfig:
                                 self.num_heads)
         check_rate("dropout", self.dropout)
         check_int("num_classes", self.num_classes, optional=True)
+        if self.downsample_padding not in (0, 1):
+            raise ValueError(f"downsample_padding must be 0 or 1, got "
+                             f"{self.downsample_padding!r}")
+        if not self.norm_eps > 0:
+            raise ValueError(f"norm_eps must be > 0, got {self.norm_eps!r}")
 
     @property
     def embed_dim(self) -> int:
@@ -116,12 +132,14 @@ class UNetConfig:
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1,
-          zero_init: bool = False, rngs: nnx.Rngs) -> "Conv":
-    """Convolution with symmetric padding ``k // 2`` and Xavier-uniform (or zero) init."""
-    pad = kernel_size // 2
+          padding: tuple[int, int] | None = None, zero_init: bool = False,
+          rngs: nnx.Rngs) -> "Conv":
+    """Convolution with padding ``(before, after)`` on both spatial axes (default symmetric
+    ``k // 2``) and Xavier-uniform (or zero) init."""
+    pad = (kernel_size // 2,) * 2 if padding is None else padding
     kernel_init = ZEROS if zero_init else XAVIER_UNIFORM
     return Conv(in_channels, out_channels, (kernel_size, kernel_size),
-                strides=(stride, stride), padding=((pad, pad), (pad, pad)),
+                strides=(stride, stride), padding=(pad, pad),
                 kernel_init=kernel_init, rngs=rngs)
 
 
@@ -157,13 +175,15 @@ def _resample(x: Array, resampling: Resampling) -> Array:
 
 
 class Resample(nnx.Module):
-    """Plain 2x up/downsampling: nearest + 3x3 conv up, stride-2 3x3 conv (or average) down."""
+    """Plain 2x up/downsampling: nearest + 3x3 conv up, stride-2 3x3 conv (or average) down;
+    ``down_padding`` is the downsampling convolution's (:attr:`UNetConfig.downsample_padding`)."""
 
     def __init__(self, channels: int, *, direction: Literal["up", "down"], with_conv: bool,
-                 rngs: nnx.Rngs):
+                 down_padding: int = 1, rngs: nnx.Rngs):
         self.direction = direction
-        stride = 2 if direction == "down" else 1
-        self.conv = _conv(channels, channels, 3, stride=stride, rngs=rngs) if with_conv else None
+        stride, padding = (2, (down_padding, 1)) if direction == "down" else (1, None)
+        self.conv = (_conv(channels, channels, 3, stride=stride, padding=padding, rngs=rngs)
+                     if with_conv else None)
 
     def __call__(self, x_BxHxWxC: Array) -> Array:
         if self.direction == "up":
@@ -183,16 +203,16 @@ class ResBlock(nnx.Module):
 
     def __init__(self, in_channels: int, out_channels: int, *, embed_dim: int, dropout: float,
                  num_groups: int, scale_shift_norm: bool, resampling: Resampling = None,
-                 rngs: nnx.Rngs):
+                 norm_eps: float = 1e-6, rngs: nnx.Rngs):
         self.scale_shift_norm = scale_shift_norm
         self.resampling = resampling
-        self.input_norm = GroupNorm(in_channels, num_groups=num_groups)
+        self.input_norm = GroupNorm(in_channels, num_groups=num_groups, epsilon=norm_eps)
         self.input_conv = _conv(in_channels, out_channels, 3, rngs=rngs)
         embed_out = 2 * out_channels if scale_shift_norm else out_channels
         self.embed_projection = nnx.Linear(embed_dim, embed_out,
                                            kernel_init=XAVIER_UNIFORM,
                                            rngs=rngs)
-        self.output_norm = GroupNorm(out_channels, num_groups=num_groups)
+        self.output_norm = GroupNorm(out_channels, num_groups=num_groups, epsilon=norm_eps)
         self.dropout = nnx.Dropout(dropout)
         self.output_conv = _conv(out_channels, out_channels, 3, zero_init=True, rngs=rngs)
         self.skip = (None if in_channels == out_channels
@@ -218,8 +238,9 @@ class ResBlock(nnx.Module):
 class SpatialAttention(nnx.Module):
     """``x + Attention(GroupNorm(x))`` over the ``H*W`` positions, zero-initialised output."""
 
-    def __init__(self, channels: int, *, num_heads: int, num_groups: int, rngs: nnx.Rngs):
-        self.norm = GroupNorm(channels, num_groups=num_groups)
+    def __init__(self, channels: int, *, num_heads: int, num_groups: int,
+                 norm_eps: float = 1e-6, rngs: nnx.Rngs):
+        self.norm = GroupNorm(channels, num_groups=num_groups, epsilon=norm_eps)
         self.attention = SelfAttention(channels, num_heads=num_heads, zero_init_output=True,
                                        rngs=rngs)
 
@@ -236,10 +257,12 @@ class UNetBlock(nnx.Module):
                  config: UNetConfig, rngs: nnx.Rngs):
         self.residual = ResBlock(in_channels, out_channels, embed_dim=config.embed_dim,
                                  dropout=config.dropout, num_groups=config.num_groups,
-                                 scale_shift_norm=config.scale_shift_norm, rngs=rngs)
+                                 scale_shift_norm=config.scale_shift_norm,
+                                 norm_eps=config.norm_eps, rngs=rngs)
         self.attention = (SpatialAttention(out_channels,
                                            num_heads=config.heads_for(out_channels),
-                                           num_groups=config.num_groups, rngs=rngs)
+                                           num_groups=config.num_groups,
+                                           norm_eps=config.norm_eps, rngs=rngs)
                           if with_attention else None)
 
     def __call__(self, x: Array, emb: Array, *, dropout_rngs: nnx.Rngs | None) -> Array:
@@ -252,8 +275,9 @@ def _resampler(channels: int, direction: Literal["up", "down"], config: UNetConf
     if config.resblock_updown:
         return ResBlock(channels, channels, embed_dim=config.embed_dim, dropout=config.dropout,
                         num_groups=config.num_groups, scale_shift_norm=config.scale_shift_norm,
-                        resampling=direction, rngs=rngs)
-    return Resample(channels, direction=direction, with_conv=config.conv_resample, rngs=rngs)
+                        resampling=direction, norm_eps=config.norm_eps, rngs=rngs)
+    return Resample(channels, direction=direction, with_conv=config.conv_resample,
+                    down_padding=config.downsample_padding, rngs=rngs)
 
 
 def _apply_resampler(resampler: ResBlock | Resample, h: Array, emb: Array,
@@ -322,7 +346,9 @@ class UNet(nnx.Module):
     def __init__(self, config: UNetConfig, *, rngs: nnx.Rngs):
         self.config = config
         base = config.base_channels
-        self.time_embed = TimestepMLP(frequency_dim=base, embed_dim=config.embed_dim, rngs=rngs)
+        self.time_embed = TimestepMLP(frequency_dim=base, embed_dim=config.embed_dim,
+                                      cos_first=config.timestep_cos_first,
+                                      freq_shift=config.timestep_freq_shift, rngs=rngs)
         self.class_embed = (Embedding(config.num_classes + 1, config.embed_dim,
                                       init=STANDARD_NORMAL, rngs=rngs)
                             if config.num_classes is not None else None)
@@ -354,7 +380,8 @@ class UNet(nnx.Module):
             channels = out
         self.up = nnx.List(up)
 
-        self.output_norm = GroupNorm(channels, num_groups=config.num_groups)
+        self.output_norm = GroupNorm(channels, num_groups=config.num_groups,
+                                     epsilon=config.norm_eps)
         self.output_conv = _conv(channels, config.out_channels, 3, zero_init=True, rngs=rngs)
 
     def _embed(self, t_B: Array, labels_B: Array | None) -> Array:

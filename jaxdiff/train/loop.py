@@ -173,8 +173,12 @@ _RENAMED_MODEL_FIELDS = {"learn_sigma": "learned_variance", "input_size": "image
 # not read them; earlier versions wrote prediction="eps" and weighting="uniform" for all.
 # Version 4 made ``num_steps``, ``learned_variance``, ``label_dropout`` and ``hybrid_coeff``
 # process-owned too (earlier versions wrote 1000, False, 0.1 and 0.01 for every run), and
-# ``label_dropout`` None on runs without class labels.
-CONFIG_VERSION = 4
+# ``label_dropout`` None on runs without class labels. Version 5 gave the ``ddpm_cifar10``
+# preset Ho et al.'s downsampling pad and time features (google/ddpm-cifar10-32's network);
+# a run recorded earlier keeps the ones it trained with (:data:`_VERSION_5_DDPM_CIFAR10`).
+CONFIG_VERSION = 5
+_VERSION_5_DDPM_CIFAR10 = {"downsample_padding": 1, "timestep_cos_first": True,
+                           "timestep_freq_shift": 0.0}
 _VERSION_4_SETTINGS = ("num_steps", "learned_variance", "label_dropout", "hybrid_coeff")
 _VERSION_1_ATTENTION = {"unet_tiny": (8,), "ddpm_cifar10": (16,)}
 
@@ -195,7 +199,9 @@ def upgrade_recorded_config(values: dict) -> dict:
     resolutions become the level indices of the same network; before version 3 (4 for
     ``num_steps``, ``learned_variance``, ``label_dropout``, ``hybrid_coeff``), the
     process-owned fields a process does not read become None, and before version 4 so does
-    the ``label_dropout`` of a run without class labels. Nothing else is changed.
+    the ``label_dropout`` of a run without class labels; a ``ddpm_cifar10`` run recorded
+    before version 5 keeps the preset's earlier padding and time features as overrides.
+    Nothing else is changed.
     """
     values = {k: dict(v) if isinstance(v, dict) else v for k, v in values.items()}
     version = values.pop("version", 1)
@@ -224,6 +230,8 @@ def upgrade_recorded_config(values: dict) -> dict:
     if "overrides" in model:
         model["overrides"] = {_RENAMED_MODEL_FIELDS.get(k, k): v
                               for k, v in dict(model["overrides"]).items()}
+    if version < 5 and model.get("preset") == "ddpm_cifar10":
+        model["overrides"] = {**_VERSION_5_DDPM_CIFAR10, **dict(model.get("overrides", {}))}
     if version == 1 and model.get("preset") in _VERSION_1_ATTENTION:
         model["overrides"] = _attention_as_levels(model, values.get("data", {}))
     return values

@@ -29,11 +29,13 @@ def test_overrides_replace_config_fields():
 
 
 def test_paper_presets_are_the_papers_configurations():
-    # Ho et al. 2020 App. B; Peebles & Xie 2023 Table 1 (counts: test_unet / test_dit).
+    # Ho et al. 2020 App. B and their code's padding and time features; Peebles & Xie 2023
+    # Table 1 (counts: test_unet / test_dit; the checkpoint: tests/pretrained).
     assert jm.PRESETS["ddpm_cifar10"] == jm.UNetConfig(
         image_size=32, in_channels=3, base_channels=128, channel_mults=(1, 2, 2, 2),
         num_res_blocks=2, attention_levels=(1,), num_heads=1, dropout=0.1,
-        num_groups=32, num_classes=None, learned_variance=False)
+        num_groups=32, num_classes=None, learned_variance=False, norm_eps=1e-6,
+        downsample_padding=0, timestep_cos_first=False, timestep_freq_shift=1.0)
     for name, width, heads in (("dit_s2", 384, 6), ("dit_b2", 768, 12), ("dit_xl2", 1152, 16)):
         config = jm.PRESETS[name]
         assert (config.hidden_size, config.num_heads, config.patch_size) == (width, heads, 2)

@@ -58,7 +58,7 @@ def test_a_version_1_config_json_places_attention_on_the_same_levels(tmp_path):
     """Version 1 named attention by spatial size (unet_tiny's default (8,)); the recorded
     file loads as the same network, and what train writes carries the current version."""
     written = train.recorded_config(tiny_config())
-    assert written["version"] == train.CONFIG_VERSION == 4
+    assert written["version"] == train.CONFIG_VERSION == 5
     (tmp_path / "config.json").write_text(json.dumps(written))
     assert train.load_config(tmp_path) == tiny_config()
     for overrides, levels in (({"attention_resolutions": [4]}, (1,)),
@@ -71,9 +71,9 @@ def test_a_version_1_config_json_places_attention_on_the_same_levels(tmp_path):
                                         "num_groups": 4, **overrides}
         (tmp_path / "config.json").write_text(json.dumps(values))
         assert train.load_config(tmp_path).model.overrides["attention_levels"] == levels
-    values["version"] = 5
+    values["version"] = 6
     (tmp_path / "config.json").write_text(json.dumps(values))
-    with pytest.raises(ValueError, match=r"version must be an integer in 1\.\.4, got 5"):
+    with pytest.raises(ValueError, match=r"version must be an integer in 1\.\.5, got 6"):
         train.load_config(tmp_path)
 
 
@@ -125,3 +125,18 @@ def test_every_experiment_config_is_valid(module, variant):
     if values["data"]["name"] == "text8":
         values["data"]["path"] = "text8.zip"
     train.validate(train.from_dict(values), num_devices=1)
+
+
+def test_a_ddpm_cifar10_run_recorded_before_version_5_keeps_its_network(tmp_path):
+    """Version 5 gave the ddpm_cifar10 preset google/ddpm-cifar10-32's padding and time
+    features; an earlier run loads with the ones it trained with, as overrides."""
+    config = tiny_config(model={"preset": "ddpm_cifar10", "overrides": {"dropout": 0.0}})
+    values = train.recorded_config(config)
+    values["version"] = 4
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    overrides = train.load_config(tmp_path).model.overrides
+    assert overrides == {"dropout": 0.0, "downsample_padding": 1, "timestep_cos_first": True,
+                         "timestep_freq_shift": 0.0}
+    values["version"] = 5
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    assert train.load_config(tmp_path).model.overrides == {"dropout": 0.0}

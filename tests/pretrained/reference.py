@@ -1,0 +1,50 @@
+"""The diffusers reference models of the parity tests, built locally with random weights.
+
+diffusers and the CPU torch wheel are test-only dependencies (``pip install diffusers==0.42.1
+torch==2.13.0``). Without them the parity tests are skipped with the reason, unless
+``JAXDIFF_REQUIRE_DIFFUSERS=1`` (set in CI), which turns the skip into a failure.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+REQUIRE_ENV = "JAXDIFF_REQUIRE_DIFFUSERS"
+
+
+def require(module: str):
+    """Imports ``module`` (``torch`` or ``diffusers``), or skips / fails with the reason."""
+    import importlib
+
+    try:
+        out = importlib.import_module(module)
+    except ImportError:
+        reason = f"{module} is not installed (pip install diffusers==0.42.1 torch==2.13.0)"
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(f"{reason} ({REQUIRE_ENV}=1 requires it)")
+        pytest.skip(reason)
+    if module == "torch":
+        out.set_num_threads(2)
+    return out
+
+
+def saved_model(model_class: str, folder, *, seed: int = 0, **config):
+    """A diffusers ``model_class`` with ``config`` and seeded random weights, saved with
+    ``save_pretrained`` (safetensors) to ``folder``; returns the torch model (eval mode)."""
+    torch = require("torch")
+    diffusers = require("diffusers")
+    torch.manual_seed(seed)
+    model = getattr(diffusers, model_class)(**config).eval()
+    with torch.no_grad():   # perturb: some layers start at zero or one in diffusers too
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    model.save_pretrained(folder, safe_serialization=True)
+    return model
+
+
+def relative_error(got: np.ndarray, want: np.ndarray) -> float:
+    """``max |got - want| / max |want|``: the error relative to the output's scale. (For the
+    35.7M DDPM UNet diffusers' own float32 output is ~3e-6 of that scale from its float64
+    output: the floor a float32 comparison can reach.)"""
+    return float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
