@@ -1,6 +1,10 @@
 """Samples from a trained run: ``python experiments/sample.py --workdir DIR [--sampler S
 --steps 50 --count 64 --class 3 --guidance 3.0 --out DIR/samples]``; a text run fills a
-template with ``--inpaint "the [MASK] sat on the [MASK]" --mask_length 3``.
+template with ``--inpaint "the [MASK] sat on the [MASK]" --mask_length 3``. Or from a
+pretrained diffusers pipeline: ``--pretrained DIR`` (e.g. google/ddpm-cifar10-32 as
+``huggingface_hub.snapshot_download`` leaves it), on its scheduler's betas, prediction type,
+variance and clipping (:mod:`jaxdiff.pretrained.pipeline`), with the samplers of a
+``gaussian`` run.
 
 Restores the newest checkpoint of DIR and samples with its EMA parameters through the run's
 task (:mod:`jaxdiff.tasks`): an image run writes a PNG grid, a text run a .txt (one sample
@@ -17,9 +21,12 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
-from jaxdiff import perf, tasks, train
+from jaxdiff import perf, pretrained, tasks, train
+from jaxdiff.data.grid import save_image_grid
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "a training run's directory")
+_PRETRAINED = flags.DEFINE_string("pretrained", None, "instead of --workdir: a diffusers "
+                                                      "pipeline folder (UNet2DModel + scheduler)")
 _SAMPLER = flags.DEFINE_string("sampler", None, "one of the process's samplers "
                                                 "(default: the process's first)")
 _STEPS = flags.DEFINE_integer("steps", None, "sampling steps (default: the run's "
@@ -35,13 +42,15 @@ _GUIDANCE = flags.DEFINE_float("guidance", None, "classifier-free guidance scale
 _SEED = flags.DEFINE_integer("seed", 0, "sampling seed")
 _OUT = flags.DEFINE_string("out", None, "output path without suffix "
                                         "(default DIR/samples_<process>_<sampler>_<steps>)")
-flags.mark_flags_as_required(["workdir"])
+flags.mark_flags_as_mutual_exclusive(["workdir", "pretrained"], required=True)
 
 
 def main(argv):
     del argv
     perf.configure()   # recommended XLA flags, persistent compilation cache
     logging.set_verbosity(logging.WARNING)   # orbax logs every restore at INFO
+    if _PRETRAINED.value is not None:
+        return sample_pretrained(pathlib.Path(_PRETRAINED.value))
     workdir = pathlib.Path(_WORKDIR.value)
     run, state = train.restore_workdir(workdir)
     sampler = _SAMPLER.value or run.task.samplers[0]
@@ -67,6 +76,28 @@ def main(argv):
     path = train.save_samples(run, stem, samples)
     np.savez(stem.with_suffix(".npz"), samples=samples, step=int(state.step))
     print(f"wrote {path} and {stem.with_suffix('.npz')} (step {int(state.step)})")
+
+
+def sample_pretrained(folder: pathlib.Path):
+    """``--pretrained``: samples of the pipeline's UNet, a PNG grid and an .npz."""
+    if _PROMPT.value is not None or _INPAINT.value is not None:
+        raise app.UsageError("--prompt and --inpaint need a text run, not a pretrained UNet")
+    pipeline = pretrained.load_pipeline(folder)
+    sampler = _SAMPLER.value or "ddim"
+    classes = None if _CLASS.value is None else np.full(_COUNT.value, _CLASS.value, np.int32)
+    sample = pipeline.sampler(count=_COUNT.value, sampler=sampler, num_steps=_STEPS.value,
+                              guidance_scale=_GUIDANCE.value, classes=classes)
+    samples = np.asarray(sample(jax.random.key(_SEED.value)))
+    stem = pathlib.Path(_OUT.value or folder / f"samples_pretrained_{sampler}"
+                                               f"_{_STEPS.value or 'default'}")
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    path = save_image_grid(stem.with_suffix(".png"), samples,
+                           scale=max(1, 128 // samples.shape[1]))
+    np.savez(stem.with_suffix(".npz"), samples=samples)
+    ignored = pipeline.scheduler.diffusers_inference
+    note = (f"; the scheduler's {ignored} place diffusers' steps, jaxdiff's come from "
+            f"--sampler's spacing" if ignored else "")
+    print(f"wrote {path} and {stem.with_suffix('.npz')}{note}")
 
 
 if __name__ == "__main__":

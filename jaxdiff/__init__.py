@@ -15,6 +15,8 @@ The public API, by family::
     jd.autoregressive  # the AR baseline: exact NLL, KV-cache sampling, left-context infilling
     jd.data       # embedded offline datasets (digits, MNIST-5k, Fashion-MNIST), tfds, toy 2-D
                   # data, deterministic resumable batches, global sharded batches
+    jd.pretrained # diffusers-format checkpoints in and out (UNet2DModel, ...), pretrained
+                  # pipelines sampled with jaxdiff's samplers
     jd.metrics    # FID (Inception or any features), Inception Score, BLEU, self-BLEU, distinct-n
     jd.evaluation # the report of a trained run (experiments/evaluate.py), in-domain classifier
     jd.chars      # the character codec (text8 alphabet a-z and space <-> ids 0-26)
@@ -30,6 +32,7 @@ from jaxdiff import (
     gaussian,
     metrics,
     models,
+    pretrained,
     tasks,
     train,
 )
@@ -38,6 +41,6 @@ from jaxdiff.units import bits_per_unit
 
 __all__ = [
     "DenoiseFn", "Prediction", "autoregressive", "bits_per_unit", "chars", "data", "discrete",
-    "evaluation", "gaussian", "metrics", "models", "tasks", "train",
+    "evaluation", "gaussian", "metrics", "models", "pretrained", "tasks", "train",
 ]
 __version__ = "0.1.0"

@@ -12,6 +12,12 @@ the null class ``num_classes``; tokens ``int32 [B, L]`` -> logits ``float32 [B, 
 """
 
 from jaxdiff.models.attention import LayerKVCache
+from jaxdiff.models.autoencoder import (
+    AutoencoderKL,
+    AutoencoderKLConfig,
+    posterior_kl,
+    posterior_sample,
+)
 from jaxdiff.models.conditioning import drop_labels
 from jaxdiff.models.dit import DiT, DiTConfig
 from jaxdiff.models.functional import (
@@ -24,6 +30,7 @@ from jaxdiff.models.functional import (
     count_params,
     init,
     make_apply_fn,
+    make_autoencoder_fns,
     make_decode_fns,
 )
 from jaxdiff.models.presets import PRESETS, create, preset_config
@@ -32,6 +39,8 @@ from jaxdiff.models.unet import UNet, UNetConfig
 
 __all__ = [
     "PRESETS",
+    "AutoencoderKL",
+    "AutoencoderKLConfig",
     "DiT",
     "DiTConfig",
     "KVCache",
@@ -51,6 +60,9 @@ __all__ = [
     "drop_labels",
     "init",
     "make_apply_fn",
+    "make_autoencoder_fns",
     "make_decode_fns",
+    "posterior_kl",
+    "posterior_sample",
     "preset_config",
 ]

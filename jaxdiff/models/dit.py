@@ -23,7 +23,7 @@ from jaxdiff.typing import Array, PRNGKey
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DiTConfig:
-    """Hyperparameters of ``DiT``; the defaults are DiT-XL/2 on 256x256 ImageNet latents.
+    r"""Hyperparameters of ``DiT``; the defaults are DiT-XL/2 on 256x256 ImageNet latents.
 
     Attributes:
       image_size: input height and width (latents: 32 for 256x256 images).
@@ -38,6 +38,16 @@ class DiTConfig:
       learned_variance: output ``2 * in_channels`` channels (prediction, then variance).
       dropout: dropout on residual branches (0 in the paper).
       frequency_dim: size of the sinusoidal timestep features.
+      timestep_freq_shift: the shift of the timestep sinusoid's frequencies
+        :math:`\omega_k = 10000^{-k/(h - \text{shift})}`, ``h = frequency_dim / 2``
+        (:func:`~jaxdiff.models.embeddings.timestep_embedding`): 0 in the DiT code, 1 in
+        diffusers' ``DiTTransformer2DModel``.
+      mlp_norm_eps: the epsilon of each block's LayerNorm before the MLP: 1e-6 in the DiT
+        code, diffusers' ``norm_eps`` (1e-5 by default) in ``DiTTransformer2DModel``.
+      position_columns_first: the first half of a patch's position features encodes its
+        column and the second its row, ``[s(col), s(row)]``, as in the DiT (and MAE) code
+        and diffusers; False: ``[s(row), s(col)]``, jaxdiff's order before config version
+        6 (:func:`~jaxdiff.models.embeddings.sincos_2d_position_embedding`).
     """
 
     image_size: int = 32
@@ -51,6 +61,9 @@ class DiTConfig:
     learned_variance: bool = True
     dropout: float = 0.0
     frequency_dim: int = 256
+    timestep_freq_shift: float = 0.0
+    mlp_norm_eps: float = 1e-6
+    position_columns_first: bool = True
 
     def __post_init__(self):
         for name in ("image_size", "in_channels", "patch_size", "hidden_size", "depth",
@@ -61,6 +74,8 @@ class DiTConfig:
         check_divisible("hidden_size", self.hidden_size, "4 (2D sin-cos positions)", 4)
         check_rate("dropout", self.dropout)
         check_int("num_classes", self.num_classes, optional=True)
+        if not self.mlp_norm_eps > 0:
+            raise ValueError(f"mlp_norm_eps must be > 0, got {self.mlp_norm_eps!r}")
 
     @property
     def grid_size(self) -> int:
@@ -84,12 +99,14 @@ class DiT(nnx.Module):
         self.patch_embed = nnx.Conv(config.in_channels, width, (p, p), strides=(p, p),
                                     padding="VALID", kernel_init=patch_init, rngs=rngs)
         self.time_embed = TimestepMLP(frequency_dim=config.frequency_dim, embed_dim=width,
-                                      kernel_init=NORMAL_002, rngs=rngs)
+                                      kernel_init=NORMAL_002,
+                                      freq_shift=config.timestep_freq_shift, rngs=rngs)
         self.class_embed = (Embedding(config.num_classes + 1, width, init=NORMAL_002, rngs=rngs)
                             if config.num_classes is not None else None)
         self.blocks = nnx.List([
             TransformerBlock(width, num_heads=config.num_heads, mlp_ratio=config.mlp_ratio,
-                             cond_dim=width, dropout=config.dropout, rngs=rngs)
+                             cond_dim=width, dropout=config.dropout,
+                             mlp_norm_eps=config.mlp_norm_eps, rngs=rngs)
             for _ in range(config.depth)])
         self.final_norm = nnx.LayerNorm(width, epsilon=1e-6, use_scale=False, use_bias=False,
                                         rngs=rngs)
@@ -100,7 +117,8 @@ class DiT(nnx.Module):
     def _patchify(self, x_BxHxWxC: Array) -> Array:
         h_BxGxGxD = self.patch_embed(x_BxHxWxC)
         b, g, _, d = h_BxGxGxD.shape
-        positions_1xNxD = jnp.asarray(sincos_2d_position_embedding(g, d))[None]
+        positions_1xNxD = jnp.asarray(sincos_2d_position_embedding(
+            g, d, columns_first=self.config.position_columns_first))[None]
         return h_BxGxGxD.reshape(b, g * g, d) + positions_1xNxD.astype(h_BxGxGxD.dtype)
 
     def _unpatchify(self, tokens_BxNxF: Array) -> Array:

@@ -85,12 +85,22 @@ class TimestepMLP(nnx.Module):
         return self.output(jax.nn.silu(self.hidden(features)))
 
 
-def sincos_2d_position_embedding(grid_size: int, dim: int) -> np.ndarray:
-    """Fixed 2D sine-cosine positions of a ``grid_size x grid_size`` patch grid.
+def sincos_2d_position_embedding(grid_size: int, dim: int, *,
+                                 columns_first: bool = True) -> np.ndarray:
+    r"""Fixed 2D sine-cosine positions of a ``grid_size x grid_size`` patch grid.
 
-    Half of the features encode the row, half the column, each with the 1D sinusoid of
-    He et al. 2022 (as in DiT, Peebles & Xie 2023). Computed with NumPy: it is a constant
-    of the architecture, not a parameter.
+    Half of the features encode the column, half the row, each with the 1D sinusoid of
+    He et al. 2022 (as in DiT, Peebles & Xie 2023):
+
+    .. math::
+        e(i, j) = [s(j), s(i)],\quad s(p) = [\sin(p\,\omega_0), \dots, \sin(p\,\omega_{q-1}),
+                  \cos(p\,\omega_0), \dots, \cos(p\,\omega_{q-1})],
+        \quad \omega_k = 10000^{-k/q},\ q = d/4
+
+    for the patch in row ``i`` and column ``j``: the column first, as in the MAE and DiT
+    code (``np.meshgrid(grid_w, grid_h)``) and diffusers; ``[s(i), s(j)]`` when
+    ``columns_first=False``. Computed with NumPy: it is a constant of the architecture, not
+    a parameter.
 
     Returns:
       ``float32 [grid_size * grid_size, dim]``, row-major over the grid.
@@ -104,7 +114,8 @@ def sincos_2d_position_embedding(grid_size: int, dim: int) -> np.ndarray:
         angles = positions.reshape(-1, 1) * frequencies.reshape(1, -1)
         return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
 
-    return np.concatenate([one_axis(rows), one_axis(cols)], axis=1).astype(np.float32)
+    halves = [one_axis(cols), one_axis(rows)]
+    return np.concatenate(halves if columns_first else halves[::-1], axis=1).astype(np.float32)
 
 
 def apply_rotary(x_BxLxHxD: Array, positions_BxL: Array, *, base: float = 10_000.0) -> Array:

@@ -17,19 +17,21 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxdiff.models.autoencoder import AutoencoderKL, AutoencoderKLConfig
 from jaxdiff.models.dit import DiT, DiTConfig
 from jaxdiff.models.text_transformer import TextTransformer, TextTransformerConfig
 from jaxdiff.models.unet import UNet, UNetConfig
 from jaxdiff.typing import Array, DenoiseFn, PRNGKey, PyTree
 
-NetworkConfig = UNetConfig | DiTConfig | TextTransformerConfig
-Model = UNet | DiT | TextTransformer
+NetworkConfig = UNetConfig | DiTConfig | TextTransformerConfig | AutoencoderKLConfig
+Model = UNet | DiT | TextTransformer | AutoencoderKL
 ApplyFn = Callable[..., Array]
 
 _MODEL_FOR_CONFIG: dict[type, type] = {
     UNetConfig: UNet,
     DiTConfig: DiT,
     TextTransformerConfig: TextTransformer,
+    AutoencoderKLConfig: AutoencoderKL,
 }
 
 
@@ -187,3 +189,16 @@ def make_decode_fns(graphdef: nnx.GraphDef, rest: nnx.State) -> tuple[Callable, 
         return logits.astype(jnp.float32), cache
 
     return init_cache, decode
+
+
+def make_autoencoder_fns(graphdef: nnx.GraphDef, rest: nnx.State) -> tuple[Callable, Callable]:
+    """The pure faces of an ``AutoencoderKL``: ``encode(params, x) -> (mean, log_variance)``
+    and ``decode(params, z) -> x``, in the parameters' dtype."""
+
+    def encode(params: nnx.State, x: Array) -> tuple[Array, Array]:
+        return nnx.merge(graphdef, params, rest).encode(x)
+
+    def decode(params: nnx.State, z: Array) -> Array:
+        return nnx.merge(graphdef, params, rest).decode(z)
+
+    return encode, decode

@@ -33,6 +33,8 @@ class TransformerBlock(nnx.Module):
         pre-LN blocks with learned LayerNorm affine parameters.
       dropout: dropout rate on each residual branch (before the gate).
       rotary: rotary position embeddings in attention.
+      mlp_norm_eps: the epsilon of the LayerNorm before the MLP (the one before attention
+        has 1e-6).
       rngs: parameter initialisation randomness.
     """
 
@@ -45,6 +47,7 @@ class TransformerBlock(nnx.Module):
         cond_dim: int | None = None,
         dropout: float = 0.0,
         rotary: bool = False,
+        mlp_norm_eps: float = 1e-6,
         rngs: nnx.Rngs,
     ):
         affine = cond_dim is None
@@ -53,8 +56,8 @@ class TransformerBlock(nnx.Module):
                                             use_bias=affine, rngs=rngs)
         self.attention = SelfAttention(dim, num_heads=num_heads, rotary=rotary,
                                        kernel_init=XAVIER_UNIFORM, rngs=rngs)
-        self.mlp_norm = nnx.LayerNorm(dim, epsilon=1e-6, use_scale=affine, use_bias=affine,
-                                      rngs=rngs)
+        self.mlp_norm = nnx.LayerNorm(dim, epsilon=mlp_norm_eps, use_scale=affine,
+                                      use_bias=affine, rngs=rngs)
         self.mlp_hidden = nnx.Linear(dim, mlp_dim, kernel_init=XAVIER_UNIFORM, rngs=rngs)
         self.mlp_output = nnx.Linear(mlp_dim, dim, kernel_init=XAVIER_UNIFORM, rngs=rngs)
         self.dropout = nnx.Dropout(dropout)

@@ -131,7 +131,7 @@ class UNetConfig:
         return channels // self.head_channels if self.head_channels else self.num_heads
 
 
-def _conv(in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1,
+def conv_layer(in_channels: int, out_channels: int, kernel_size: int, *, stride: int = 1,
           padding: tuple[int, int] | None = None, zero_init: bool = False,
           rngs: nnx.Rngs) -> "Conv":
     """Convolution with padding ``(before, after)`` on both spatial axes (default symmetric
@@ -182,7 +182,7 @@ class Resample(nnx.Module):
                  down_padding: int = 1, rngs: nnx.Rngs):
         self.direction = direction
         stride, padding = (2, (down_padding, 1)) if direction == "down" else (1, None)
-        self.conv = (_conv(channels, channels, 3, stride=stride, padding=padding, rngs=rngs)
+        self.conv = (conv_layer(channels, channels, 3, stride=stride, padding=padding, rngs=rngs)
                      if with_conv else None)
 
     def __call__(self, x_BxHxWxC: Array) -> Array:
@@ -198,37 +198,46 @@ class ResBlock(nnx.Module):
     ``GroupNorm -> SiLU -> [resample] -> conv3x3 -> + emb (or FiLM) -> GroupNorm -> SiLU
     -> dropout -> conv3x3 (zero init)``, plus a 1x1-conv skip when channels change.
     With ``resampling`` it is the BigGAN-style up/downsampling block: the input and the
-    skip are resampled (nearest / average) inside the block.
+    skip are resampled (nearest / average) inside the block. ``embed_dim=None``: no
+    conditioning (the autoencoder's blocks; call it with ``emb_BxE=None``).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, embed_dim: int, dropout: float,
+    def __init__(self, in_channels: int, out_channels: int, *, embed_dim: int | None,
+                 dropout: float,
                  num_groups: int, scale_shift_norm: bool, resampling: Resampling = None,
                  norm_eps: float = 1e-6, rngs: nnx.Rngs):
         self.scale_shift_norm = scale_shift_norm
         self.resampling = resampling
         self.input_norm = GroupNorm(in_channels, num_groups=num_groups, epsilon=norm_eps)
-        self.input_conv = _conv(in_channels, out_channels, 3, rngs=rngs)
+        self.input_conv = conv_layer(in_channels, out_channels, 3, rngs=rngs)
         embed_out = 2 * out_channels if scale_shift_norm else out_channels
-        self.embed_projection = nnx.Linear(embed_dim, embed_out,
-                                           kernel_init=XAVIER_UNIFORM,
-                                           rngs=rngs)
+        self.embed_projection = (None if embed_dim is None else
+                                 nnx.Linear(embed_dim, embed_out, kernel_init=XAVIER_UNIFORM,
+                                            rngs=rngs))
         self.output_norm = GroupNorm(out_channels, num_groups=num_groups, epsilon=norm_eps)
         self.dropout = nnx.Dropout(dropout)
-        self.output_conv = _conv(out_channels, out_channels, 3, zero_init=True, rngs=rngs)
+        self.output_conv = conv_layer(out_channels, out_channels, 3, zero_init=True, rngs=rngs)
         self.skip = (None if in_channels == out_channels
-                     else _conv(in_channels, out_channels, 1, rngs=rngs))
+                     else conv_layer(in_channels, out_channels, 1, rngs=rngs))
 
-    def __call__(self, x_BxHxWxC: Array, emb_BxE: Array, *,
+    def __call__(self, x_BxHxWxC: Array, emb_BxE: Array | None, *,
                  dropout_rngs: nnx.Rngs | None) -> Array:
         h = jax.nn.silu(self.input_norm(x_BxHxWxC))
         h = self.input_conv(_resample(h, self.resampling))
         x_BxHxWxC = _resample(x_BxHxWxC, self.resampling)
+        if self.embed_projection is None:
+            h = self.output_norm(h)
+            return self._output(x_BxHxWxC, h, dropout_rngs)
         emb_Bx1x1xF = self.embed_projection(jax.nn.silu(emb_BxE))[:, None, None, :]
         if self.scale_shift_norm:
             scale, shift = jnp.split(emb_Bx1x1xF, 2, axis=-1)
             h = self.output_norm(h) * (1 + scale) + shift
         else:
             h = self.output_norm(h + emb_Bx1x1xF)
+        return self._output(x_BxHxWxC, h, dropout_rngs)
+
+    def _output(self, x_BxHxWxC: Array, h: Array, dropout_rngs: nnx.Rngs | None) -> Array:
+        """``skip(x) + conv(dropout(silu(h)))`` of the normalised, conditioned ``h``."""
         h = self.dropout(jax.nn.silu(h), deterministic=dropout_rngs is None, rngs=dropout_rngs)
         h = self.output_conv(h)
         skip = x_BxHxWxC if self.skip is None else self.skip(x_BxHxWxC)
@@ -352,7 +361,7 @@ class UNet(nnx.Module):
         self.class_embed = (Embedding(config.num_classes + 1, config.embed_dim,
                                       init=STANDARD_NORMAL, rngs=rngs)
                             if config.num_classes is not None else None)
-        self.input_conv = _conv(config.in_channels, base, 3, rngs=rngs)
+        self.input_conv = conv_layer(config.in_channels, base, 3, rngs=rngs)
 
         channels, skip_channels, down = base, [base], []
         last = len(config.channel_mults) - 1
@@ -382,7 +391,7 @@ class UNet(nnx.Module):
 
         self.output_norm = GroupNorm(channels, num_groups=config.num_groups,
                                      epsilon=config.norm_eps)
-        self.output_conv = _conv(channels, config.out_channels, 3, zero_init=True, rngs=rngs)
+        self.output_conv = conv_layer(channels, config.out_channels, 3, zero_init=True, rngs=rngs)
 
     def _embed(self, t_B: Array, labels_B: Array | None) -> Array:
         emb_BxE = self.time_embed(t_B)

@@ -14,14 +14,19 @@ import pathlib
 
 from flax import nnx
 
+from jaxdiff.models.autoencoder import AutoencoderKLConfig
+from jaxdiff.models.dit import DiTConfig
 from jaxdiff.models.functional import NetworkConfig, abstract_init
 from jaxdiff.models.unet import UNetConfig
-from jaxdiff.pretrained import folder, unet_2d
+from jaxdiff.pretrained import autoencoder_kl, dit_2d, folder, unet_2d
+from jaxdiff.pretrained.pipeline import PretrainedPipeline, load_pipeline
+from jaxdiff.pretrained.scheduler import PretrainedScheduler, load_scheduler
 from jaxdiff.pretrained.tensors import params_from_tensors, tensors_from_params
 
-FORMATS = {unet_2d.CLASS_NAME: unet_2d}
+FORMATS = {unet_2d.CLASS_NAME: unet_2d, dit_2d.CLASS_NAME: dit_2d,
+           dit_2d.LEGACY_CLASS_NAME: dit_2d, autoencoder_kl.CLASS_NAME: autoencoder_kl}
 """diffusers ``_class_name`` -> the module that converts it."""
-_FOR_CONFIG = {UNetConfig: unet_2d}
+_FOR_CONFIG = {UNetConfig: unet_2d, DiTConfig: dit_2d, AutoencoderKLConfig: autoencoder_kl}
 COMPONENTS = ("unet", "transformer", "vae")
 """The pipeline subfolders a model is looked for in, in this order."""
 
@@ -59,4 +64,5 @@ def save_model(path: str | os.PathLike, config: NetworkConfig,
                                                                        fmt.rules(config)))
 
 
-__all__ = ["COMPONENTS", "FORMATS", "load_model", "save_model"]
+__all__ = ["COMPONENTS", "FORMATS", "PretrainedPipeline", "PretrainedScheduler", "load_model",
+           "load_pipeline", "load_scheduler", "save_model"]

@@ -3,9 +3,10 @@
 A :class:`Rule` ties one jaxdiff parameter (its path in the ``nnx.State``) to the diffusers
 tensor(s) it is made of and a layout :data:`KINDS`: PyTorch stores ``Linear`` weights
 ``[out, in]`` and convolutions ``OIHW`` where Flax has ``[in, out]`` kernels and ``HWIO``;
-jaxdiff fuses the query, key and value projections that diffusers keeps apart. Reading
-checks that every tensor a rule names exists with the shape the module needs and that no
-tensor is left over; every check names the tensor.
+jaxdiff fuses the query, key and value projections that diffusers keeps apart, and shares
+modules of which a diffusers model may keep copies (:attr:`Rule.copies`). Reading checks
+that every tensor a rule names exists with the shape the module needs, that copies are
+equal, and that no tensor is left over; every check names the tensor.
 """
 
 import dataclasses
@@ -16,11 +17,15 @@ from flax import nnx
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
-    """``path`` (a jaxdiff parameter) is made of ``names`` (diffusers tensors) by ``kind``."""
+    """``path`` (a jaxdiff parameter) is made of ``names`` (diffusers tensors) by ``kind``;
+    each of ``copies`` names, like ``names``, tensors that hold the same values again (a
+    module of which diffusers keeps copies where jaxdiff has one): read, they must equal
+    ``names``'s; written, they are."""
 
     path: tuple
     names: tuple[str, ...]
     kind: str
+    copies: tuple[tuple[str, ...], ...] = ()
 
 
 def _split3(x: np.ndarray, axis: int) -> tuple[np.ndarray, ...]:
@@ -78,11 +83,12 @@ def params_from_tensors(abstract_params: nnx.State, rules: list[Rule],
     uncovered = [path for path, _ in flat if path not in by_path]
     if uncovered or len(by_path) != len(flat):
         raise AssertionError(f"the {what} rules do not cover the module: {uncovered[:5]}")
-    missing = sorted({n for rule in rules for n in rule.names} - set(tensors))
+    needed = {n for rule in rules for names in (rule.names, *rule.copies) for n in names}
+    missing = sorted(needed - set(tensors))
     if missing:
         raise ValueError(f"{what}: the checkpoint lacks {len(missing)} tensor(s) the config "
                          f"needs: {missing[:8]}{' ...' if len(missing) > 8 else ''}")
-    unused = sorted(set(tensors) - {n for rule in rules for n in rule.names})
+    unused = sorted(set(tensors) - needed)
     if unused:
         raise ValueError(f"{what}: the checkpoint has {len(unused)} tensor(s) its config does "
                          f"not describe: {unused[:8]}{' ...' if len(unused) > 8 else ''}")
@@ -93,6 +99,12 @@ def params_from_tensors(abstract_params: nnx.State, rules: list[Rule],
             if tensors[name].shape != want:
                 raise ValueError(f"{what}: tensor {name!r} has shape "
                                  f"{tuple(tensors[name].shape)}, the config needs {want}")
+        for copy in rule.copies:
+            for name, other in zip(rule.names, copy, strict=True):
+                if not np.array_equal(tensors[other], tensors[name]):
+                    raise ValueError(f"{what}: tensor {other!r} differs from {name!r}; "
+                                     f"jaxdiff has one parameter {'.'.join(map(str, path))} "
+                                     f"for both")
         value = KINDS[rule.kind][0]([np.asarray(tensors[n], np.float32) for n in rule.names])
         filled.append((path, variable.replace(np.ascontiguousarray(value))))
     return nnx.from_flat_state(filled)
@@ -106,5 +118,6 @@ def tensors_from_params(params: nnx.State, rules: list[Rule]) -> dict[str, np.nd
     for path, variable in nnx.to_flat_state(params):
         rule = by_path[path]
         parts = KINDS[rule.kind][1](np.asarray(variable[...], np.float32))
-        tensors.update(zip(rule.names, parts, strict=True))
+        for names in (rule.names, *rule.copies):
+            tensors.update(zip(names, parts, strict=True))
     return tensors

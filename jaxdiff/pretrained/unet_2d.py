@@ -9,7 +9,9 @@ field and what is supported, never an approximation.
 """
 
 from jaxdiff.models.unet import UNetConfig
-from jaxdiff.pretrained.tensors import Rule, conv, linear, norm, qkv
+from jaxdiff.pretrained.blocks import attention_rules, rename_legacy, resnet_rules
+from jaxdiff.pretrained.fields import read_fields
+from jaxdiff.pretrained.tensors import Rule, conv, linear, norm
 
 CLASS_NAME = "UNet2DModel"
 
@@ -18,10 +20,6 @@ _FIXED = {"center_input_sample": False, "time_embedding_type": "positional",
           "mid_block_type": "UNetMidBlock2D", "mid_block_scale_factor": 1,
           "downsample_type": "conv", "upsample_type": "conv", "add_attention": True,
           "class_embed_type": None, "num_train_timesteps": None, "time_embedding_dim": None}
-_READ = ("sample_size", "in_channels", "out_channels", "freq_shift", "flip_sin_to_cos",
-         "down_block_types", "up_block_types", "block_out_channels", "layers_per_block",
-         "downsample_padding", "dropout", "act_fn", "attention_head_dim", "norm_num_groups",
-         "attn_norm_num_groups", "norm_eps", "resnet_time_scale_shift", "num_class_embeds")
 # diffusers' defaults for the fields a config leaves out
 _DEFAULTS = {"sample_size": None, "in_channels": 3, "out_channels": 3, "freq_shift": 0,
              "flip_sin_to_cos": True,
@@ -31,7 +29,7 @@ _DEFAULTS = {"sample_size": None, "in_channels": 3, "out_channels": 3, "freq_shi
              "block_out_channels": (224, 448, 672, 896), "layers_per_block": 2,
              "downsample_padding": 1, "dropout": 0.0, "act_fn": "silu", "attention_head_dim": 8,
              "norm_num_groups": 32, "attn_norm_num_groups": None, "norm_eps": 1e-5,
-             "resnet_time_scale_shift": "default", "num_class_embeds": None, **_FIXED}
+             "resnet_time_scale_shift": "default", "num_class_embeds": None}
 _DOWN = {"DownBlock2D": False, "AttnDownBlock2D": True}
 _UP = {"UpBlock2D": False, "AttnUpBlock2D": True}
 
@@ -42,15 +40,7 @@ def _error(field: str, message: str) -> ValueError:
 
 def jaxdiff_config(values: dict) -> UNetConfig:
     """The jaxdiff config of a ``UNet2DModel`` ``config.json`` (a dict)."""
-    known = set(_READ) | set(_FIXED)
-    unknown = sorted(k for k in values if not k.startswith("_") and k not in known)
-    if unknown:
-        raise _error(unknown[0], f"is not supported by jaxdiff's UNet; the supported fields "
-                                 f"are {sorted(known)}")
-    v = {**_DEFAULTS, **{k: x for k, x in values.items() if not k.startswith("_")}}
-    for field, value in _FIXED.items():
-        if v[field] != value and not (field == "mid_block_scale_factor" and v[field] == 1.0):
-            raise _error(field, f"jaxdiff's UNet supports only {value!r}, got {v[field]!r}")
+    v = read_fields(values, defaults=_DEFAULTS, fixed=_FIXED, error=_error, model="UNet")
     size = v["sample_size"]
     if isinstance(size, list | tuple):
         if len(size) != 2 or size[0] != size[1]:
@@ -146,24 +136,9 @@ def diffusers_config(config: UNetConfig) -> dict:
         "num_class_embeds": None if config.num_classes is None else config.num_classes + 1}
 
 
-def _residual(path: tuple, name: str, has_skip: bool) -> list[Rule]:
-    rules = (norm(path + ("input_norm",), f"{name}.norm1")
-             + conv(path + ("input_conv",), f"{name}.conv1")
-             + linear(path + ("embed_projection",), f"{name}.time_emb_proj")
-             + norm(path + ("output_norm",), f"{name}.norm2")
-             + conv(path + ("output_conv",), f"{name}.conv2"))
-    return rules + (conv(path + ("skip",), f"{name}.conv_shortcut") if has_skip else [])
-
-
-def _attention(path: tuple, name: str) -> list[Rule]:
-    return (norm(path + ("norm",), f"{name}.group_norm")
-            + qkv(path + ("attention", "qkv"), tuple(f"{name}.to_{x}" for x in "qkv"))
-            + linear(path + ("attention", "output"), f"{name}.to_out.0"))
-
-
 def _block(path: tuple, resnet: str, attention: str | None, in_ch: int, out_ch: int):
-    rules = _residual(path + ("residual",), resnet, in_ch != out_ch)
-    return rules + (_attention(path + ("attention",), attention) if attention else [])
+    rules = resnet_rules(path + ("residual",), resnet, skip=in_ch != out_ch, embedding=True)
+    return rules + (attention_rules(path + ("attention",), attention) if attention else [])
 
 
 def rules(config: UNetConfig) -> list[Rule]:
@@ -202,18 +177,4 @@ def rules(config: UNetConfig) -> list[Rule]:
     return out + norm(("output_norm",), "conv_norm_out") + conv(("output_conv",), "conv_out")
 
 
-# names of diffusers' attention tensors before 0.15 (``AttentionBlock``), still in
-# checkpoints such as google/ddpm-cifar10-32: old suffix -> today's
-LEGACY_ATTENTION = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
-
-
-def rename_legacy(tensors: dict) -> dict:
-    """``tensors`` with the legacy attention names (:data:`LEGACY_ATTENTION`) renamed."""
-    renamed = {}
-    for name, value in tensors.items():
-        stem, _, leaf = name.rpartition(".")
-        prefix, _, part = stem.rpartition(".")
-        if ".attentions." in name and part in LEGACY_ATTENTION:
-            name = f"{prefix}.{LEGACY_ATTENTION[part]}.{leaf}"
-        renamed[name] = value
-    return renamed
+__all__ = ["CLASS_NAME", "diffusers_config", "jaxdiff_config", "rename_legacy", "rules"]

@@ -164,7 +164,7 @@ def _make_sampler(spec: _Spec, run, *, count: int, sampler: str, num_steps: int 
     discrete view (their ``spacing`` and DDIM's ``eta``; the ODE grid's ``shift`` and EDM's
     churn are errors there, as ``eta`` is for the ODE solvers)."""
     apply_fn = run.apply_fn()
-    cond, null = class_conditions(run, count, classes, guidance_scale)
+    cond, null = class_conditions(run.num_classes, count, classes, guidance_scale)
     shape = run.task.modality.sample_shape(run, count)
     prediction = spec.value(run.config, "prediction")
     if sampler in DISCRETE_SAMPLERS:

@@ -106,43 +106,54 @@ def _loss_fn(run, *, train: bool):
                                              if train and conditional else 0.0))
 
 
-def _make_sampler(run, *, count: int, sampler: str, num_steps: int | None = None,
-                  spacing: str | None = None, variance: str | None = None, eta: float = 0.0,
-                  clip_x0: bool = True, guidance_scale: float | None = None, classes=None,
-                  inpaint_mask=None, inpaint_values=None):
-    """``sample(key, params)``: ``count`` images from :func:`jaxdiff.gaussian.sample`, or
-    for the :data:`ODE_SOLVERS` from :func:`jaxdiff.gaussian.ode_sample` on the schedule as a
-    continuous path (:func:`jaxdiff.gaussian.schedule_path`; ``eta`` and ``variance`` are
-    errors there).
+def _make_sampler(run, *, count: int, sampler: str, **options):
+    return image_sampler(run.apply_fn(), run.process,
+                         shape=run.task.modality.sample_shape(run, count),
+                         prediction=_prediction(run.config),
+                         learned_variance=_learned_variance(run.config),
+                         num_classes=run.num_classes, sampler=sampler, **options)
 
-    ``classes`` (``int [count]``, conditional runs only) default to round-robin; guidance
-    needs a conditional run; ``variance`` defaults to the model's (learned or beta)."""
-    apply_fn = run.apply_fn()
-    cond, null = class_conditions(run, count, classes, guidance_scale)
-    shape = run.task.modality.sample_shape(run, count)
+
+def image_sampler(apply_fn, schedule: gaussian.Schedule, *, shape: tuple[int, ...],
+                  prediction: str, learned_variance: bool, num_classes: int | None,
+                  sampler: str, num_steps: int | None = None, spacing: str | None = None,
+                  variance: str | None = None, eta: float = 0.0, clip_x0: bool = True,
+                  guidance_scale: float | None = None, classes=None, inpaint_mask=None,
+                  inpaint_values=None):
+    """``sample(key, params)``: ``shape[0]`` images of a network ``apply_fn(params, x_t, t,
+    cond)`` on a discrete ``schedule``, from :func:`jaxdiff.gaussian.sample`, or for the
+    :data:`ODE_SOLVERS` from :func:`jaxdiff.gaussian.ode_sample` on the schedule as a
+    continuous path (:func:`jaxdiff.gaussian.schedule_path`; ``eta`` and ``variance`` are
+    errors there). What a ``gaussian`` run and a pretrained diffusers model sample with.
+
+    ``classes`` (``int [count]``, class-conditional networks only) default to round-robin;
+    guidance needs one; ``variance`` defaults to the model's (learned or beta)."""
+    cond, null = class_conditions(num_classes, shape[0], classes, guidance_scale)
+    channels = shape[-1]
     if sampler in ODE_SOLVERS:
         if eta != 0.0 or variance is not None:
             raise ValueError(f"eta and variance are options of the discrete samplers; "
                              f"{sampler!r} solves the probability-flow ODE")
-        path = gaussian.schedule_path(run.process)
+        path = gaussian.schedule_path(schedule)
 
         @jax.jit
         def sample_ode(key, params):
-            denoiser = gaussian.with_model_time(eps_denoiser(run, params), path)
+            denoiser = without_variance(bind(apply_fn, params), channels, learned_variance)
             return gaussian.ode_sample(
-                key, denoiser, path, shape, solver=sampler, num_steps=num_steps,
-                spacing=spacing, prediction=_prediction(run.config), clip_x0=clip_x0,
+                key, gaussian.with_model_time(denoiser, path), path, shape, solver=sampler,
+                num_steps=num_steps, spacing=spacing, prediction=prediction, clip_x0=clip_x0,
                 cond=cond, guidance_scale=guidance_scale, null_cond=null,
                 inpaint_mask=inpaint_mask, inpaint_values=inpaint_values)
 
         return sample_ode
-    variance = _variance(run) if variance is None else variance
+    if variance is None:   # the model's (a run's _variance)
+        variance = "learned" if learned_variance else "beta"
 
     @jax.jit
     def sample(key, params):
         return gaussian.sample(
-            key, bind(apply_fn, params), run.process, shape, sampler=sampler,
-            num_steps=num_steps, spacing=spacing, prediction=_prediction(run.config),
+            key, bind(apply_fn, params), schedule, shape, sampler=sampler,
+            num_steps=num_steps, spacing=spacing, prediction=prediction,
             variance=variance, eta=eta, clip_x0=clip_x0, cond=cond,
             guidance_scale=guidance_scale, null_cond=null, inpaint_mask=inpaint_mask,
             inpaint_values=inpaint_values)
@@ -187,13 +198,17 @@ def _bits_per_dim_protocol(run, *, num_bins: int, nll_steps: int | None) -> dict
                         "bound than the full chain)" if respaced else ""))}
 
 
+def without_variance(denoise_fn, channels: int, learned_variance: bool):
+    """``denoise_fn`` without its learned-variance half (the last ``channels`` outputs)."""
+    if not learned_variance:
+        return denoise_fn
+    return lambda x_t, t, cond=None: denoise_fn(x_t, t, cond)[..., :channels]
+
+
 def eps_denoiser(run, params):
-    """The bound ``(x_t, t, cond)`` denoiser without a learned-variance half."""
-    bound = bind(run.apply_fn(), params)
-    if not _learned_variance(run.config):
-        return bound
-    channels = run.dataset.images.shape[-1]
-    return lambda x_t, t, cond=None: bound(x_t, t, cond)[..., :channels]
+    """The run's bound ``(x_t, t, cond)`` denoiser without a learned-variance half."""
+    return without_variance(bind(run.apply_fn(), params), run.dataset.images.shape[-1],
+                            _learned_variance(run.config))
 
 
 def _continuous_bound(run, *, num_bins: int):

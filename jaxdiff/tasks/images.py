@@ -16,8 +16,9 @@ from jaxdiff._validation import config_error
 from jaxdiff.data.files import is_array_file, is_image_folder
 from jaxdiff.data.grid import save_image_grid
 from jaxdiff.data.load import TFDS_PREFIX
+from jaxdiff.models.dit import DiTConfig
 from jaxdiff.models.presets import PRESETS
-from jaxdiff.models.text_transformer import TextTransformerConfig
+from jaxdiff.models.unet import UNetConfig
 from jaxdiff.tasks.base import Modality
 
 
@@ -85,20 +86,22 @@ def vdm_bound(path, denoiser, *, prediction: str, num_bins: int, conditional: bo
     return bpd, protocol
 
 
-def class_conditions(run, count: int, classes=None, guidance_scale: float | None = None):
+def class_conditions(num_classes: int | None, count: int, classes=None,
+                     guidance_scale: float | None = None):
     """``(cond, null_cond)`` of ``count`` samples: ``classes`` (``int [count]``; default
-    round-robin) and the null class on a class-conditional run, ``(None, None)`` otherwise;
-    classes or guidance on an unconditional run are a ``ValueError``."""
-    if run.num_classes is None:
+    round-robin) and the null class ``num_classes`` of a class-conditional network,
+    ``(None, None)`` when ``num_classes`` is None; classes or guidance without classes are
+    a ``ValueError``."""
+    if num_classes is None:
         if classes is not None or guidance_scale is not None:
             raise ValueError("classes and guidance_scale need a class-conditional run "
                              "(data.conditional=True)")
         return None, None
-    cond = (jnp.arange(count, dtype=jnp.int32) % run.num_classes if classes is None
+    cond = (jnp.arange(count, dtype=jnp.int32) % num_classes if classes is None
             else jnp.asarray(classes, jnp.int32))
     if cond.shape != (count,):
         raise ValueError(f"classes must have shape [count] = ({count},), got {cond.shape}")
-    return cond, jnp.full_like(cond, run.num_classes)
+    return cond, jnp.full_like(cond, num_classes)
 
 
 def _check_config(config) -> None:
@@ -118,9 +121,9 @@ def _check_config(config) -> None:
                                                       f"here, got {dropout}")
     if dropout is not None and not 0 <= dropout < 1:
         raise config_error("diffusion.label_dropout", f"must be in [0, 1), got {dropout}")
-    if isinstance(PRESETS[preset], TextTransformerConfig):
-        raise config_error("model.preset", f"{preset!r} does not model images "
-                                           f"(process {config.diffusion.process!r})")
+    if not isinstance(PRESETS[preset], UNetConfig | DiTConfig):
+        raise config_error("model.preset", f"{preset!r} is not an image denoiser (UNet or "
+                                           f"DiT) for process {config.diffusion.process!r}")
 
 
 def _load(config):

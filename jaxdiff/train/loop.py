@@ -176,9 +176,13 @@ _RENAMED_MODEL_FIELDS = {"learn_sigma": "learned_variance", "input_size": "image
 # ``label_dropout`` None on runs without class labels. Version 5 gave the ``ddpm_cifar10``
 # preset Ho et al.'s downsampling pad and time features (google/ddpm-cifar10-32's network);
 # a run recorded earlier keeps the ones it trained with (:data:`_VERSION_5_DDPM_CIFAR10`).
-CONFIG_VERSION = 5
+# Version 6 put the column first in DiT's 2D position features, as the DiT code does; a DiT
+# run recorded earlier keeps the rows first (:data:`_VERSION_6_DIT`).
+CONFIG_VERSION = 6
 _VERSION_5_DDPM_CIFAR10 = {"downsample_padding": 1, "timestep_cos_first": True,
                            "timestep_freq_shift": 0.0}
+_VERSION_6_DIT = {"position_columns_first": False}
+_VERSION_6_DIT_PRESETS = ("dit_s2", "dit_b2", "dit_xl2", "dit_tiny")
 _VERSION_4_SETTINGS = ("num_steps", "learned_variance", "label_dropout", "hybrid_coeff")
 _VERSION_1_ATTENTION = {"unet_tiny": (8,), "ddpm_cifar10": (16,)}
 
@@ -200,8 +204,9 @@ def upgrade_recorded_config(values: dict) -> dict:
     ``num_steps``, ``learned_variance``, ``label_dropout``, ``hybrid_coeff``), the
     process-owned fields a process does not read become None, and before version 4 so does
     the ``label_dropout`` of a run without class labels; a ``ddpm_cifar10`` run recorded
-    before version 5 keeps the preset's earlier padding and time features as overrides.
-    Nothing else is changed.
+    before version 5 keeps the preset's earlier padding and time features as overrides, and
+    a DiT run recorded before version 6 its rows-first position features. Nothing else is
+    changed.
     """
     values = {k: dict(v) if isinstance(v, dict) else v for k, v in values.items()}
     version = values.pop("version", 1)
@@ -232,6 +237,8 @@ def upgrade_recorded_config(values: dict) -> dict:
                               for k, v in dict(model["overrides"]).items()}
     if version < 5 and model.get("preset") == "ddpm_cifar10":
         model["overrides"] = {**_VERSION_5_DDPM_CIFAR10, **dict(model.get("overrides", {}))}
+    if version < 6 and model.get("preset") in _VERSION_6_DIT_PRESETS:
+        model["overrides"] = {**_VERSION_6_DIT, **dict(model.get("overrides", {}))}
     if version == 1 and model.get("preset") in _VERSION_1_ATTENTION:
         model["overrides"] = _attention_as_levels(model, values.get("data", {}))
     return values

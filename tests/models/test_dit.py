@@ -1,4 +1,7 @@
-"""DiT (Peebles & Xie 2023): parameter counts, shapes, adaLN-Zero, conditioning, checks."""
+"""DiT (Peebles & Xie 2023): parameter counts, shapes, adaLN-Zero, conditioning, positions,
+checks."""
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -7,6 +10,7 @@ import pytest
 from flax import nnx
 
 import jaxdiff.models as jm
+from jaxdiff.models.embeddings import sincos_2d_position_embedding
 from tests.models.util import SMALL_DIT as SMALL
 from tests.models.util import random_params
 
@@ -79,6 +83,39 @@ def test_class_conditioning_changes_the_output_and_patches_are_put_back_in_place
     expected = np.zeros((8, 8), bool)
     expected[4:6, 2:4] = True
     np.testing.assert_array_equal(changed, expected)
+
+
+def _dit_code_positions(embed_dim: int, grid_size: int) -> np.ndarray:
+    """``get_2d_sincos_pos_embed`` of the DiT code (facebookresearch/DiT, from MAE)."""
+    grid_h = np.arange(grid_size, dtype=np.float32)
+    grid_w = np.arange(grid_size, dtype=np.float32)
+    grid = np.stack(np.meshgrid(grid_w, grid_h), axis=0).reshape(2, 1, grid_size, grid_size)
+
+    def one_axis(dim, pos):
+        omega = 1.0 / 10000 ** (np.arange(dim // 2, dtype=np.float64) / (dim / 2.0))
+        out = np.einsum("m,d->md", pos.reshape(-1), omega)
+        return np.concatenate([np.sin(out), np.cos(out)], axis=1)
+
+    return np.concatenate([one_axis(embed_dim // 2, grid[0]), one_axis(embed_dim // 2, grid[1])],
+                          axis=1)
+
+
+def test_the_position_table_is_the_dit_codes_and_older_runs_keep_the_rows_first(small):
+    """Column first, as in the DiT code; ``position_columns_first=False`` (runs recorded
+    before config version 6) swaps the halves, and the network reads the field."""
+    table = sincos_2d_position_embedding(4, 16)
+    np.testing.assert_allclose(table, _dit_code_positions(16, 4), rtol=0, atol=1e-7)
+    np.testing.assert_allclose(table[1, :4], np.sin(1 / 10_000 ** (np.arange(4) / 4)),
+                               rtol=0, atol=1e-7)   # token 1 = row 0, column 1
+    np.testing.assert_array_equal(sincos_2d_position_embedding(4, 16, columns_first=False),
+                                  np.concatenate([table[:, 8:], table[:, :8]], axis=1))
+    graphdef, abstract_params, rest = small
+    params = random_params(abstract_params)
+    x_t, t = jax.random.normal(jax.random.key(1), (1, 8, 8, 3)), jnp.array([3])
+    rows_first = jm.abstract_init(dataclasses.replace(SMALL, position_columns_first=False))
+    out = jm.make_apply_fn(graphdef, rest)(params, x_t, t)
+    out_rows_first = jm.make_apply_fn(rows_first[0], rows_first[2])(params, x_t, t)
+    assert float(jnp.abs(out - out_rows_first).max()) > 1e-3
 
 
 @pytest.mark.parametrize("x_t, t, cond, error, message", [

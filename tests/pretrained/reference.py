@@ -29,9 +29,11 @@ def require(module: str):
     return out
 
 
-def saved_model(model_class: str, folder, *, seed: int = 0, **config):
+def saved_model(model_class: str, folder, *, seed: int = 0, edit=None, **config):
     """A diffusers ``model_class`` with ``config`` and seeded random weights, saved with
-    ``save_pretrained`` (safetensors) to ``folder``; returns the torch model (eval mode)."""
+    ``save_pretrained`` (safetensors) to ``folder``; returns the torch model (eval mode).
+    ``edit(model)``, if given, runs on the weights before saving (e.g. to make equal what a
+    published checkpoint has equal)."""
     torch = require("torch")
     diffusers = require("diffusers")
     torch.manual_seed(seed)
@@ -39,6 +41,8 @@ def saved_model(model_class: str, folder, *, seed: int = 0, **config):
     with torch.no_grad():   # perturb: some layers start at zero or one in diffusers too
         for p in model.parameters():
             p.add_(0.02 * torch.randn_like(p))
+        if edit is not None:
+            edit(model)
     model.save_pretrained(folder, safe_serialization=True)
     return model
 
@@ -48,3 +52,25 @@ def relative_error(got: np.ndarray, want: np.ndarray) -> float:
     35.7M DDPM UNet diffusers' own float32 output is ~3e-6 of that scale from its float64
     output: the floor a float32 comparison can reach.)"""
     return float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
+
+
+def assert_round_trip(source, target):
+    """``load_model(source)`` saved to ``target``: the same safetensors tensors bit for bit,
+    read back as the same config and parameters; returns ``(config, params)``."""
+    import jax
+    from safetensors.numpy import load_file
+
+    from jaxdiff import pretrained
+    from jaxdiff.pretrained.folder import WEIGHTS_NAME
+
+    config, params = pretrained.load_model(source)
+    pretrained.save_model(target, config, params)
+    original, written = (load_file(f / WEIGHTS_NAME) for f in (source, target))
+    assert sorted(original) == sorted(written)
+    for name, value in original.items():
+        np.testing.assert_array_equal(written[name], value, err_msg=name)
+    again_config, again = pretrained.load_model(target)
+    assert again_config == config
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(again), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    return config, params

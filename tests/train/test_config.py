@@ -58,7 +58,7 @@ def test_a_version_1_config_json_places_attention_on_the_same_levels(tmp_path):
     """Version 1 named attention by spatial size (unet_tiny's default (8,)); the recorded
     file loads as the same network, and what train writes carries the current version."""
     written = train.recorded_config(tiny_config())
-    assert written["version"] == train.CONFIG_VERSION == 5
+    assert written["version"] == train.CONFIG_VERSION == 6
     (tmp_path / "config.json").write_text(json.dumps(written))
     assert train.load_config(tmp_path) == tiny_config()
     for overrides, levels in (({"attention_resolutions": [4]}, (1,)),
@@ -71,9 +71,9 @@ def test_a_version_1_config_json_places_attention_on_the_same_levels(tmp_path):
                                         "num_groups": 4, **overrides}
         (tmp_path / "config.json").write_text(json.dumps(values))
         assert train.load_config(tmp_path).model.overrides["attention_levels"] == levels
-    values["version"] = 6
+    values["version"] = 7
     (tmp_path / "config.json").write_text(json.dumps(values))
-    with pytest.raises(ValueError, match=r"version must be an integer in 1\.\.5, got 6"):
+    with pytest.raises(ValueError, match=r"version must be an integer in 1\.\.6, got 7"):
         train.load_config(tmp_path)
 
 
@@ -140,3 +140,17 @@ def test_a_ddpm_cifar10_run_recorded_before_version_5_keeps_its_network(tmp_path
     values["version"] = 5
     (tmp_path / "config.json").write_text(json.dumps(values))
     assert train.load_config(tmp_path).model.overrides == {"dropout": 0.0}
+
+
+def test_a_dit_run_recorded_before_version_6_keeps_its_position_order(tmp_path):
+    """Version 6 put the column first in DiT's position features, as the DiT code does; an
+    earlier DiT run loads with the rows first, as an override."""
+    config = tiny_config(model={"preset": "dit_tiny", "overrides": {"depth": 1}})
+    values = train.recorded_config(config)
+    values["version"] = 5
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    assert train.load_config(tmp_path).model.overrides == {"depth": 1,
+                                                           "position_columns_first": False}
+    values["version"] = 6
+    (tmp_path / "config.json").write_text(json.dumps(values))
+    assert train.load_config(tmp_path).model.overrides == {"depth": 1}

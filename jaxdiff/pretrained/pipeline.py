@@ -1,0 +1,66 @@
+"""A pretrained diffusers pixel-space pipeline (``DDPMPipeline``: a ``UNet2DModel`` and its
+scheduler) sampled with jaxdiff's samplers.
+
+``load_pipeline("ddpm-cifar10-32")`` reads the UNet (:func:`jaxdiff.pretrained.load_model`)
+and the scheduler (:func:`jaxdiff.pretrained.scheduler.load_scheduler`); its
+:meth:`PretrainedPipeline.sampler` is the sampler of a ``gaussian`` run
+(:func:`jaxdiff.tasks.gaussian.image_sampler`) on the scheduler's betas, prediction type and
+x0 clipping, and the scheduler's variance for the ancestral sampler (a learned-variance
+model uses its learned one).
+"""
+
+import dataclasses
+import os
+import pathlib
+
+from flax import nnx
+
+from jaxdiff.models.functional import abstract_init, make_apply_fn
+from jaxdiff.models.unet import UNetConfig
+from jaxdiff.pretrained.scheduler import PretrainedScheduler, load_scheduler
+from jaxdiff.tasks.gaussian import image_sampler
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedPipeline:
+    """A pretrained UNet (``config``, ``params``) and the ``scheduler`` it was trained on."""
+
+    folder: pathlib.Path
+    config: UNetConfig
+    params: nnx.State
+    scheduler: PretrainedScheduler
+
+    def sampler(self, *, count: int, sampler: str = "ddim", **options):
+        """Jitted ``sample(key) -> float32 [count, H, W, C]`` in [-1, 1]: ``sampler`` (one of
+        a ``gaussian`` run's: ``ddim``, ``ddpm``, ``dpm_solver++``, ``heun``, ``euler``,
+        ``midpoint``) with ``options`` (``num_steps``, ``spacing``, ``eta``, ``classes``,
+        ``guidance_scale``, ...; ``clip_x0`` and the ancestral ``ddpm``'s ``variance`` default
+        to the scheduler's, a learned-variance model's to its own)."""
+        graphdef, _, rest = abstract_init(self.config)
+        if sampler == "ddpm" and not self.config.learned_variance:
+            options.setdefault("variance", self.scheduler.variance)
+        options.setdefault("clip_x0", self.scheduler.clip_x0)
+        size, channels = self.config.image_size, self.config.in_channels
+        sample = image_sampler(make_apply_fn(graphdef, rest), self.scheduler.schedule,
+                               shape=(count, size, size, channels),
+                               prediction=self.scheduler.prediction,
+                               learned_variance=self.config.learned_variance,
+                               num_classes=self.config.num_classes, sampler=sampler, **options)
+        params = self.params
+        return lambda key: sample(key, params)
+
+
+def load_pipeline(path: str | os.PathLike) -> PretrainedPipeline:
+    """The UNet and scheduler of the diffusers pipeline folder ``path``."""
+    from jaxdiff.pretrained import load_model
+
+    path = pathlib.Path(path)
+    config, params = load_model(path)
+    if not isinstance(config, UNetConfig):
+        raise ValueError(f"{str(path)!r} holds a {type(config).__name__} model; sampling a "
+                         f"pretrained pipeline needs a pixel-space UNet2DModel")
+    scheduler = load_scheduler(path)
+    if scheduler.variance == "learned" and not config.learned_variance:
+        raise ValueError(f"{str(path)!r}: the scheduler's variance_type is 'learned_range' but "
+                         f"the UNet has out_channels = in_channels (no learned variance)")
+    return PretrainedPipeline(folder=path, config=config, params=params, scheduler=scheduler)
