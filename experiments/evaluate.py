@@ -1,4 +1,7 @@
-"""Evaluates a trained run: ``python experiments/evaluate.py --workdir DIR [flags]``.
+"""Evaluates a trained run: ``python experiments/evaluate.py --workdir DIR [flags]``, or a
+pretrained diffusers pipeline on a dataset: ``--pretrained DIR --data tfds:cifar10`` (the UNet
+and its scheduler as a ``gaussian`` run, :func:`jaxdiff.evaluation.pretrained_run`; the
+report goes to ``DIR/eval``).
 
 Restores the newest checkpoint of DIR (EMA parameters) and writes ``DIR/eval/metrics.json``
 and ``DIR/eval/metrics.md``; the Markdown is printed. ``metrics.json`` is rewritten after
@@ -28,6 +31,11 @@ from absl import app, flags, logging
 from jaxdiff import evaluation, perf
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "a training run's directory")
+_PRETRAINED = flags.DEFINE_string("pretrained", None, "instead of --workdir: a diffusers "
+                                                      "pipeline folder (UNet2DModel + "
+                                                      "scheduler), evaluated on --data")
+_DATA = flags.DEFINE_string("data", None, "with --pretrained: the image dataset (a data.name, "
+                                          "e.g. tfds:cifar10) of the references and bits/dim")
 # The report's arguments as flags (flag name, argument, kind, help); unset: its default.
 _OPTIONS = {argument: define(flag, None, help) for flag, argument, define, help in (
     ("num_samples", "num_samples", flags.DEFINE_integer, "samples to draw"),
@@ -51,7 +59,7 @@ _OPTIONS = {argument: define(flag, None, help) for flag, argument, define, help 
 _QUICK = flags.DEFINE_bool("quick", False, "a short evaluation (the report's quick options: "
                                            "fewer samples and examples, a coarser bound, no "
                                            "Inception pass); flags given still win")
-flags.mark_flags_as_required(["workdir"])
+flags.mark_flags_as_mutual_exclusive(["workdir", "pretrained"], required=True)
 
 
 def _write_partial(report: dict, directory: pathlib.Path) -> None:
@@ -66,8 +74,15 @@ def main(argv):
     del argv
     perf.configure()   # recommended XLA flags, persistent compilation cache
     logging.set_verbosity(logging.WARNING)   # orbax logs every restore at INFO
-    workdir = _WORKDIR.value
-    evaluate, markdown, quick = evaluation.report_for(workdir)
+    if (_PRETRAINED.value is None) != (_DATA.value is None):
+        raise app.UsageError("--data goes with --pretrained (the dataset to evaluate on)")
+    if _PRETRAINED.value is not None:
+        workdir = _PRETRAINED.value
+        source = evaluation.pretrained_run(workdir, data_name=_DATA.value)
+        evaluate, markdown, quick = evaluation.REPORTS["images"]
+    else:
+        workdir = source = _WORKDIR.value
+        evaluate, markdown, quick = evaluation.report_for(workdir)
     given = {name: flag.value for name, flag in _OPTIONS.items() if flag.value is not None}
     accepted = inspect.signature(evaluate).parameters
     unknown = sorted(_OPTIONS[name].name for name in given if name not in accepted)
@@ -76,7 +91,7 @@ def main(argv):
                              f"{workdir} ({evaluate.__name__})")
     options = {**(quick if _QUICK.value else {}), **given}
     out = pathlib.Path(workdir) / "eval"
-    result = evaluate(workdir, **options, on_update=lambda report: _write_partial(report, out))
+    result = evaluate(source, **options, on_update=lambda report: _write_partial(report, out))
     paths = evaluation.write_files(result, out, markdown=markdown)
     print(markdown(result))
     print(f"wrote {paths[0]} and {paths[1]}")

@@ -32,7 +32,13 @@ from jaxdiff.evaluation.classifier import (
     train_classifier,
     train_or_load_classifier,
 )
-from jaxdiff.evaluation.common import RestoredRun, format_value, restore_run, write_files
+from jaxdiff.evaluation.common import (
+    RestoredRun,
+    format_value,
+    pretrained_run,
+    restore_run,
+    write_files,
+)
 from jaxdiff.evaluation.images import (
     data_levels,
     draw_samples,
@@ -88,7 +94,7 @@ __all__ = [
     "bits_per_char", "classifier_accuracy", "classifier_fid", "classifier_name", "classifier_path",
     "classifier_reference_stats", "classifier_scores", "data_levels", "draw_samples",
     "draw_text_samples", "evaluate_run", "evaluate_text_run", "format_value", "init_classifier",
-    "load_classifier", "report_for", "report_markdown", "restore_run", "sample_quality",
-    "save_classifier", "text_report_markdown", "train_classifier", "train_or_load_classifier",
-    "write_files", "write_report", "write_text_report",
+    "load_classifier", "pretrained_run", "report_for", "report_markdown", "restore_run",
+    "sample_quality", "save_classifier", "text_report_markdown", "train_classifier",
+    "train_or_load_classifier", "write_files", "write_report", "write_text_report",
 ]

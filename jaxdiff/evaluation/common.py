@@ -32,6 +32,28 @@ def restore_run(workdir: str | os.PathLike) -> RestoredRun:
                        step=int(state.step))
 
 
+def pretrained_run(folder: str | os.PathLike, *, data_name: str) -> RestoredRun:
+    """A pretrained diffusers pipeline (a ``UNet2DModel`` and its DDPM / DDIM scheduler in
+    ``folder``) as a ``gaussian`` run on the image dataset ``data_name`` at the network's
+    image size (class-conditional if the network is): ``model.preset = "diffusers:<folder>"``,
+    ``diffusion.schedule = "diffusers"`` with the scheduler's T and prediction type."""
+    from jaxdiff import pretrained
+
+    network = pretrained.load_config(folder)
+    scheduler = pretrained.load_scheduler(folder)
+    config = train.from_dict({
+        "data": {"name": data_name, "image_size": getattr(network, "image_size", None),
+                 "conditional": getattr(network, "num_classes", None) is not None},
+        "model": {"preset": f"diffusers:{folder}"},
+        "diffusion": {"process": "gaussian", "schedule": "diffusers",
+                      "num_steps": scheduler.schedule.num_steps,
+                      "prediction": scheduler.prediction,
+                      "learned_variance": getattr(network, "learned_variance", False)}})
+    run = train.build_run(config)
+    return RestoredRun(workdir=pathlib.Path(folder), run=run,
+                       ema_params=train.initial_state(run).ema_params, step=0)
+
+
 def format_value(value) -> str:
     if isinstance(value, str):
         return value

@@ -128,7 +128,7 @@ def _unavailable(err: BaseException) -> str:
 # ----------------------------------------------------------------------------- the report
 
 
-def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
+def evaluate_run(workdir: str | os.PathLike | RestoredRun, *, num_samples: int = 1000,
                  sampler: str | None = None,
                  steps: int = 50, nll_examples: int | None = None, nll_steps: int | None = None,
                  seed: int = 0, batch_size: int = 500, diag_examples: int = 256,
@@ -141,7 +141,9 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
 
     Args:
       workdir: a run directory of :func:`jaxdiff.train.train` (``config.json``,
-        ``checkpoints/``); the newest readable checkpoint's EMA parameters are evaluated.
+        ``checkpoints/``), whose newest readable checkpoint's EMA parameters are evaluated;
+        or a :class:`~jaxdiff.evaluation.common.RestoredRun` (a pretrained pipeline:
+        :func:`~jaxdiff.evaluation.common.pretrained_run`).
       num_samples: samples for FID/IS/histogram (>= 10, the IS splits).
       sampler, steps: one of the run's task's samplers (None: its default, ``ddim`` for
         ``gaussian``) and its steps.
@@ -173,10 +175,11 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
     if guidance_scale is not None and not isinstance(guidance_scale, (int, float)):
         raise ValueError(f"guidance_scale must be None or a float, got {guidance_scale!r}")
 
-    restored = common.restore_run(workdir)
+    restored = workdir if isinstance(workdir, RestoredRun) else common.restore_run(workdir)
     run = restored.run
     if run.task.modality.name != "images":
-        raise ValueError(f"workdir {str(workdir)!r} holds a {run.task.name!r} text run; use "
+        raise ValueError(f"workdir {str(restored.workdir)!r} holds a {run.task.name!r} text "
+                         f"run; use "
                          "jaxdiff.evaluation.evaluate_text_run")
     sampler = sampler if sampler is not None else run.task.samplers[0]
     name, image_size = run.config.data.name, run.config.data.image_size
@@ -201,7 +204,8 @@ def evaluate_run(workdir: str | os.PathLike, *, num_samples: int = 1000,
     protocol: dict = {
         "params": "EMA",
         "samples": {"num_samples": num_samples, "sampler": sampler, "steps": steps,
-                    "clip_x0": True, "guidance_scale": guidance_scale, "seed": seed,
+                    "clip_x0": run.task.evaluation.clip_x0(run),
+                    "guidance_scale": guidance_scale, "seed": seed,
                     "batch_size": min(batch_size, num_samples)},
         "reference": {"dataset": name, "split": scores.REFERENCE_SPLIT, "size": int(len(test)),
                       "image_size": image_size},

@@ -33,11 +33,12 @@ from jaxdiff.models.functional import (
     make_autoencoder_fns,
     make_decode_fns,
 )
-from jaxdiff.models.presets import PRESETS, create, preset_config
+from jaxdiff.models.presets import DIFFUSERS_PREFIX, PRESETS, create, preset_config
 from jaxdiff.models.text_transformer import KVCache, TextTransformer, TextTransformerConfig
 from jaxdiff.models.unet import UNet, UNetConfig
 
 __all__ = [
+    "DIFFUSERS_PREFIX",
     "PRESETS",
     "AutoencoderKL",
     "AutoencoderKLConfig",

@@ -52,10 +52,21 @@ PRESETS: dict[str, NetworkConfig] = {
 }
 
 
+DIFFUSERS_PREFIX = "diffusers:"
+"""``preset_config("diffusers:DIR")`` is the network of the diffusers model folder (or
+pipeline folder) ``DIR`` (:func:`jaxdiff.pretrained.load_config`)."""
+
+
 def preset_config(name: str, **overrides) -> NetworkConfig:
-    """The config named ``name`` with ``overrides`` replacing its fields."""
+    """The config named ``name`` (a key of :data:`PRESETS`, or ``"diffusers:DIR"``) with
+    ``overrides`` replacing its fields."""
+    if name.startswith(DIFFUSERS_PREFIX):
+        from jaxdiff.pretrained import load_config  # pretrained builds on the models
+
+        return dataclasses.replace(load_config(name[len(DIFFUSERS_PREFIX):]), **overrides)
     if name not in PRESETS:
-        raise ValueError(f"name must be one of {sorted(PRESETS)}, got {name!r}")
+        raise ValueError(f"name must be one of {sorted(PRESETS)} or 'diffusers:<folder>', "
+                         f"got {name!r}")
     return dataclasses.replace(PRESETS[name], **overrides)
 
 

@@ -100,10 +100,13 @@ class UNetConfig:
                 raise ValueError(f"attention_levels entry {level!r} is not a level index; "
                                  f"the levels are 0..{len(self.channel_mults) - 1} (one per "
                                  f"channel_mults entry)")
-        for mult in self.channel_mults:
+        attended = set(self.attention_levels) | {len(self.channel_mults) - 1}   # + middle
+        for level, mult in enumerate(self.channel_mults):
             channels = self.base_channels * mult
             check_divisible("base_channels * channel_mult", channels, "num_groups",
                             self.num_groups)
+            if level not in attended:
+                continue
             if self.head_channels is not None:
                 check_divisible("base_channels * channel_mult", channels, "head_channels",
                                 self.head_channels)

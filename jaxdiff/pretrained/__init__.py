@@ -3,7 +3,7 @@
 ``load_model(folder)`` reads a diffusers model folder (``config.json`` +
 ``*.safetensors``, e.g. ``google/ddpm-cifar10-32`` as ``huggingface_hub.snapshot_download``
 leaves it) into a jaxdiff config and parameters; ``save_model(folder, config, params)``
-writes one that ``diffusers.UNet2DModel.from_pretrained`` reads. The round trip is exact.
+writes one that diffusers' ``from_pretrained`` reads. The round trip is exact.
 The diffusers class is the config's ``_class_name`` (:data:`FORMATS`); an unknown class, a
 missing or mis-shaped tensor, a tensor the config does not describe, or a config field
 jaxdiff cannot honour is a ``ValueError`` that names it.
@@ -31,6 +31,23 @@ COMPONENTS = ("unet", "transformer", "vae")
 """The pipeline subfolders a model is looked for in, in this order."""
 
 
+def _format(model_dir: pathlib.Path) -> tuple[dict, object]:
+    values = folder.read_config(model_dir)
+    class_name = values.get("_class_name")
+    if class_name not in FORMATS:
+        raise ValueError(f"{str(model_dir / folder.CONFIG_NAME)!r}: _class_name must be one "
+                         f"of {sorted(FORMATS)}, got {class_name!r}")
+    return values, FORMATS[class_name]
+
+
+def load_config(path: str | os.PathLike, *, component: str | None = None) -> NetworkConfig:
+    """The jaxdiff config of the diffusers model in ``path`` (as :func:`load_model` finds
+    it), without reading its weights."""
+    model_dir = folder.model_folder(path, COMPONENTS if component is None else (component,))
+    values, fmt = _format(model_dir)
+    return fmt.jaxdiff_config(values)
+
+
 def load_model(path: str | os.PathLike, *,
                component: str | None = None) -> tuple[NetworkConfig, nnx.State]:
     """``(config, params)`` of the diffusers model in ``path`` (a model folder, or the
@@ -38,17 +55,12 @@ def load_model(path: str | os.PathLike, *,
     of :data:`COMPONENTS` it has). ``jaxdiff.models.abstract_init(config)`` gives the graph
     definition to run ``params`` with."""
     model_dir = folder.model_folder(path, COMPONENTS if component is None else (component,))
-    values = folder.read_config(model_dir)
-    class_name = values.get("_class_name")
-    if class_name not in FORMATS:
-        raise ValueError(f"{str(model_dir / folder.CONFIG_NAME)!r}: _class_name must be one "
-                         f"of {sorted(FORMATS)}, got {class_name!r}")
-    fmt = FORMATS[class_name]
+    values, fmt = _format(model_dir)
     config = fmt.jaxdiff_config(values)
     tensors = fmt.rename_legacy(folder.read_tensors(model_dir))
     _, abstract, _ = abstract_init(config)
     return config, params_from_tensors(abstract, fmt.rules(config), tensors,
-                                       what=f"{class_name} in {str(model_dir)!r}")
+                                       what=f"{values['_class_name']} in {str(model_dir)!r}")
 
 
 def save_model(path: str | os.PathLike, config: NetworkConfig,
@@ -64,5 +76,6 @@ def save_model(path: str | os.PathLike, config: NetworkConfig,
                                                                        fmt.rules(config)))
 
 
-__all__ = ["COMPONENTS", "FORMATS", "PretrainedPipeline", "PretrainedScheduler", "load_model",
+__all__ = ["COMPONENTS", "FORMATS", "PretrainedPipeline", "PretrainedScheduler", "load_config",
+           "load_model",
            "load_pipeline", "load_scheduler", "save_model"]

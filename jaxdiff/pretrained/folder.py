@@ -76,7 +76,10 @@ def read_tensors(folder: pathlib.Path) -> dict[str, np.ndarray]:
 def write_model_folder(folder: str | os.PathLike, config: dict,
                        tensors: dict[str, np.ndarray]) -> pathlib.Path:
     """Writes ``config.json`` and ``diffusion_pytorch_model.safetensors`` into ``folder``
-    (created), atomically: a partly written folder never replaces the files there."""
+    (created). Both are written in full beside the folder's files first, then each replaces
+    its namesake atomically, the config last; an earlier model's other weight files there
+    (shards and their index, PyTorch pickles), which diffusers would read first, are
+    removed before."""
     from safetensors.numpy import save_file
 
     folder = pathlib.Path(folder)
@@ -86,6 +89,12 @@ def write_model_folder(folder: str | os.PathLike, config: dict,
         (staging / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()},
                   staging / WEIGHTS_NAME, metadata={"format": "pt"})
+        stale = [folder / INDEX_NAME] if (folder / INDEX_NAME).is_file() else []
+        if stale:
+            stale += [folder / shard for shard in
+                      set(read_config(folder, INDEX_NAME).get("weight_map", {}).values())]
+        for path in stale + sorted(folder.glob("*.bin")):
+            path.unlink(missing_ok=True)
         for name in (WEIGHTS_NAME, CONFIG_NAME):   # the config last: it marks a model
             os.replace(staging / name, folder / name)
     finally:

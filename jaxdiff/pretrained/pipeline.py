@@ -13,12 +13,14 @@ import dataclasses
 import os
 import pathlib
 
+import jax
 from flax import nnx
 
 from jaxdiff.models.functional import abstract_init, make_apply_fn
 from jaxdiff.models.unet import UNetConfig
+from jaxdiff.pretrained import folder
 from jaxdiff.pretrained.scheduler import PretrainedScheduler, load_scheduler
-from jaxdiff.tasks.gaussian import image_sampler
+from jaxdiff.tasks.gaussian import GAUSSIAN, image_sampler
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +32,7 @@ class PretrainedPipeline:
     params: nnx.State
     scheduler: PretrainedScheduler
 
-    def sampler(self, *, count: int, sampler: str = "ddim", **options):
+    def sampler(self, *, count: int, sampler: str = GAUSSIAN.samplers[0], **options):
         """Jitted ``sample(key) -> float32 [count, H, W, C]`` in [-1, 1]: ``sampler`` (one of
         a ``gaussian`` run's: ``ddim``, ``ddpm``, ``dpm_solver++``, ``heun``, ``euler``,
         ``midpoint``) with ``options`` (``num_steps``, ``spacing``, ``eta``, ``classes``,
@@ -55,12 +57,30 @@ def load_pipeline(path: str | os.PathLike) -> PretrainedPipeline:
     from jaxdiff.pretrained import load_model
 
     path = pathlib.Path(path)
+    _check_pixel_pipeline(path)
     config, params = load_model(path)
     if not isinstance(config, UNetConfig):
         raise ValueError(f"{str(path)!r} holds a {type(config).__name__} model; sampling a "
                          f"pretrained pipeline needs a pixel-space UNet2DModel")
     scheduler = load_scheduler(path)
-    if scheduler.variance == "learned" and not config.learned_variance:
-        raise ValueError(f"{str(path)!r}: the scheduler's variance_type is 'learned_range' but "
-                         f"the UNet has out_channels = in_channels (no learned variance)")
-    return PretrainedPipeline(folder=path, config=config, params=params, scheduler=scheduler)
+    if (scheduler.variance == "learned") != config.learned_variance:
+        raise ValueError(f"{str(path)!r}: the scheduler's variance is {scheduler.variance!r} "
+                         f"but the UNet's learned_variance is {config.learned_variance} (a "
+                         f"learned variance goes with variance_type 'learned_range')")
+    return PretrainedPipeline(folder=path, config=config, params=jax.device_put(params),
+                              scheduler=scheduler)
+
+
+PIXEL_PIPELINES = ("DDPMPipeline", "DDIMPipeline")
+
+
+def _check_pixel_pipeline(path: pathlib.Path) -> None:
+    """A ``model_index.json`` must name a pixel-space pipeline: a latent one (``LDMPipeline``,
+    with a ``vae`` / ``vqvae``) samples latents, not images."""
+    index = path / folder.PIPELINE_INDEX
+    if not index.is_file():
+        return   # the older layout: model files and scheduler_config.json at the top
+    name = folder.read_config(path, folder.PIPELINE_INDEX).get("_class_name")
+    if name not in PIXEL_PIPELINES:
+        raise ValueError(f"{str(index)!r}: _class_name must be one of {list(PIXEL_PIPELINES)} "
+                         f"(a UNet sampling pixels), got {name!r}")

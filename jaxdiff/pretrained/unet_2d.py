@@ -19,7 +19,9 @@ CLASS_NAME = "UNet2DModel"
 _FIXED = {"center_input_sample": False, "time_embedding_type": "positional",
           "mid_block_type": "UNetMidBlock2D", "mid_block_scale_factor": 1,
           "downsample_type": "conv", "upsample_type": "conv", "add_attention": True,
-          "class_embed_type": None, "num_train_timesteps": None, "time_embedding_dim": None}
+          "class_embed_type": None, "num_train_timesteps": None, "time_embedding_dim": None,
+          # diffusers' class table has no null row for classifier-free guidance, jaxdiff's has
+          "num_class_embeds": None}
 # diffusers' defaults for the fields a config leaves out
 _DEFAULTS = {"sample_size": None, "in_channels": 3, "out_channels": 3, "freq_shift": 0,
              "flip_sin_to_cos": True,
@@ -29,7 +31,7 @@ _DEFAULTS = {"sample_size": None, "in_channels": 3, "out_channels": 3, "freq_shi
              "block_out_channels": (224, 448, 672, 896), "layers_per_block": 2,
              "downsample_padding": 1, "dropout": 0.0, "act_fn": "silu", "attention_head_dim": 8,
              "norm_num_groups": 32, "attn_norm_num_groups": None, "norm_eps": 1e-5,
-             "resnet_time_scale_shift": "default", "num_class_embeds": None}
+             "resnet_time_scale_shift": "default"}
 _DOWN = {"DownBlock2D": False, "AttnDownBlock2D": True}
 _UP = {"UpBlock2D": False, "AttnUpBlock2D": True}
 
@@ -80,10 +82,6 @@ def jaxdiff_config(values: dict) -> UNetConfig:
                                              f"none unless this is set), got {attn_groups!r}")
     if v["downsample_padding"] not in (0, 1):
         raise _error("downsample_padding", f"must be 0 or 1, got {v['downsample_padding']!r}")
-    classes = v["num_class_embeds"]
-    if classes is not None and (not isinstance(classes, int) or classes < 2):
-        raise _error("num_class_embeds", f"must be None or an int >= 2 (the last row is "
-                                         f"jaxdiff's null class), got {classes!r}")
     head_dim = v["attention_head_dim"]
     return UNetConfig(
         image_size=size, in_channels=v["in_channels"], base_channels=base,
@@ -91,7 +89,7 @@ def jaxdiff_config(values: dict) -> UNetConfig:
         attention_levels=levels, num_heads=1, head_channels=head_dim,
         dropout=float(v["dropout"]), num_groups=v["norm_num_groups"],
         scale_shift_norm=shift == "scale_shift", resblock_updown=False, conv_resample=True,
-        num_classes=None if classes is None else classes - 1,
+        num_classes=None,
         learned_variance=out == 2 * v["in_channels"], norm_eps=float(v["norm_eps"]),
         downsample_padding=v["downsample_padding"],
         timestep_cos_first=bool(v["flip_sin_to_cos"]),
@@ -101,10 +99,12 @@ def jaxdiff_config(values: dict) -> UNetConfig:
 def diffusers_config(config: UNetConfig) -> dict:
     """The ``UNet2DModel`` ``config.json`` of a jaxdiff UNet config; a ``ValueError`` names a
     jaxdiff field the diffusers model cannot express."""
-    for field in ("resblock_updown",):
-        if getattr(config, field):
-            raise ValueError(f"UNetConfig.{field}=True has no {CLASS_NAME} equivalent here "
-                             f"(conv resampling only)")
+    if config.resblock_updown:
+        raise ValueError(f"UNetConfig.resblock_updown=True has no {CLASS_NAME} equivalent here "
+                         f"(conv resampling only)")
+    if config.num_classes is not None:
+        raise ValueError(f"UNetConfig.num_classes={config.num_classes}: jaxdiff's class table "
+                         f"has a null row for classifier-free guidance, {CLASS_NAME}'s has none")
     if not config.conv_resample:
         raise ValueError(f"UNetConfig.conv_resample=False has no {CLASS_NAME} equivalent "
                          f"(its DownBlock2D / UpBlock2D resample by convolution)")
@@ -132,8 +132,7 @@ def diffusers_config(config: UNetConfig) -> dict:
         "act_fn": "silu", "attention_head_dim": head_dim, "norm_num_groups": config.num_groups,
         "attn_norm_num_groups": config.num_groups if config.scale_shift_norm else None,
         "norm_eps": config.norm_eps,
-        "resnet_time_scale_shift": "scale_shift" if config.scale_shift_norm else "default",
-        "num_class_embeds": None if config.num_classes is None else config.num_classes + 1}
+        "resnet_time_scale_shift": "scale_shift" if config.scale_shift_norm else "default"}
 
 
 def _block(path: tuple, resnet: str, attention: str | None, in_ch: int, out_ch: int):
@@ -147,8 +146,6 @@ def rules(config: UNetConfig) -> list[Rule]:
     out = (linear(("time_embed", "hidden"), "time_embedding.linear_1")
            + linear(("time_embed", "output"), "time_embedding.linear_2")
            + conv(("input_conv",), "conv_in"))
-    if config.num_classes is not None:
-        out.append(Rule(("class_embed", "embedding"), ("class_embedding.weight",), "copy"))
     channels, skips, last = base, [base], len(mults) - 1
     for level, mult in enumerate(mults):
         attend = level in config.attention_levels

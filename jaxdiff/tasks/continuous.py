@@ -330,7 +330,8 @@ def _continuous_task(name: str, *, samplers: tuple[str, ...], spec: _Spec,
         evaluation=ImageEvaluation(bits_per_dim=bound(_bits_per_dim),
                                    bits_per_dim_protocol=_bits_per_dim_protocol,
                                    diagnostics=bound(_diagnostics),
-                                   continuous_bound=bound(_continuous_bound)),
+                                   continuous_bound=bound(_continuous_bound),
+                                   clip_x0=lambda run: False),
         settings=spec.settings, coupled_noise=coupled_noise)
 
 

@@ -20,6 +20,7 @@ from jaxdiff._validation import config_error
 from jaxdiff.metrics.diagnostics import loss_per_timestep, reconstruction_error
 from jaxdiff.models.conditioning import drop_labels
 from jaxdiff.models.functional import bind
+from jaxdiff.models.presets import DIFFUSERS_PREFIX
 from jaxdiff.tasks.base import Task
 from jaxdiff.tasks.images import (
     IMAGES,
@@ -31,6 +32,10 @@ from jaxdiff.tasks.images import (
 
 SCHEDULES = {"cosine": gaussian.cosine_schedule, "linear": gaussian.linear_schedule,
              "sigmoid": gaussian.sigmoid_schedule}
+PRETRAINED_SCHEDULE = "diffusers"
+"""The ``diffusion.schedule`` of a pretrained network (``model.preset = "diffusers:DIR"``): the
+betas of DIR's scheduler (:func:`jaxdiff.pretrained.load_scheduler`); ``num_steps`` and
+``prediction`` must be the scheduler's."""
 ODE_SOLVERS = ("euler", "midpoint")
 """The ODE solvers a run also takes, on its schedule as a path (its ``heun`` is the discrete
 EDM-form Heun of :func:`jaxdiff.gaussian.sample`)."""
@@ -63,15 +68,55 @@ def _check_config(config) -> None:
                                                   f"{f.weighting!r}")
     if GAUSSIAN.setting(config, "num_steps") < 1:
         raise config_error("diffusion.num_steps", f"must be >= 1, got {f.num_steps}")
+    if f.schedule == PRETRAINED_SCHEDULE:
+        scheduler = _pretrained_scheduler(config)
+        for name, value in (("num_steps", scheduler.schedule.num_steps),
+                            ("prediction", scheduler.prediction)):
+            if GAUSSIAN.setting(config, name) != value:
+                raise config_error(f"diffusion.{name}", f"the scheduler of "
+                                                        f"{config.model.preset!r} has {value!r}"
+                                                        f", this run "
+                                                        f"{GAUSSIAN.setting(config, name)!r}")
+
+
+def _pretrained_scheduler(config):
+    """The scheduler of the run's pretrained pipeline (``model.preset = "diffusers:DIR"``)."""
+    from jaxdiff.pretrained import load_scheduler  # pretrained builds on the tasks
+
+    preset = config.model.preset
+    if not preset.startswith(DIFFUSERS_PREFIX):
+        raise config_error("diffusion.schedule", f"{PRETRAINED_SCHEDULE!r} is the scheduler of "
+                                                 f"a pretrained pipeline: it needs "
+                                                 f"model.preset='diffusers:<folder>', got "
+                                                 f"{preset!r}")
+    try:
+        return load_scheduler(preset[len(DIFFUSERS_PREFIX):])
+    except (OSError, ValueError) as err:
+        raise config_error("diffusion.schedule", str(err)) from None
 
 
 def _build_process(config, schedule: str) -> gaussian.Schedule:
+    if schedule == PRETRAINED_SCHEDULE:
+        return _pretrained_scheduler(config).schedule
     return SCHEDULES[schedule](num_steps=GAUSSIAN.setting(config, "num_steps"))
 
 
 def _variance(run) -> str:
-    """The reverse variance the run's model implies: ``learned`` or ``beta``."""
-    return "learned" if _learned_variance(run.config) else "beta"
+    """The reverse variance the run's model implies: ``learned``, else a pretrained
+    pipeline's scheduler's (``beta`` or ``beta_tilde``), else ``beta``."""
+    if _learned_variance(run.config):
+        return "learned"
+    if run.config.diffusion.schedule == PRETRAINED_SCHEDULE:
+        return _pretrained_scheduler(run.config).variance
+    return "beta"
+
+
+def _clip_x0(run) -> bool:
+    """Whether the run's samplers clip x0 by default: a pretrained pipeline's scheduler says
+    (``clip_sample``); otherwise yes (DDPM's and DDIM's code clip)."""
+    if run.config.diffusion.schedule == PRETRAINED_SCHEDULE:
+        return _pretrained_scheduler(run.config).clip_x0
+    return True
 
 
 def gaussian_objective(apply_fn, schedule: gaussian.Schedule, *, prediction: str,
@@ -107,6 +152,9 @@ def _loss_fn(run, *, train: bool):
 
 
 def _make_sampler(run, *, count: int, sampler: str, **options):
+    options.setdefault("clip_x0", _clip_x0(run))
+    if sampler == "ddpm":
+        options.setdefault("variance", _variance(run))
     return image_sampler(run.apply_fn(), run.process,
                          shape=run.task.modality.sample_shape(run, count),
                          prediction=_prediction(run.config),
@@ -257,7 +305,7 @@ def _diagnostics(run, params, key, x0, cond) -> tuple[dict, dict]:
 
 
 GAUSSIAN = Task(
-    name="gaussian", modality=IMAGES, schedules=tuple(SCHEDULES),
+    name="gaussian", modality=IMAGES, schedules=(*SCHEDULES, PRETRAINED_SCHEDULE),
     samplers=("ddim", "ddpm", "dpm_solver++", "heun", *ODE_SOLVERS),
     sampler_options=("num_steps", "spacing", "variance", "eta", "clip_x0", "guidance_scale",
                      "classes", "inpaint_mask", "inpaint_values"),
@@ -269,6 +317,6 @@ GAUSSIAN = Task(
     evaluation=ImageEvaluation(bits_per_dim=_bits_per_dim,
                                bits_per_dim_protocol=_bits_per_dim_protocol,
                                diagnostics=_diagnostics,
-                               continuous_bound=_continuous_bound),
+                               continuous_bound=_continuous_bound, clip_x0=_clip_x0),
     settings={"prediction": "eps", "weighting": "uniform", "num_steps": 1000,
               "learned_variance": False, "label_dropout": LABEL_DROPOUT})

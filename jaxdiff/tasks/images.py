@@ -17,7 +17,7 @@ from jaxdiff.data.files import is_array_file, is_image_folder
 from jaxdiff.data.grid import save_image_grid
 from jaxdiff.data.load import TFDS_PREFIX
 from jaxdiff.models.dit import DiTConfig
-from jaxdiff.models.presets import PRESETS
+from jaxdiff.models.presets import preset_config
 from jaxdiff.models.unet import UNetConfig
 from jaxdiff.tasks.base import Modality
 
@@ -40,12 +40,15 @@ class ImageEvaluation:
       continuous_bound: ``(run, *, num_bins) -> (bpd, protocol)``: a second number beside
         :attr:`bits_per_dim`, VDM's continuous-time bound (:func:`vdm_bound`), or a
         ``ValueError`` saying why the run's process has none; None: the process has none.
+      clip_x0: ``(run) -> bool``: whether the run's samplers clip x0 by default (what the
+        report's samples were drawn with).
     """
 
     bits_per_dim: Callable
     bits_per_dim_protocol: Callable
     diagnostics: Callable
     continuous_bound: Callable | None = None
+    clip_x0: Callable = lambda run: True
 
 
 LABEL_DROPOUT = 0.1
@@ -121,7 +124,7 @@ def _check_config(config) -> None:
                                                       f"here, got {dropout}")
     if dropout is not None and not 0 <= dropout < 1:
         raise config_error("diffusion.label_dropout", f"must be in [0, 1), got {dropout}")
-    if not isinstance(PRESETS[preset], UNetConfig | DiTConfig):
+    if not isinstance(preset_config(preset), UNetConfig | DiTConfig):
         raise config_error("model.preset", f"{preset!r} is not an image denoiser (UNet or "
                                            f"DiT) for process {config.diffusion.process!r}")
 

@@ -17,7 +17,7 @@ import numpy as np
 from jaxdiff import data, discrete
 from jaxdiff._validation import config_error
 from jaxdiff.models.functional import bind
-from jaxdiff.models.presets import PRESETS
+from jaxdiff.models.presets import preset_config
 from jaxdiff.models.text_transformer import TextTransformerConfig
 from jaxdiff.tasks.base import Modality
 from jaxdiff.units import bits_per_unit
@@ -99,7 +99,7 @@ def _check_config(config) -> None:
     if (d.path is not None) != (d.name == "text8"):
         raise config_error("data.path", f"is required for the 'text8' corpus and only for "
                                         f"it; got path={d.path!r} with name={d.name!r}")
-    if not isinstance(PRESETS[preset], TextTransformerConfig):
+    if not isinstance(preset_config(preset), TextTransformerConfig):
         raise config_error("model.preset", f"{preset!r} does not model text "
                                            f"(process {config.diffusion.process!r})")
 

@@ -17,7 +17,7 @@ import difflib
 from typing import Any, get_origin
 
 from jaxdiff._validation import config_error
-from jaxdiff.models.presets import PRESETS
+from jaxdiff.models.presets import preset_config
 from jaxdiff.tasks import get_task
 from jaxdiff.tasks.base import PROCESS_SETTINGS
 
@@ -219,6 +219,14 @@ def with_process_defaults(config: ExperimentConfig) -> ExperimentConfig:
     return dataclasses.replace(config, diffusion=dataclasses.replace(config.diffusion, **values))
 
 
+def _network(preset: str):
+    """The network config of ``model.preset``, or a named error."""
+    try:
+        return preset_config(preset)
+    except (OSError, ValueError) as err:
+        _fail("model.preset", str(err).splitlines()[0])
+
+
 def _fail(field: str, message: str):
     raise config_error(field, message)
 
@@ -229,8 +237,7 @@ def validate(config: ExperimentConfig, *, num_devices: int) -> ExperimentConfig:
     task = get_task(f.process)
     if d.seq_len < 1:
         _fail("data.seq_len", f"must be >= 1, got {d.seq_len}")
-    if m.preset not in PRESETS:
-        _fail("model.preset", f"must be one of {sorted(PRESETS)}, got {m.preset!r}")
+    network = _network(m.preset)
     for name in PROCESS_SETTINGS:
         if getattr(f, name) is not None and name not in task.settings:
             _fail(f"diffusion.{name}", f"is not a setting of process {f.process!r} (it must be "
@@ -238,7 +245,7 @@ def validate(config: ExperimentConfig, *, num_devices: int) -> ExperimentConfig:
                                        f" of {list(PROCESS_SETTINGS)})")
     task.modality.check_config(config)
     task.check_config(config)
-    fields = {x.name for x in dataclasses.fields(PRESETS[m.preset])}
+    fields = {x.name for x in dataclasses.fields(network)}
     for key in m.overrides:
         if key not in fields:
             _fail(f"model.overrides.{key}", f"is not a field of {m.preset}'s config")

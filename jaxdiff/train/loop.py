@@ -76,10 +76,41 @@ class Run:
 
 def model_config_for(config: ExperimentConfig, dataset) -> jm.NetworkConfig:
     """The preset's config with the fields the data and the process fix, then the config's
-    overrides."""
+    overrides. A pretrained network (``diffusers:DIR``) is what it is: a field the data or
+    the process would set otherwise is a named error."""
     task = get_task(config.diffusion.process)
     fitted = {**task.modality.model_fields(config, dataset), **task.model_fields(config)}
+    if _is_pretrained(config):
+        network = jm.preset_config(config.model.preset)
+        for name, value in fitted.items():
+            if getattr(network, name) != value:
+                raise config_error(_FITTED_BY[name], f"the pretrained {config.model.preset!r} "
+                                                     f"has {name}={getattr(network, name)!r}; "
+                                                     f"this run's data and process give "
+                                                     f"{value!r}")
+        return dataclasses.replace(network, **config.model.overrides)
     return jm.preset_config(config.model.preset, **{**fitted, **config.model.overrides})
+
+
+# the config field that fixes each model field a run's data or process sets
+_FITTED_BY = {"image_size": "data.image_size", "in_channels": "data.name",
+              "num_classes": "data.conditional", "learned_variance": "diffusion.learned_variance",
+              "vocab_size": "diffusion.process", "causal": "diffusion.process",
+              "time_conditioning": "diffusion.process"}
+
+
+def _is_pretrained(config: ExperimentConfig) -> bool:
+    return config.model.preset.startswith(jm.DIFFUSERS_PREFIX)
+
+
+def _absolute_pretrained(config: ExperimentConfig) -> ExperimentConfig:
+    """``config`` with a pretrained network's folder as an absolute path: the run is rebuilt
+    from it (its network and scheduler configs) wherever it is resumed or evaluated."""
+    if not _is_pretrained(config):
+        return config
+    folder = pathlib.Path(config.model.preset[len(jm.DIFFUSERS_PREFIX):]).resolve()
+    return dataclasses.replace(config, model=dataclasses.replace(
+        config.model, preset=f"{jm.DIFFUSERS_PREFIX}{folder}"))
 
 
 def build_run(config: ExperimentConfig) -> Run:
@@ -121,8 +152,19 @@ def _phema_stds(run: Run) -> tuple[float, ...]:
 
 
 def initial_state(run: Run) -> TrainState:
+    """Step 0: the parameters drawn from ``train.seed``, or a pretrained network's."""
     key = jax.random.key(run.config.train.seed)
-    _, params, _ = jm.init(run.model_config, key=jax.random.fold_in(key, 0))
+    if _is_pretrained(run.config):
+        from jaxdiff.pretrained import load_model  # the loop does not need it otherwise
+
+        _, params = load_model(run.config.model.preset[len(jm.DIFFUSERS_PREFIX):])
+        want = jm.abstract_init(run.model_config)[1]
+        if jax.tree.map(jnp.shape, params) != jax.tree.map(jnp.shape, want):
+            raise config_error("model.overrides", f"change the parameters of the pretrained "
+                                                  f"{run.config.model.preset!r}: only fields "
+                                                  f"that keep them (dropout, ...) can be set")
+    else:
+        _, params, _ = jm.init(run.model_config, key=jax.random.fold_in(key, 0))
     return create_train_state(params, run.optimizer, jax.random.fold_in(key, 1),
                               phema_profiles=len(_phema_stds(run)))
 
@@ -344,6 +386,7 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
     its checkpoint is written."""
     if config.train.distributed:
         initialize_distributed()
+    config = _absolute_pretrained(config)
     run = build_run(config)
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)

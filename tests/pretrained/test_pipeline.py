@@ -88,6 +88,21 @@ def test_a_pipeline_folder_samples_on_its_schedulers_settings(tmp_path):
         pipeline.sampler(count=2, guidance_scale=3.0)
 
 
+def test_a_latent_or_mismatched_pipeline_is_named(tmp_path):
+    folder = _pipeline_folder(tmp_path, num_train_timesteps=10)
+    index = folder / "model_index.json"
+    index.write_text(json.dumps({**json.loads(index.read_text()), "_class_name": "LDMPipeline"}))
+    with pytest.raises(ValueError, match=r"_class_name must be one of \['DDPMPipeline'"):
+        pretrained.load_pipeline(folder)
+    index.unlink()
+    config = folder / "scheduler" / "scheduler_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()),
+                                  "variance_type": "learned_range"}))
+    with pytest.raises(ValueError, match="the scheduler's variance is 'learned' but the UNet's "
+                                         "learned_variance is False"):
+        pretrained.load_pipeline(folder)
+
+
 @pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpm_solver++"])
 def test_sample_py_pretrained_writes_a_grid_and_the_samples(sampler, tmp_path):
     folder = _pipeline_folder(tmp_path, num_train_timesteps=50)

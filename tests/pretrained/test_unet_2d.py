@@ -1,6 +1,7 @@
 """diffusers ``UNet2DModel`` checkpoints in jaxdiff: outputs equal diffusers' on the same
 inputs and weights (float32), the round trip is exact, bad checkpoints are named errors."""
 
+import dataclasses
 import json
 
 import jax
@@ -29,11 +30,11 @@ SMALL_ATTENTION = dict(   # diffusers' defaults elsewhere (cos first, no shift, 
     sample_size=16, in_channels=3, out_channels=3, block_out_channels=(32, 64),
     layers_per_block=1, down_block_types=("DownBlock2D", "AttnDownBlock2D"),
     up_block_types=("AttnUpBlock2D", "UpBlock2D"), norm_num_groups=8, attention_head_dim=8)
-SMALL_ADM = dict(   # no attention levels, FiLM, learned variance, classes, DDPM's embedding
+SMALL_ADM = dict(   # no attention levels, FiLM, learned variance, DDPM's time features
     sample_size=8, in_channels=2, out_channels=4, block_out_channels=(16, 32, 32),
     layers_per_block=2, down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3,
     norm_num_groups=4, attention_head_dim=None, resnet_time_scale_shift="scale_shift",
-    attn_norm_num_groups=4, num_class_embeds=5, downsample_padding=0, flip_sin_to_cos=False,
+    attn_norm_num_groups=4, downsample_padding=0, flip_sin_to_cos=False,
     freq_shift=1, norm_eps=1e-6)
 CONFIGS = {"small_attention": SMALL_ATTENTION, "small_adm": SMALL_ADM,
            "ddpm_cifar10": {k: v for k, v in DDPM_CIFAR10.items() if k != "_class_name"}}
@@ -66,10 +67,9 @@ def test_a_loaded_unet_computes_what_diffusers_computes(name, tmp_path):
     batch = 1 if name == "ddpm_cifar10" else 3
     model = saved_model("UNet2DModel", tmp_path, **CONFIGS[name])
     config, params = pretrained.load_model(tmp_path)
-    labels = np.array([0, 4, 2]) if name == "small_adm" else None
-    assert _compare(model, config, params, batch=batch, labels=labels) <= 1e-5
+    assert _compare(model, config, params, batch=batch) <= 1e-5
     if name == "small_adm":
-        assert config.num_classes == 4 and config.learned_variance and config.scale_shift_norm
+        assert config.learned_variance and config.scale_shift_norm
 
 
 def test_the_ddpm_cifar10_preset_is_google_ddpm_cifar10_32():
@@ -85,7 +85,7 @@ def test_export_then_import_is_bit_exact_and_diffusers_reads_it(tmp_path):
     config, params = assert_round_trip(tmp_path / "a", tmp_path / "b")
     import diffusers
     reread = diffusers.UNet2DModel.from_pretrained(tmp_path / "b").eval()
-    assert _compare(reread, config, params, batch=2, labels=np.array([1, 3])) <= 1e-5
+    assert _compare(reread, config, params, batch=2) <= 1e-5
 
 
 def test_a_jaxdiff_unet_saves_as_a_diffusers_unet_with_the_same_outputs(tmp_path):
@@ -146,6 +146,8 @@ def _edit(tmp_path, *, config=None, tensors=None):
      r"field 'cross_attention_dim': is not supported by jaxdiff's UNet"),
     (dict(config=lambda c: {**c, "up_block_types": ["UpBlock2D", "AttnUpBlock2D"]}),
      r"field 'up_block_types': must mirror down_block_types"),
+    (dict(config=lambda c: {**c, "num_class_embeds": 10}),   # no null row for guidance
+     r"field 'num_class_embeds': jaxdiff's UNet supports only None"),
 ])
 def test_a_bad_checkpoint_names_the_tensor_or_field(tmp_path, edit, match):
     saved_model("UNet2DModel", tmp_path, **SMALL_ATTENTION)
@@ -163,3 +165,32 @@ def test_missing_folders_and_torch_pickles_are_named(tmp_path):
     (tmp_path / "diffusion_pytorch_model.bin").write_bytes(b"")
     with pytest.raises(FileNotFoundError, match="PyTorch pickles are not read"):
         pretrained.load_model(tmp_path)
+
+
+def test_what_a_unet2dmodel_cannot_be_is_named_on_export(tmp_path):
+    base = jm.UNetConfig(image_size=8, base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
+                         attention_levels=(), num_groups=4)
+    for change, match in (({"num_classes": 3}, "null row for classifier-free guidance"),
+                          ({"resblock_updown": True}, "resblock_updown=True has no"),
+                          ({"conv_resample": False}, "conv_resample=False has no")):
+        config = dataclasses.replace(base, **change)
+        _, params, _ = jm.init(config, key=jax.random.key(0))
+        with pytest.raises(ValueError, match=match):
+            pretrained.save_model(tmp_path, config, params)
+    assert not (tmp_path / folder_io.CONFIG_NAME).exists()
+
+
+def test_saving_over_a_sharded_folder_removes_its_stale_weights(tmp_path):
+    """diffusers reads a shard index before the single file: saving over an earlier sharded
+    (or pickled) model must not leave its weights to be read instead."""
+    saved_model("UNet2DModel", tmp_path, **SMALL_ATTENTION)
+    config, params = pretrained.load_model(tmp_path)
+    tensors = load_file(tmp_path / folder_io.WEIGHTS_NAME)
+    (tmp_path / folder_io.WEIGHTS_NAME).rename(tmp_path / "part-1.safetensors")
+    (tmp_path / folder_io.INDEX_NAME).write_text(json.dumps(
+        {"weight_map": {name: "part-1.safetensors" for name in tensors}}))
+    (tmp_path / "diffusion_pytorch_model.bin").write_bytes(b"old")
+    assert sorted(pretrained.load_model(tmp_path)[1]) == sorted(params)   # read by the index
+    pretrained.save_model(tmp_path, config, params)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder_io.CONFIG_NAME,
+                                                           folder_io.WEIGHTS_NAME]

@@ -104,6 +104,10 @@ def test_every_listed_schedule_builds_and_none_is_the_process_default():
             steps = 4 if "num_steps" in task.sampler_options else None
             config = tiny_config(base, diffusion={"process": task.name, "schedule": schedule},
                                  train={"sample_steps": steps})
+            if schedule == tasks.gaussian.PRETRAINED_SCHEDULE:   # tests/pretrained build it
+                with pytest.raises(ValueError, match="needs model.preset='diffusers:<folder>'"):
+                    train.validate(config, num_devices=1)
+                continue
             train.validate(config, num_devices=1)
             assert (task.process(config) is None) == (not task.schedules)
     default = tasks.ABSORBING.process(tiny_config(TINY_TEXT, diffusion={
