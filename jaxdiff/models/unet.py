@@ -118,6 +118,9 @@ class UNetConfig:
         if self.downsample_padding not in (0, 1):
             raise ValueError(f"downsample_padding must be 0 or 1, got "
                              f"{self.downsample_padding!r}")
+        if self.downsample_padding == 0 and (self.resblock_updown or not self.conv_resample):
+            raise ValueError("downsample_padding=0 pads the downsampling convolution; with "
+                             "resblock_updown=True or conv_resample=False there is none")
         if not self.norm_eps > 0:
             raise ValueError(f"norm_eps must be > 0, got {self.norm_eps!r}")
 

@@ -53,7 +53,8 @@ def read_config(folder: pathlib.Path, name: str = CONFIG_NAME) -> dict:
 
 
 def read_tensors(folder: pathlib.Path) -> dict[str, np.ndarray]:
-    """Every tensor of the model folder's safetensors file(s), by name."""
+    """Every tensor of the model folder's safetensors file(s), by name (bfloat16 ones as
+    ``ml_dtypes.bfloat16``, which JAX registers with NumPy)."""
     from safetensors.numpy import load_file
 
     folder = pathlib.Path(folder)

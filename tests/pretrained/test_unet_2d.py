@@ -13,7 +13,7 @@ from safetensors.numpy import load_file, save_file
 from jaxdiff import models as jm
 from jaxdiff import pretrained
 from jaxdiff.pretrained import folder as folder_io
-from tests.pretrained.reference import assert_round_trip, relative_error, saved_model
+from tests.pretrained.reference import assert_round_trip, relative_error, require, saved_model
 
 # google/ddpm-cifar10-32's config.json (the Hub repository's, written by diffusers 0.1)
 DDPM_CIFAR10 = {
@@ -178,6 +178,8 @@ def test_what_a_unet2dmodel_cannot_be_is_named_on_export(tmp_path):
         with pytest.raises(ValueError, match=match):
             pretrained.save_model(tmp_path, config, params)
     assert not (tmp_path / folder_io.CONFIG_NAME).exists()
+    with pytest.raises(ValueError, match="downsample_padding=0 pads the downsampling conv"):
+        dataclasses.replace(base, downsample_padding=0, resblock_updown=True)
 
 
 def test_saving_over_a_sharded_folder_removes_its_stale_weights(tmp_path):
@@ -194,3 +196,19 @@ def test_saving_over_a_sharded_folder_removes_its_stale_weights(tmp_path):
     pretrained.save_model(tmp_path, config, params)
     assert sorted(p.name for p in tmp_path.iterdir()) == [folder_io.CONFIG_NAME,
                                                            folder_io.WEIGHTS_NAME]
+
+
+def test_a_bfloat16_checkpoint_loads_as_its_float32_values(tmp_path):
+    torch = require("torch")
+    from safetensors.torch import load_file as torch_load
+    from safetensors.torch import save_file as torch_save
+
+    saved_model("UNet2DModel", tmp_path, **SMALL_ATTENTION)
+    file = tmp_path / folder_io.WEIGHTS_NAME
+    halved = {k: v.to(torch.bfloat16) for k, v in torch_load(file).items()}
+    torch_save(halved, file)
+    config, params = pretrained.load_model(tmp_path)
+    want = pretrained.unet_2d.rules(config)[0]       # time_embedding.linear_1.weight
+    got = params["time_embed"]["hidden"]["kernel"][...]
+    np.testing.assert_array_equal(np.asarray(got), halved[want.names[0]].float().numpy().T)
+    assert got.dtype == np.float32
