@@ -39,16 +39,17 @@ def pretrained_run(folder: str | os.PathLike, *, data_name: str) -> RestoredRun:
     ``diffusion.schedule = "diffusers"`` with the scheduler's T and prediction type."""
     from jaxdiff import pretrained
 
+    pretrained.pipeline.check_pixel_pipeline(folder)
     network = pretrained.load_config(folder)
     scheduler = pretrained.load_scheduler(folder)
     config = train.from_dict({
-        "data": {"name": data_name, "image_size": getattr(network, "image_size", None),
-                 "conditional": getattr(network, "num_classes", None) is not None},
+        "data": {"name": data_name, "image_size": network.image_size,
+                 "conditional": network.num_classes is not None},
         "model": {"preset": f"diffusers:{folder}"},
         "diffusion": {"process": "gaussian", "schedule": "diffusers",
                       "num_steps": scheduler.schedule.num_steps,
                       "prediction": scheduler.prediction,
-                      "learned_variance": getattr(network, "learned_variance", False)}})
+                      "learned_variance": network.learned_variance}})
     run = train.build_run(config)
     return RestoredRun(workdir=pathlib.Path(folder), run=run,
                        ema_params=train.initial_state(run).ema_params, step=0)

@@ -57,11 +57,8 @@ def load_pipeline(path: str | os.PathLike) -> PretrainedPipeline:
     from jaxdiff.pretrained import load_model
 
     path = pathlib.Path(path)
-    _check_pixel_pipeline(path)
+    check_pixel_pipeline(path)
     config, params = load_model(path)
-    if not isinstance(config, UNetConfig):
-        raise ValueError(f"{str(path)!r} holds a {type(config).__name__} model; sampling a "
-                         f"pretrained pipeline needs a pixel-space UNet2DModel")
     scheduler = load_scheduler(path)
     if (scheduler.variance == "learned") != config.learned_variance:
         raise ValueError(f"{str(path)!r}: the scheduler's variance is {scheduler.variance!r} "
@@ -74,13 +71,21 @@ def load_pipeline(path: str | os.PathLike) -> PretrainedPipeline:
 PIXEL_PIPELINES = ("DDPMPipeline", "DDIMPipeline")
 
 
-def _check_pixel_pipeline(path: pathlib.Path) -> None:
-    """A ``model_index.json`` must name a pixel-space pipeline: a latent one (``LDMPipeline``,
-    with a ``vae`` / ``vqvae``) samples latents, not images."""
+def check_pixel_pipeline(path: str | os.PathLike) -> None:
+    """``path`` holds a pixel-space UNet pipeline: its ``model_index.json`` (if it has one;
+    the older layout keeps the model files and ``scheduler_config.json`` at the top) names
+    one of :data:`PIXEL_PIPELINES` -- a latent one (``LDMPipeline``, with a ``vae`` /
+    ``vqvae``) samples latents, not images -- and its model is a ``UNet2DModel``."""
+    path = pathlib.Path(path)
     index = path / folder.PIPELINE_INDEX
-    if not index.is_file():
-        return   # the older layout: model files and scheduler_config.json at the top
-    name = folder.read_config(path, folder.PIPELINE_INDEX).get("_class_name")
-    if name not in PIXEL_PIPELINES:
-        raise ValueError(f"{str(index)!r}: _class_name must be one of {list(PIXEL_PIPELINES)} "
-                         f"(a UNet sampling pixels), got {name!r}")
+    if index.is_file():
+        name = folder.read_config(path, folder.PIPELINE_INDEX).get("_class_name")
+        if name not in PIXEL_PIPELINES:
+            raise ValueError(f"{str(index)!r}: _class_name must be one of "
+                             f"{list(PIXEL_PIPELINES)} (a UNet sampling pixels), got {name!r}")
+    from jaxdiff.pretrained import load_config
+
+    network = load_config(path)
+    if not isinstance(network, UNetConfig):
+        raise ValueError(f"{str(path)!r} holds a {type(network).__name__} model; a pretrained "
+                         f"pipeline here needs a pixel-space UNet2DModel")

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from jaxdiff import pretrained
+from jaxdiff import evaluation, pretrained
 from jaxdiff.pretrained import scheduler as sched
 from tests.pretrained.reference import require, saved_model
 
@@ -92,8 +92,10 @@ def test_a_latent_or_mismatched_pipeline_is_named(tmp_path):
     folder = _pipeline_folder(tmp_path, num_train_timesteps=10)
     index = folder / "model_index.json"
     index.write_text(json.dumps({**json.loads(index.read_text()), "_class_name": "LDMPipeline"}))
-    with pytest.raises(ValueError, match=r"_class_name must be one of \['DDPMPipeline'"):
-        pretrained.load_pipeline(folder)
+    for load in (pretrained.load_pipeline,
+                 lambda f: evaluation.pretrained_run(f, data_name="digits")):
+        with pytest.raises(ValueError, match=r"_class_name must be one of \['DDPMPipeline'"):
+            load(folder)
     index.unlink()
     config = folder / "scheduler" / "scheduler_config.json"
     config.write_text(json.dumps({**json.loads(config.read_text()),
