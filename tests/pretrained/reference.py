@@ -74,3 +74,20 @@ def assert_round_trip(source, target):
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(again), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     return config, params
+
+
+def edit_folder(folder, *, config=None, tensors=None):
+    """Rewrites a saved model folder: ``config(dict) -> dict`` on its ``config.json``,
+    ``tensors(dict) -> dict`` on its safetensors file."""
+    import json
+
+    from safetensors.numpy import load_file, save_file
+
+    from jaxdiff.pretrained.folder import CONFIG_NAME, WEIGHTS_NAME
+
+    if config is not None:
+        path = folder / CONFIG_NAME
+        path.write_text(json.dumps(config(json.loads(path.read_text()))))
+    if tensors is not None:
+        file = folder / WEIGHTS_NAME
+        save_file(tensors(load_file(file)), file)

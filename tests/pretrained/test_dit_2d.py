@@ -8,12 +8,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from safetensors.numpy import load_file, save_file
 
 from jaxdiff import models as jm
 from jaxdiff import pretrained
 from jaxdiff.pretrained import folder as folder_io
-from tests.pretrained.reference import assert_round_trip, relative_error, saved_model
+from tests.pretrained.reference import (
+    assert_round_trip,
+    edit_folder,
+    relative_error,
+    saved_model,
+)
 
 # facebook/DiT-XL-2-256's transformer/config.json (written by diffusers 0.12, when the class
 # was Transformer2DModel; it predates norm_eps, so diffusers' default 1e-5 applies)
@@ -74,15 +78,6 @@ def _compare(model, config, params, labels, *, timesteps=(0, 17, 500, 999), seed
     return max(errors)
 
 
-def _edit(tmp_path, *, config=None, tensors=None):
-    if config is not None:
-        path = tmp_path / folder_io.CONFIG_NAME
-        path.write_text(json.dumps(config(json.loads(path.read_text()))))
-    if tensors is not None:
-        file = tmp_path / folder_io.WEIGHTS_NAME
-        save_file(tensors(load_file(file)), file)
-
-
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_a_loaded_dit_computes_what_diffusers_computes(name, tmp_path):
     values = CONFIGS[name]
@@ -114,7 +109,7 @@ def test_a_transformer2dmodel_config_reads_as_diffusers_reads_it(tmp_path):
 
     _saved_dit(tmp_path, **SMALL)
     legacy = {k: DIT_XL_2_256[k] for k in ("_class_name", *_LEGACY_FIELDS)}
-    _edit(tmp_path, config=lambda c: {**c, **legacy})
+    edit_folder(tmp_path, config=lambda c: {**c, **legacy})
     model = diffusers.Transformer2DModel.from_pretrained(tmp_path).eval()
     assert type(model) is diffusers.DiTTransformer2DModel
     config, params = pretrained.load_model(tmp_path)
@@ -209,6 +204,6 @@ _LABELS = "norm1.emb.class_embedder.embedding_table.weight"
 ])
 def test_a_bad_checkpoint_names_the_tensor_or_field(tmp_path, edit, match):
     _saved_dit(tmp_path, **SMALL)
-    _edit(tmp_path, **edit)
+    edit_folder(tmp_path, **edit)
     with pytest.raises(ValueError, match=match):
         pretrained.load_model(tmp_path)

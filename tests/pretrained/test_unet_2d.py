@@ -13,7 +13,13 @@ from safetensors.numpy import load_file, save_file
 from jaxdiff import models as jm
 from jaxdiff import pretrained
 from jaxdiff.pretrained import folder as folder_io
-from tests.pretrained.reference import assert_round_trip, relative_error, require, saved_model
+from tests.pretrained.reference import (
+    assert_round_trip,
+    edit_folder,
+    relative_error,
+    require,
+    saved_model,
+)
 
 # google/ddpm-cifar10-32's config.json (the Hub repository's, written by diffusers 0.1)
 DDPM_CIFAR10 = {
@@ -122,15 +128,6 @@ def test_legacy_attention_names_load_as_the_same_weights(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def _edit(tmp_path, *, config=None, tensors=None):
-    if config is not None:
-        path = tmp_path / folder_io.CONFIG_NAME
-        path.write_text(json.dumps(config(json.loads(path.read_text()))))
-    if tensors is not None:
-        file = tmp_path / folder_io.WEIGHTS_NAME
-        save_file(tensors(load_file(file)), file)
-
-
 @pytest.mark.parametrize("edit, match", [
     (dict(tensors=lambda t: {k: v for k, v in t.items() if k != "conv_in.bias"}),
      r"lacks 1 tensor\(s\) the config needs: \['conv_in.bias'\]"),
@@ -151,7 +148,7 @@ def _edit(tmp_path, *, config=None, tensors=None):
 ])
 def test_a_bad_checkpoint_names_the_tensor_or_field(tmp_path, edit, match):
     saved_model("UNet2DModel", tmp_path, **SMALL_ATTENTION)
-    _edit(tmp_path, **edit)
+    edit_folder(tmp_path, **edit)
     with pytest.raises(ValueError, match=match):
         pretrained.load_model(tmp_path)
 
