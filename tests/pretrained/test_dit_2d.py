@@ -12,6 +12,7 @@ import pytest
 from jaxdiff import models as jm
 from jaxdiff import pretrained
 from jaxdiff.pretrained import folder as folder_io
+from tests.models.util import random_params
 from tests.pretrained.reference import (
     assert_round_trip,
     edit_folder,
@@ -139,11 +140,7 @@ def test_a_jaxdiff_dit_saves_as_a_diffusers_dit_with_the_same_outputs(tmp_path):
     import diffusers
 
     config = JAXDIFF_SMALL
-    _, params, _ = jm.init(config, key=jax.random.key(0))
-    leaves, treedef = jax.tree.flatten(params)   # zero-initialised layers would hide errors
-    keys = jax.random.split(jax.random.key(1), len(leaves))
-    params = jax.tree.unflatten(treedef, [x + 0.05 * jax.random.normal(k, x.shape)
-                                          for x, k in zip(leaves, keys, strict=True)])
+    params = random_params(jm.abstract_init(config)[1])   # zero init would hide errors
     pretrained.save_model(tmp_path, config, params)
     model = diffusers.DiTTransformer2DModel.from_pretrained(tmp_path).eval()
     assert _compare(model, config, params, np.array([2, 3])) <= 1e-5

@@ -13,6 +13,7 @@ from safetensors.numpy import load_file, save_file
 from jaxdiff import models as jm
 from jaxdiff import pretrained
 from jaxdiff.pretrained import folder as folder_io
+from tests.models.util import random_params
 from tests.pretrained.reference import (
     assert_round_trip,
     edit_folder,
@@ -102,11 +103,7 @@ def test_a_jaxdiff_unet_saves_as_a_diffusers_unet_with_the_same_outputs(tmp_path
     config = jm.UNetConfig(image_size=8, in_channels=3, base_channels=16, channel_mults=(1, 2),
                            num_res_blocks=1, attention_levels=(0, 1), head_channels=8,
                            dropout=0.0, num_groups=4)
-    _, params, _ = jm.init(config, key=jax.random.key(0))
-    leaves, treedef = jax.tree.flatten(params)   # zero-initialised layers would hide errors
-    keys = jax.random.split(jax.random.key(1), len(leaves))
-    params = jax.tree.unflatten(treedef, [x + 0.05 * jax.random.normal(k, x.shape)
-                                          for x, k in zip(leaves, keys, strict=True)])
+    params = random_params(jm.abstract_init(config)[1])   # zero init would hide errors
     pretrained.save_model(tmp_path, config, params)
     model = diffusers.UNet2DModel.from_pretrained(tmp_path).eval()
     assert _compare(model, config, params, batch=2) <= 1e-5

@@ -12,6 +12,7 @@ import pytest
 
 from jaxdiff import gaussian, train
 from jaxdiff.models.functional import bind
+from tests.models.util import random_params
 from tests.train.util import tiny_config
 
 
@@ -136,11 +137,8 @@ def test_a_conditional_run_drops_labels_at_the_default_rate_unless_set(process):
         explicit.diffusion, label_dropout=0.0))
     assert train.with_process_defaults(conditional) == train.with_process_defaults(explicit)
     run = train.build_run(conditional)
-    params = train.initial_state(run).params   # perturbed: zero-initialised layers ignore labels
-    leaves, treedef = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.key(5), len(leaves))
-    params = jax.tree.unflatten(treedef, [x + 0.1 * jax.random.normal(k, x.shape, x.dtype)
-                                          for x, k in zip(leaves, keys, strict=True)])
+    # random: the zero-initialised layers of a fresh network ignore the labels
+    params = random_params(train.initial_state(run).params)
     batch = {"image": jnp.asarray(run.dataset.images[:64]),
              "label": jnp.asarray(run.dataset.labels[:64])}
     losses = [train.loss_fn_for(train.build_run(c), train=True)(params, jax.random.key(3), batch)
