@@ -1,10 +1,14 @@
-"""Class labels with a reserved null class, for classifier-free guidance.
+"""Conditions of the image denoisers: class labels with a reserved null class, and encoded
+captions (:class:`TextCondition`), for classifier-free guidance.
 
 Ho & Salimans 2022, "Classifier-Free Diffusion Guidance": one network learns the
 conditional and the unconditional model by replacing the label with a null label for a
 fraction of the training examples. Here the null label of a ``num_classes``-way model is
-the id ``num_classes``, so label embeddings have ``num_classes + 1`` rows.
+the id ``num_classes``, so label embeddings have ``num_classes + 1`` rows; the null caption
+of a text-conditioned model is the empty caption ``""``.
 """
+
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -54,3 +58,22 @@ def image_denoiser_inputs(config, x_t: Array, t: Array, cond: Array | None,
     check_real("t", t, shape=(batch,))
     labels = class_labels(cond, num_classes=config.num_classes, batch_size=batch)
     return labels, None if dropout_key is None else nnx.Rngs(dropout=dropout_key)
+
+
+class TextCondition(NamedTuple):
+    """A batch of encoded captions: what a text-conditioned denoiser takes as ``cond``.
+
+    Attributes:
+      tokens: ``float [B, S, C]``, the text encoder's token embeddings (cross-attention's
+        keys and values).
+      mask: ``bool [B, S]``, True on a caption's real tokens (padding is False and gets no
+        attention weight); every row has at least one.
+      pooled: ``float [B, P]``, one vector per caption (added to the time embedding).
+
+    A pytree: it passes through ``jit``, ``vmap``, ``lax.scan`` and the guidance's batch
+    concatenation like an array.
+    """
+
+    tokens: Array
+    mask: Array
+    pooled: Array

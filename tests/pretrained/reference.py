@@ -1,8 +1,9 @@
 """The diffusers reference models of the parity tests, built locally with random weights.
 
 diffusers and the CPU torch wheel are test-only dependencies (``pip install diffusers==0.42.1
-torch==2.13.0``). Without them the parity tests are skipped with the reason, unless
-``JAXDIFF_REQUIRE_DIFFUSERS=1`` (set in CI), which turns the skip into a failure.
+torch==2.13.0``), and so is sentence-transformers (the text encoder's reference). Without them
+the parity tests are skipped with the reason, unless ``JAXDIFF_REQUIRE_DIFFUSERS=1`` (set in
+CI), which turns the skip into a failure.
 """
 
 import os
@@ -13,14 +14,15 @@ import pytest
 REQUIRE_ENV = "JAXDIFF_REQUIRE_DIFFUSERS"
 
 
-def require(module: str):
-    """Imports ``module`` (``torch`` or ``diffusers``), or skips / fails with the reason."""
+def require(module: str, *, install: str = "diffusers==0.42.1 torch==2.13.0"):
+    """Imports ``module`` (``torch``, ``diffusers``, ...), or skips / fails with the reason
+    (``pip install <install>``)."""
     import importlib
 
     try:
         out = importlib.import_module(module)
     except ImportError:
-        reason = f"{module} is not installed (pip install diffusers==0.42.1 torch==2.13.0)"
+        reason = f"{module} is not installed (pip install {install})"
         if os.environ.get(REQUIRE_ENV) == "1":
             pytest.fail(f"{reason} ({REQUIRE_ENV}=1 requires it)")
         pytest.skip(reason)
