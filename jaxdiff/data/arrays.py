@@ -22,6 +22,9 @@ class ArrayDataset:
       name: the name the dataset was loaded under, with its split, e.g. ``"digits:train"``.
       noise: ``float32[N, H, W, C]`` or None: the noise each image is coupled with (a
         reflow pairs file, :mod:`jaxdiff.gaussian.reflow`); batches carry it as ``"noise"``.
+      captions: the caption of each label id (``num_classes`` strings, none empty), or
+        None when the labels are classes: a captioned dataset's labels index its caption
+        table (:mod:`jaxdiff.data.captions`).
     """
 
     images: np.ndarray
@@ -29,6 +32,7 @@ class ArrayDataset:
     num_classes: int
     name: str = ""
     noise: np.ndarray | None = None
+    captions: tuple[str, ...] | None = None
 
     def __post_init__(self):
         images, labels = self.images, self.labels
@@ -54,6 +58,11 @@ class ArrayDataset:
                              f"{getattr(self.noise, 'shape', None)}")
         if not isinstance(self.num_classes, int) or self.num_classes < 1:
             raise ValueError(f"num_classes must be a positive int, got {self.num_classes!r}")
+        if self.captions is not None and (
+                not isinstance(self.captions, tuple) or len(self.captions) != self.num_classes
+                or not all(isinstance(c, str) and c.strip() for c in self.captions)):
+            raise ValueError(f"captions must be a tuple of num_classes={self.num_classes} "
+                             f"non-empty str (the caption of each label id)")
 
     def __len__(self) -> int:
         return self.images.shape[0]

@@ -11,6 +11,9 @@ name               source (licence)                               images  splits
 ``fashion_mnist``  Debian package ``dataset-fashion-mnist``       70000   train 60000,
                    (MIT): IDX files in                                    test 10000
                    ``/usr/share/datasets/fashion-mnist``
+``mnist_fashion_   composed from ``mnist_5k`` and ``fashion_mnist``  22000   train 20000,
+pairs``            by :mod:`jaxdiff.data.captions`: two items on a        test 2000
+                   32x32 canvas, captioned (800 captions)
 =================  =============================================  ======  ===========
 
 ``digits`` and ``mnist_5k`` come without a split; :func:`embedded_split` defines one that
@@ -25,7 +28,8 @@ import pathlib
 
 import numpy as np
 
-EMBEDDED_NAMES = ("digits", "mnist_5k", "fashion_mnist")
+PAIRS_NAME = "mnist_fashion_pairs"
+EMBEDDED_NAMES = ("digits", "mnist_5k", "fashion_mnist", PAIRS_NAME)
 FASHION_MNIST_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 _TEST_EVERY = 5  # example i is a test example when i % 5 == 4
 

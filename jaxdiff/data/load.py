@@ -4,6 +4,7 @@ import numpy as np
 
 from jaxdiff.data import embedded
 from jaxdiff.data.arrays import ArrayDataset, resize_images, to_unit_range
+from jaxdiff.data.captions import load_pairs
 from jaxdiff.data.files import (
     is_array_file,
     is_image_folder,
@@ -22,7 +23,8 @@ def load(name: str, split: str = "train", *, image_size: int | None = None,
     Args:
       name: an embedded, offline dataset -- ``"digits"`` (8x8x1, 10 classes),
         ``"mnist_5k"`` (28x28x1), ``"fashion_mnist"`` (28x28x1, Debian package) -- see
-        :mod:`jaxdiff.data.embedded`; ``"tfds:<name>"`` for any TFDS image
+        :mod:`jaxdiff.data.embedded` -- and ``"mnist_fashion_pairs"`` (32x32x1, captioned
+        pairs of both, :mod:`jaxdiff.data.captions`); ``"tfds:<name>"`` for any TFDS image
         classification dataset, e.g. ``"tfds:mnist"``, ``"tfds:cifar10"``; or the user's
         own data, a folder of image files or an ``.npz`` / ``.npy`` array file (see
         :mod:`jaxdiff.data.files`).
@@ -43,7 +45,7 @@ def load(name: str, split: str = "train", *, image_size: int | None = None,
         raise TypeError(f"name must be a str, got {type(name).__name__}")
     if not isinstance(split, str):
         raise TypeError(f"split must be a str, got {type(split).__name__}")
-    noise = None
+    noise = captions = None
     if name.startswith(TFDS_PREFIX):
         tfds_name = name[len(TFDS_PREFIX):]
         if not tfds_name:
@@ -62,6 +64,10 @@ def load(name: str, split: str = "train", *, image_size: int | None = None,
     elif name == "fashion_mnist":
         raw, labels = embedded.load_fashion_mnist_raw(split)
         images, num_classes = to_unit_range(raw, 255), 10
+    elif name == embedded.PAIRS_NAME:
+        pairs = load_pairs(split)
+        images, labels, num_classes, captions = (pairs.images, pairs.labels, pairs.num_classes,
+                                                 pairs.captions)
     elif is_image_folder(name):   # cropped and resized to image_size as it is read
         raw, labels, num_classes = load_image_folder(name, split, image_size=image_size)
         images, image_size = to_unit_range(raw, 255), None
@@ -77,4 +83,5 @@ def load(name: str, split: str = "train", *, image_size: int | None = None,
         raise ValueError(f"image_size {image_size}: {name!r} couples each image with noise of "
                          f"its shape {noise.shape[1:]}, which fixes the size (leave it None)")
     return ArrayDataset(images=resized, labels=np.asarray(labels, np.int32),
-                        num_classes=num_classes, name=f"{name}:{split}", noise=noise)
+                        num_classes=num_classes, name=f"{name}:{split}", noise=noise,
+                        captions=captions)
