@@ -6,10 +6,11 @@ the run's newest EMA parameters and measures, and ``evaluation.write_files(repor
 workdir + "/eval", markdown=markdown)`` stores ``metrics.json`` and ``metrics.md``
 (``write_report`` / ``write_text_report`` are the same for one kind). The reports are
 :func:`evaluate_run` for images (classifier FID/IS, Inception FID, bits/dim, diagnostics,
-class histogram; :mod:`jaxdiff.evaluation.images`) and :func:`evaluate_text_run` for text
+class histogram; :mod:`jaxdiff.evaluation.images`), :func:`evaluate_text_run` for text
 (bits per character, token accuracy, generation time, distinct-n, self-BLEU, generative
-perplexity; :mod:`jaxdiff.evaluation.text`). What a process contributes to its report is
-its task's ``evaluation`` (:mod:`jaxdiff.tasks`).
+perplexity; :mod:`jaxdiff.evaluation.text`) and :func:`evaluate_autoencoder_run` for an
+autoencoder (PSNR, KL, rFID, the latent scale; :mod:`jaxdiff.evaluation.autoencoder`).
+What a process contributes to its report is its task's ``evaluation`` (:mod:`jaxdiff.tasks`).
 ``experiments/evaluate.py`` is the command.
 
 The in-domain classifier behind "classifier FID / IS" (:mod:`jaxdiff.evaluation.classifier`)
@@ -19,6 +20,11 @@ is trained here too, with its own small train step.
 from collections.abc import Callable
 from typing import NamedTuple
 
+from jaxdiff.evaluation.autoencoder import (
+    autoencoder_report_markdown,
+    evaluate_autoencoder_run,
+    write_autoencoder_report,
+)
 from jaxdiff.evaluation.classifier import (
     ClassifierConfig,
     ImageClassifier,
@@ -81,6 +87,8 @@ REPORTS = {
                                 inception=False)),
     "text": Report(evaluate_text_run, text_report_markdown,
                    quick=dict(num_samples=16, examples=64, bound_samples=2)),
+    "autoencoder": Report(evaluate_autoencoder_run, autoencoder_report_markdown,
+                          quick=dict(examples=256, scale_examples=256, inception=False)),
 }
 
 
@@ -91,10 +99,11 @@ def report_for(workdir) -> Report:
 
 __all__ = [
     "ClassifierConfig", "ImageClassifier", "REPORTS", "Report", "RestoredRun", "TrainedClassifier",
-    "bits_per_char", "classifier_accuracy", "classifier_fid", "classifier_name", "classifier_path",
-    "classifier_reference_stats", "classifier_scores", "data_levels", "draw_samples",
-    "draw_text_samples", "evaluate_run", "evaluate_text_run", "format_value", "init_classifier",
-    "load_classifier", "pretrained_run", "report_for", "report_markdown", "restore_run",
-    "sample_quality", "save_classifier", "text_report_markdown", "train_classifier",
-    "train_or_load_classifier", "write_files", "write_report", "write_text_report",
+    "autoencoder_report_markdown", "bits_per_char", "classifier_accuracy", "classifier_fid",
+    "classifier_name", "classifier_path", "classifier_reference_stats", "classifier_scores",
+    "data_levels", "draw_samples", "draw_text_samples", "evaluate_autoencoder_run", "evaluate_run",
+    "evaluate_text_run", "format_value", "init_classifier", "load_classifier", "pretrained_run",
+    "report_for", "report_markdown", "restore_run", "sample_quality", "save_classifier",
+    "text_report_markdown", "train_classifier", "train_or_load_classifier",
+    "write_autoencoder_report", "write_files", "write_report", "write_text_report",
 ]

@@ -55,6 +55,12 @@ def pretrained_run(folder: str | os.PathLike, *, data_name: str) -> RestoredRun:
                        ema_params=train.initial_state(run).ema_params, step=0)
 
 
+def unavailable(err: BaseException) -> str:
+    """A report field that could not be measured: ``"unavailable: <error type>: <why>"``."""
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"unavailable: {type(err).__name__}: {first}"
+
+
 def format_value(value) -> str:
     if isinstance(value, str):
         return value

@@ -60,12 +60,7 @@ from jaxdiff._validation import check_int
 from jaxdiff.evaluation import common, scores
 from jaxdiff.evaluation.classifier import train_or_load_classifier
 from jaxdiff.evaluation.common import RestoredRun, format_value
-from jaxdiff.metrics.features import feature_stats
-from jaxdiff.metrics.frechet import fid_from_stats
-from jaxdiff.metrics.inception import inception_feature_fn, quantize_images
-from jaxdiff.metrics.inception_weights import load_inception_params
 from jaxdiff.metrics.paths import default_cache_dir
-from jaxdiff.metrics.stats_cache import INCEPTION_EXTRACTOR, cached_reference_stats
 
 CLASSIFIER_DATASETS = ("digits", "mnist_5k", "fashion_mnist")
 """The datasets with an in-domain classifier (classifier FID/IS, class histogram)."""
@@ -118,11 +113,6 @@ def _bits_per_dim(bpd, restored: RestoredRun, images: np.ndarray, labels: np.nda
             out.append(values[:take])
             bar.update(take)
     return np.concatenate(out)
-
-
-def _unavailable(err: BaseException) -> str:
-    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    return f"unavailable: {type(err).__name__}: {first}"
 
 
 # ----------------------------------------------------------------------------- the report
@@ -241,29 +231,12 @@ def evaluate_run(workdir: str | os.PathLike | RestoredRun, *, num_samples: int =
     updated()
 
     # ---- standard Inception FID
-    if not inception:
-        report["inception_fid"] = "unavailable: disabled by the caller (inception=False)"
-    else:
-        try:
-            params = load_inception_params(inception_weights)
-        except (OSError, ValueError) as err:
-            report["inception_fid"] = _unavailable(err)
-        else:
-            def inception_part():
-                fn = inception_feature_fn(params)
-                feats = lambda images: fn(quantize_images(images))  # noqa: E731
-                ref = cached_reference_stats(
-                    lambda: feature_stats(feats, test.images, batch_size=min(batch_size, 100),
-                                          progress=progress, desc="inception features test"),
-                    dataset=scores.dataset_key(test, name), split=scores.REFERENCE_SPLIT,
-                    extractor=INCEPTION_EXTRACTOR, cache_dir=root / "fid_stats")
-                gen = feature_stats(feats, samples, batch_size=min(batch_size, 100),
-                                    progress=progress, desc="inception features samples")
-                return fid_from_stats(gen, ref)
-            report["inception_fid"] = timed("inception_fid", inception_part)
-            protocol["inception"] = {
-                "extractor": INCEPTION_EXTRACTOR, "input": "uint8 quantized, bilinear-resized "
-                "to 299x299 (grayscale repeated to RGB by the network)"}
+    report["inception_fid"], inception_protocol = timed("inception_fid", lambda: (
+        scores.inception_fid_or_why(samples, test, dataset_name=name, enabled=inception,
+                                    weights=inception_weights, cache_dir=root / "fid_stats",
+                                    batch_size=batch_size, progress=progress)))
+    if inception_protocol is not None:
+        protocol["inception"] = inception_protocol
     updated()
 
     # ---- bits/dim: the task's likelihood bound
@@ -286,7 +259,7 @@ def evaluate_run(workdir: str | os.PathLike | RestoredRun, *, num_samples: int =
             bound_fn, bound_protocol = run.task.evaluation.continuous_bound(
                 run, num_bins=num_bins)
         except ValueError as err:
-            report["bits_per_dim_continuous_bound"] = _unavailable(err)
+            report["bits_per_dim_continuous_bound"] = common.unavailable(err)
         else:
             bound = timed("bits_per_dim_continuous_bound", lambda: _bits_per_dim(
                 bound_fn, restored, test.images[:n_nll], test.labels[:n_nll],

@@ -1,5 +1,6 @@
-"""Scores under the in-domain classifier: classifier FID / IS against a dataset's split
-(reference statistics cached) and the class histogram of samples (a mode-collapse check)."""
+"""Scores of generated images against a dataset's split (reference statistics cached): under
+the in-domain classifier (classifier FID / IS, the class histogram of samples, a mode-collapse
+check) and the standard Inception FID."""
 
 import os
 
@@ -7,10 +8,13 @@ import numpy as np
 
 from jaxdiff import data as jdata
 from jaxdiff.evaluation.classifier import TrainedClassifier, classifier_accuracy
+from jaxdiff.evaluation.common import unavailable
 from jaxdiff.metrics.features import extract_features, feature_stats
 from jaxdiff.metrics.frechet import FeatureStats, fid_from_stats
+from jaxdiff.metrics.inception import inception_feature_fn, quantize_images
 from jaxdiff.metrics.inception_score import inception_score_from_logits
-from jaxdiff.metrics.stats_cache import cached_reference_stats
+from jaxdiff.metrics.inception_weights import load_inception_params
+from jaxdiff.metrics.stats_cache import INCEPTION_EXTRACTOR, cached_reference_stats
 
 IS_SPLITS = 10
 REFERENCE_SPLIT = "test"
@@ -90,3 +94,33 @@ def classifier_scores(classifier: TrainedClassifier, samples, test: jdata.ArrayD
                 "feature_dim": classifier.config.hidden,
                 "fid_floor_train_images": int(len(train_images)), "is_splits": IS_SPLITS}
     return results, protocol
+
+
+def inception_fid_or_why(images, test: jdata.ArrayDataset, *, dataset_name: str,
+                         enabled: bool = True, weights: str | os.PathLike | None = None,
+                         cache_dir: str | os.PathLike | None = None, batch_size: int = 500,
+                         progress: bool = False) -> tuple[float | str, dict | None]:
+    """``(fid, protocol)``: the standard FID (Inception-v3 pool features of the NVLabs weights,
+    :func:`~jaxdiff.metrics.load_inception_params`) of ``images``, quantized to uint8 and
+    resized to 299x299, against the whole ``test`` split (statistics cached under
+    ``extractor=inception-2015-12-05``); ``("unavailable: <why>", None)`` when disabled or the
+    weights cannot be loaded."""
+    if not enabled:
+        return "unavailable: disabled by the caller (inception=False)", None
+    try:
+        params = load_inception_params(weights)
+    except (OSError, ValueError) as err:
+        return unavailable(err), None
+    fn = inception_feature_fn(params)
+    feats = lambda x: fn(quantize_images(x))  # noqa: E731
+    batch = min(batch_size, 100)
+    ref = cached_reference_stats(
+        lambda: feature_stats(feats, test.images, batch_size=batch, progress=progress,
+                              desc="inception features test"),
+        dataset=dataset_key(test, dataset_name), split=REFERENCE_SPLIT,
+        extractor=INCEPTION_EXTRACTOR, cache_dir=cache_dir)
+    gen = feature_stats(feats, images, batch_size=batch, progress=progress,
+                        desc="inception features samples")
+    protocol = {"extractor": INCEPTION_EXTRACTOR, "input": "uint8 quantized, bilinear-resized "
+                "to 299x299 (grayscale repeated to RGB by the network)"}
+    return fid_from_stats(gen, ref), protocol

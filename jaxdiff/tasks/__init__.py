@@ -10,6 +10,7 @@ Adding a process is one module that builds a :class:`Task` and one entry in :dat
 """
 
 from jaxdiff._validation import config_error
+from jaxdiff.tasks.autoencoder import AUTOENCODER
 from jaxdiff.tasks.autoregressive import AUTOREGRESSIVE
 from jaxdiff.tasks.base import Modality, Task
 from jaxdiff.tasks.continuous import EDM, FLOW
@@ -20,7 +21,8 @@ from jaxdiff.tasks.masked import MASKED
 from jaxdiff.tasks.text import TEXT, TOKENIZER, TextEvaluation
 
 TASKS: dict[str, Task] = {task.name: task for task in
-                          (GAUSSIAN, FLOW, EDM, ABSORBING, UNIFORM, MASKED, AUTOREGRESSIVE)}
+                          (GAUSSIAN, FLOW, EDM, ABSORBING, UNIFORM, MASKED, AUTOREGRESSIVE,
+                           AUTOENCODER)}
 
 
 def get_task(name: str) -> Task:
@@ -30,6 +32,6 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
-__all__ = ["ABSORBING", "AUTOREGRESSIVE", "EDM", "FLOW", "GAUSSIAN", "IMAGES", "MASKED",
-           "TASKS", "TEXT", "TOKENIZER", "UNIFORM", "ImageEvaluation", "Modality", "Task",
+__all__ = ["ABSORBING", "AUTOENCODER", "AUTOREGRESSIVE", "EDM", "FLOW", "GAUSSIAN", "IMAGES",
+           "MASKED", "TASKS", "TEXT", "TOKENIZER", "UNIFORM", "ImageEvaluation", "Modality", "Task",
            "TextEvaluation", "config_error", "get_task"]

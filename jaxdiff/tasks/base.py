@@ -13,7 +13,7 @@ from typing import Any
 
 PROCESS_SETTINGS = ("num_steps", "prediction", "weighting", "learned_variance",
                     "time_density", "density_mean", "density_std", "time_shift", "sigma_data",
-                    "label_dropout", "hybrid_coeff")
+                    "label_dropout", "hybrid_coeff", "kl_weight", "reconstruction_loss")
 """The ``diffusion`` fields that belong to some processes only: None unless the run's
 process reads them (:attr:`Task.settings`)."""
 
@@ -23,10 +23,12 @@ class Modality:
     """The data side shared by the processes of one kind of data.
 
     Attributes:
-      name: ``"images"`` or ``"text"``: which evaluation report applies
+      name: ``"images"``, ``"text"`` or ``"autoencoder"``: which evaluation report applies
         (:mod:`jaxdiff.evaluation`).
+      networks: the network config classes its processes train (``model.preset`` must be
+        one: a UNet or a DiT for images, the text transformer for text).
       check_config: ``(config) -> None``: raises ``ValueError`` naming the field for data
-        settings this modality cannot train on, or a model preset of the other modality.
+        settings this modality cannot train on.
       load: ``(config) -> (train_data, held_out_data)``.
       model_fields: ``(config, dataset) -> dict``: the model config fields the data fixes
         (image size and channels, classes; or the sequence length).
@@ -39,6 +41,7 @@ class Modality:
     """
 
     name: str
+    networks: tuple[type, ...]
     check_config: Callable[[Any], None]
     load: Callable[[Any], tuple[Any, Any]]
     model_fields: Callable[[Any, Any], dict]

@@ -17,7 +17,6 @@ from jaxdiff.data.files import is_array_file, is_image_folder
 from jaxdiff.data.grid import save_image_grid
 from jaxdiff.data.load import TFDS_PREFIX
 from jaxdiff.models.dit import DiTConfig
-from jaxdiff.models.presets import preset_config
 from jaxdiff.models.unet import UNetConfig
 from jaxdiff.tasks.base import Modality
 
@@ -108,7 +107,7 @@ def class_conditions(num_classes: int | None, count: int, classes=None,
 
 
 def _check_config(config) -> None:
-    d, preset = config.data, config.model.preset
+    d = config.data
     if not (d.name in data.EMBEDDED_NAMES or d.name.startswith(TFDS_PREFIX)
             or is_image_folder(d.name) or is_array_file(d.name)):
         raise config_error("data.name", f"must be one of {sorted(data.EMBEDDED_NAMES)}, "
@@ -124,9 +123,6 @@ def _check_config(config) -> None:
                                                       f"here, got {dropout}")
     if dropout is not None and not 0 <= dropout < 1:
         raise config_error("diffusion.label_dropout", f"must be in [0, 1), got {dropout}")
-    if not isinstance(preset_config(preset), UNetConfig | DiTConfig):
-        raise config_error("model.preset", f"{preset!r} is not an image denoiser (UNet or "
-                                           f"DiT) for process {config.diffusion.process!r}")
 
 
 def _load(config):
@@ -164,7 +160,7 @@ def _save_samples(run, path_stem, samples):
     return path
 
 
-IMAGES = Modality(name="images", check_config=_check_config, load=_load,
-                  model_fields=_model_fields, train_batches=_train_batches,
+IMAGES = Modality(name="images", networks=(UNetConfig, DiTConfig), check_config=_check_config,
+                  load=_load, model_fields=_model_fields, train_batches=_train_batches,
                   eval_batches=_eval_batches, held_out_metrics=lambda run, loss: {},
                   sample_shape=_sample_shape, save_samples=_save_samples)

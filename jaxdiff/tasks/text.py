@@ -17,7 +17,6 @@ import numpy as np
 from jaxdiff import data, discrete
 from jaxdiff._validation import config_error
 from jaxdiff.models.functional import bind
-from jaxdiff.models.presets import preset_config
 from jaxdiff.models.text_transformer import TextTransformerConfig
 from jaxdiff.tasks.base import Modality
 from jaxdiff.units import bits_per_unit
@@ -89,7 +88,7 @@ def diffusion_bound(elbo_fn) -> Callable:
 
 
 def _check_config(config) -> None:
-    d, preset = config.data, config.model.preset
+    d = config.data
     if d.name not in data.TEXT_CORPUS_NAMES:
         raise config_error("data.name", f"process {config.diffusion.process!r} trains on a "
                                         f"character corpus, one of "
@@ -99,9 +98,6 @@ def _check_config(config) -> None:
     if (d.path is not None) != (d.name == "text8"):
         raise config_error("data.path", f"is required for the 'text8' corpus and only for "
                                         f"it; got path={d.path!r} with name={d.name!r}")
-    if not isinstance(preset_config(preset), TextTransformerConfig):
-        raise config_error("model.preset", f"{preset!r} does not model text "
-                                           f"(process {config.diffusion.process!r})")
 
 
 def _load(config):
@@ -175,7 +171,8 @@ def _save_samples(run, path_stem, samples):
     return path
 
 
-TEXT = Modality(name="text", check_config=_check_config, load=_load,
+TEXT = Modality(name="text", networks=(TextTransformerConfig,), check_config=_check_config,
+                load=_load,
                 model_fields=_model_fields, train_batches=_train_batches,
                 eval_batches=_eval_batches, held_out_metrics=_held_out_metrics,
                 sample_shape=text_sample_shape, save_samples=_save_samples)

@@ -58,7 +58,7 @@ class DiffusionConfig:
     the ones it uses."""
 
     process: str = _setting("gaussian", "gaussian | flow | edm | absorbing | uniform | masked "
-                                        "| autoregressive (jaxdiff.tasks.TASKS)")
+                                        "| autoregressive | autoencoder (jaxdiff.tasks.TASKS)")
     schedule: str | None = _setting(None, "the process's noise schedule or path (None: its "
                                           "default)")
     num_steps: int | None = _setting(None, "gaussian / D3PM: T, the discrete steps (None: "
@@ -82,6 +82,9 @@ class DiffusionConfig:
                                                  "rate (classifier-free guidance; None: 0.1)")
     hybrid_coeff: float | None = _setting(None, "D3PM: lambda of L_vb + lambda CE (None: "
                                                 "0.01)")
+    kl_weight: float | None = _setting(None, "autoencoder: beta of reconstruction + beta KL "
+                                             "(None: 1e-6, LDM's)")
+    reconstruction_loss: str | None = _setting(None, "autoencoder: l1 | l2 (None: l1)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,6 +246,10 @@ def validate(config: ExperimentConfig, *, num_devices: int) -> ExperimentConfig:
             _fail(f"diffusion.{name}", f"is not a setting of process {f.process!r} (it must be "
                                        f"None; the process reads {sorted(task.settings) or 'none'}"
                                        f" of {list(PROCESS_SETTINGS)})")
+    if not isinstance(network, task.modality.networks):
+        _fail("model.preset", f"{m.preset!r} is {type(network).__name__}; process "
+                              f"{f.process!r} trains "
+                              f"{' or '.join(c.__name__ for c in task.modality.networks)}")
     task.modality.check_config(config)
     task.check_config(config)
     fields = {x.name for x in dataclasses.fields(network)}

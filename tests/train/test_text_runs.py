@@ -12,7 +12,7 @@ import pytest
 from jaxdiff import autoregressive, discrete, tasks, train
 from jaxdiff import models as jm
 from jaxdiff.tasks.d3pm import d3pm_bound_objective
-from tests.train.util import TINY, TINY_TEXT, tiny_config
+from tests.train.util import TINY, TINY_AE, TINY_TEXT, tiny_config
 
 SCHEDULE = {"absorbing": "reciprocal", "uniform": "cosine", "masked": "loglinear",
             "autoregressive": None}
@@ -99,7 +99,7 @@ def test_image_process_refuses_a_text_corpus():
 
 def test_every_listed_schedule_builds_and_none_is_the_process_default():
     for task in tasks.TASKS.values():
-        base = TINY if task.modality is tasks.IMAGES else TINY_TEXT
+        base = {"images": TINY, "text": TINY_TEXT, "autoencoder": TINY_AE}[task.modality.name]
         for schedule in task.schedules + (None,):
             steps = 4 if "num_steps" in task.sampler_options else None
             config = tiny_config(base, diffusion={"process": task.name, "schedule": schedule},

@@ -1,6 +1,6 @@
 """Tiny run configs shared by the training tests: 8x8 digits with a UNet of ~20k
-parameters, and 16-character windows of the embedded text corpus with a one-block text
-transformer."""
+parameters, 16-character windows of the embedded text corpus with a one-block text
+transformer, and an autoencoder of 16x16 digits."""
 
 from jaxdiff import tasks, train
 
@@ -24,6 +24,17 @@ TINY_TEXT = {
     "optim": {"learning_rate": 1e-2, "warmup_steps": 2, "ema_decay": 0.5},
     "train": {"batch_size": 16, "num_steps": 4, "checkpoint_every": 2, "log_every": 2,
               "eval_every": 4, "eval_batches": 2, "sample_count": 8, "sample_steps": 4},
+}
+
+# 16x16 digits into an 8x8x4 latent: a two-level autoencoder of ~60k parameters
+TINY_AE = {
+    "data": {"name": "digits", "image_size": 16},
+    "model": {"preset": "vae_tiny",
+              "overrides": {"base_channels": 8, "channel_mults": (1, 2), "num_groups": 4}},
+    "diffusion": {"process": "autoencoder"},
+    "optim": {"learning_rate": 2e-3, "warmup_steps": 5, "ema_decay": 0.5},
+    "train": {"batch_size": 32, "num_steps": 60, "checkpoint_every": 60, "log_every": 20,
+              "eval_every": 60, "eval_batches": 1, "sample_count": 8, "sample_steps": None},
 }
 
 
