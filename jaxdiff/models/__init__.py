@@ -18,7 +18,7 @@ from jaxdiff.models.autoencoder import (
     posterior_kl,
     posterior_sample,
 )
-from jaxdiff.models.conditioning import drop_labels
+from jaxdiff.models.conditioning import TextCondition, drop_labels
 from jaxdiff.models.dit import DiT, DiTConfig
 from jaxdiff.models.functional import (
     Model,
@@ -48,6 +48,7 @@ __all__ = [
     "LayerKVCache",
     "Model",
     "NetworkConfig",
+    "TextCondition",
     "TextTransformer",
     "TextTransformerConfig",
     "UNet",

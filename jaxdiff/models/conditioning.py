@@ -8,7 +8,7 @@ the id ``num_classes``, so label embeddings have ``num_classes + 1`` rows; the n
 of a text-conditioned model is the empty caption ``""``.
 """
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -46,18 +46,52 @@ def drop_labels(key: PRNGKey, labels: Array, *, num_classes: int, rate: float) -
     return jnp.where(dropped, jnp.asarray(num_classes, labels.dtype), labels)
 
 
-def image_denoiser_inputs(config, x_t: Array, t: Array, cond: Array | None,
-                          dropout_key: PRNGKey | None) -> tuple[Array | None, nnx.Rngs | None]:
+def text_condition(cond, *, text_dim: int, batch_size: int) -> "TextCondition":
+    """Validates ``cond`` as the :class:`TextCondition` of ``batch_size`` captions of width
+    ``text_dim``; a text-conditioned network has no "no caption": its unconditional input is
+    the encoded empty caption."""
+    if not isinstance(cond, TextCondition):
+        raise ValueError(f"cond must be a TextCondition (tokens, mask, pooled) for a "
+                         f"text-conditioned network (text_dim={text_dim}); the unconditional "
+                         f"input is the encoded empty caption '', got {type(cond).__name__}")
+    check_floating("cond.tokens", cond.tokens, shape=(batch_size, None, text_dim))
+    source = cond.tokens.shape[1]
+    if cond.mask.shape != (batch_size, source) or cond.mask.dtype != jnp.bool_:
+        raise ValueError(f"cond.mask must be bool [B, S] = {(batch_size, source)}, got "
+                         f"{cond.mask.dtype}{list(cond.mask.shape)}")
+    check_floating("cond.pooled", cond.pooled, shape=(batch_size, text_dim))
+    return cond
+
+
+def image_denoiser_inputs(config, x_t: Array, t: Array, cond,
+                          dropout_key: PRNGKey | None) -> tuple[Any, nnx.Rngs | None]:
     """The shared entry of the image denoisers (UNet, DiT): checks ``x_t``
     ``[B, image_size, image_size, in_channels]`` (floating) and ``t`` ``[B]`` against
-    ``config``, and returns the class labels (:func:`class_labels`) and the dropout RNGs
+    ``config``, and returns the condition -- the class labels (:func:`class_labels`), or for
+    a network with ``text_dim`` the captions (:func:`text_condition`) -- and the dropout RNGs
     (None in eval mode, when ``dropout_key`` is None)."""
     size = config.image_size
     check_floating("x_t", x_t, shape=(None, size, size, config.in_channels))
     batch = x_t.shape[0]
     check_real("t", t, shape=(batch,))
-    labels = class_labels(cond, num_classes=config.num_classes, batch_size=batch)
-    return labels, None if dropout_key is None else nnx.Rngs(dropout=dropout_key)
+    if config.text_dim is not None:
+        condition = text_condition(cond, text_dim=config.text_dim, batch_size=batch)
+    else:
+        condition = class_labels(cond, num_classes=config.num_classes, batch_size=batch)
+    return condition, None if dropout_key is None else nnx.Rngs(dropout=dropout_key)
+
+
+def check_text_config(config) -> None:
+    """``text_dim`` (captions) and ``num_classes`` (labels) are two kinds of condition: a
+    network takes at most one."""
+    if config.text_dim is not None:
+        if isinstance(config.text_dim, bool) or not isinstance(config.text_dim, int) \
+                or config.text_dim < 1:
+            raise ValueError(f"text_dim must be None or an int >= 1, got {config.text_dim!r}")
+        if config.num_classes is not None:
+            raise ValueError(f"text_dim={config.text_dim} and num_classes="
+                             f"{config.num_classes}: a network is conditioned on captions or on "
+                             f"class labels, not both")
 
 
 class TextCondition(NamedTuple):

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxdiff._validation import check_divisible, check_int, check_rate
-from jaxdiff.models.conditioning import image_denoiser_inputs
+from jaxdiff.models.conditioning import check_text_config, image_denoiser_inputs
 from jaxdiff.models.embeddings import Embedding, TimestepMLP, sincos_2d_position_embedding
 from jaxdiff.models.initializers import NORMAL_002, ZEROS
 from jaxdiff.models.transformer_block import TransformerBlock, modulate
@@ -48,6 +48,11 @@ class DiTConfig:
         column and the second its row, ``[s(col), s(row)]``, as in the DiT (and MAE) code
         and diffusers; False: ``[s(row), s(col)]``, jaxdiff's order before config version
         6 (:func:`~jaxdiff.models.embeddings.sincos_2d_position_embedding`).
+      text_dim: the width of a caption's token and pooled embeddings
+        (:class:`~jaxdiff.models.TextCondition`) for a text-conditioned network, or None:
+        then every block cross-attends to the caption's tokens (PixArt-alpha, Chen et al.
+        2024) and the projected pooled embedding joins the timestep embedding in the adaLN
+        conditioning. Exclusive with ``num_classes``.
     """
 
     image_size: int = 32
@@ -64,8 +69,10 @@ class DiTConfig:
     timestep_freq_shift: float = 0.0
     mlp_norm_eps: float = 1e-6
     position_columns_first: bool = True
+    text_dim: int | None = None
 
     def __post_init__(self):
+        check_text_config(self)
         for name in ("image_size", "in_channels", "patch_size", "hidden_size", "depth",
                      "num_heads", "frequency_dim"):
             check_int(name, getattr(self, name))
@@ -103,10 +110,14 @@ class DiT(nnx.Module):
                                       freq_shift=config.timestep_freq_shift, rngs=rngs)
         self.class_embed = (Embedding(config.num_classes + 1, width, init=NORMAL_002, rngs=rngs)
                             if config.num_classes is not None else None)
+        self.pooled_embed = (nnx.Linear(config.text_dim, width, kernel_init=NORMAL_002,
+                                        rngs=rngs)
+                             if config.text_dim is not None else None)
         self.blocks = nnx.List([
             TransformerBlock(width, num_heads=config.num_heads, mlp_ratio=config.mlp_ratio,
                              cond_dim=width, dropout=config.dropout,
-                             mlp_norm_eps=config.mlp_norm_eps, rngs=rngs)
+                             mlp_norm_eps=config.mlp_norm_eps, context_dim=config.text_dim,
+                             rngs=rngs)
             for _ in range(config.depth)])
         self.final_norm = nnx.LayerNorm(width, epsilon=1e-6, use_scale=False, use_bias=False,
                                         rngs=rngs)
@@ -132,14 +143,17 @@ class DiT(nnx.Module):
         """Predicts eps, x0 or v (and the variance interpolation if ``learned_variance``):
         the UNet's contract (:meth:`jaxdiff.models.UNet.__call__`), the same arguments and
         output ``[B, image_size, image_size, out_channels]`` in the parameters' dtype."""
-        labels, dropout_rngs = image_denoiser_inputs(self.config, x_t, t, cond, dropout_key)
+        condition, dropout_rngs = image_denoiser_inputs(self.config, x_t, t, cond, dropout_key)
+        context = condition if self.config.text_dim is not None else None
 
         cond_BxD = self.time_embed(t)
         if self.class_embed is not None:
-            cond_BxD = cond_BxD + self.class_embed(labels)
+            cond_BxD = cond_BxD + self.class_embed(condition)
+        if self.pooled_embed is not None:
+            cond_BxD = cond_BxD + self.pooled_embed(condition.pooled.astype(cond_BxD.dtype))
         h_BxNxD = self._patchify(x_t)
         for block in self.blocks:
-            h_BxNxD = block(h_BxNxD, cond_BxD, dropout_rngs=dropout_rngs)
+            h_BxNxD = block(h_BxNxD, cond_BxD, context=context, dropout_rngs=dropout_rngs)
         shift, scale = jnp.split(self.final_modulation(jax.nn.silu(cond_BxD)), 2, axis=-1)
         h_BxNxD = modulate(self.final_norm(h_BxNxD), shift, scale)
         return self._unpatchify(self.final_projection(h_BxNxD))

@@ -5,7 +5,9 @@ Diffusion Models with Transformers", Sec. 3.2): LayerNorms without affine parame
 whose shift and scale, and a gate on each residual branch, are regressed from the
 conditioning by a zero-initialised linear layer, so each block starts as the identity.
 Without conditioning it is the ordinary pre-LayerNorm block (Radford et al. 2019), used
-by the causal autoregressive baseline.
+by the causal autoregressive baseline. With ``context_dim`` a cross-attention branch to a
+caption's tokens sits between self-attention and the MLP, after its own LayerNorm and with a
+zero-initialised output (PixArt-alpha's text-conditioned DiT block, Chen et al. 2024).
 """
 
 import jax
@@ -13,6 +15,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxdiff.models.attention import LayerKVCache, SelfAttention
+from jaxdiff.models.cross_attention import CrossAttention
 from jaxdiff.models.initializers import XAVIER_UNIFORM, ZEROS
 from jaxdiff.typing import Array
 
@@ -35,6 +38,7 @@ class TransformerBlock(nnx.Module):
       rotary: rotary position embeddings in attention.
       mlp_norm_eps: the epsilon of the LayerNorm before the MLP (the one before attention
         has 1e-6).
+      context_dim: width of the caption tokens of a cross-attention branch, or None.
       rngs: parameter initialisation randomness.
     """
 
@@ -48,6 +52,7 @@ class TransformerBlock(nnx.Module):
         dropout: float = 0.0,
         rotary: bool = False,
         mlp_norm_eps: float = 1e-6,
+        context_dim: int | None = None,
         rngs: nnx.Rngs,
     ):
         affine = cond_dim is None
@@ -56,6 +61,11 @@ class TransformerBlock(nnx.Module):
                                             use_bias=affine, rngs=rngs)
         self.attention = SelfAttention(dim, num_heads=num_heads, rotary=rotary,
                                        kernel_init=XAVIER_UNIFORM, rngs=rngs)
+        self.cross_norm = (nnx.LayerNorm(dim, epsilon=1e-6, rngs=rngs)
+                           if context_dim is not None else None)
+        self.cross_attention = (CrossAttention(dim, context_dim, num_heads=num_heads,
+                                               zero_init_output=True, rngs=rngs)
+                                if context_dim is not None else None)
         self.mlp_norm = nnx.LayerNorm(dim, epsilon=mlp_norm_eps, use_scale=affine,
                                       use_bias=affine, rngs=rngs)
         self.mlp_hidden = nnx.Linear(dim, mlp_dim, kernel_init=XAVIER_UNIFORM, rngs=rngs)
@@ -85,12 +95,20 @@ class TransformerBlock(nnx.Module):
         return self.mlp_output(jax.nn.gelu(self.mlp_hidden(x), approximate=True))
 
     def __call__(self, x_BxLxD: Array, cond_BxC: Array | None = None, *, causal: bool = False,
-                 dropout_rngs: nnx.Rngs | None = None) -> Array:
-        """Applies the block; dropout only when ``dropout_rngs`` is given (train mode)."""
+                 context=None, dropout_rngs: nnx.Rngs | None = None) -> Array:
+        """Applies the block; dropout only when ``dropout_rngs`` is given (train mode);
+        ``context`` is the :class:`~jaxdiff.models.TextCondition` of a block with
+        ``context_dim``."""
+        if (context is None) != (self.cross_attention is None):
+            raise ValueError("context must be given exactly when the block has context_dim")
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self._modulations(cond_BxC)
         h = self.attention(self._normed(self.attention_norm, x_BxLxD, shift_a, scale_a),
                            causal=causal)
         x_BxLxD = x_BxLxD + self._gated(h, gate_a, dropout_rngs)
+        if self.cross_attention is not None:
+            h = self.cross_attention(self.cross_norm(x_BxLxD),
+                                     context.tokens.astype(x_BxLxD.dtype), context.mask)
+            x_BxLxD = x_BxLxD + self._gated(h, None, dropout_rngs)
         h = self._mlp(self._normed(self.mlp_norm, x_BxLxD, shift_m, scale_m))
         return x_BxLxD + self._gated(h, gate_m, dropout_rngs)
 

@@ -18,7 +18,8 @@ from flax import nnx
 
 from jaxdiff._validation import check_divisible, check_int, check_rate
 from jaxdiff.models.attention import SelfAttention
-from jaxdiff.models.conditioning import image_denoiser_inputs
+from jaxdiff.models.conditioning import TextCondition, check_text_config, image_denoiser_inputs
+from jaxdiff.models.cross_attention import CrossAttention
 from jaxdiff.models.embeddings import Embedding, TimestepMLP
 from jaxdiff.models.initializers import STANDARD_NORMAL, XAVIER_UNIFORM, ZEROS
 from jaxdiff.models.normalization import GroupNorm
@@ -64,6 +65,12 @@ class UNetConfig:
       timestep_cos_first, timestep_freq_shift: the sinusoid of the time embedding
         (:func:`~jaxdiff.models.embeddings.timestep_embedding`); Ho et al.'s code has the
         sines first and a shift of 1.
+      text_dim: the width of a caption's token and pooled embeddings
+        (:class:`~jaxdiff.models.TextCondition`) for a text-conditioned network, or None.
+        Then every self-attention block (the attention levels and the middle) is followed
+        by cross-attention to the caption's tokens, as Stable Diffusion's spatial
+        transformers (Rombach et al. 2022, Sec. 3.3), and the pooled embedding, projected,
+        is added to the time embedding. Exclusive with ``num_classes``.
     """
 
     image_size: int = 32
@@ -85,8 +92,10 @@ class UNetConfig:
     downsample_padding: int = 1
     timestep_cos_first: bool = True
     timestep_freq_shift: float = 0.0
+    text_dim: int | None = None
 
     def __post_init__(self):
+        check_text_config(self)
         for name in ("image_size", "in_channels", "base_channels", "num_res_blocks",
                      "num_heads", "num_groups"):
             check_int(name, getattr(self, name))
@@ -265,8 +274,27 @@ class SpatialAttention(nnx.Module):
         return x_BxHxWxC + self.attention(tokens_BxLxC).reshape(b, h, w, c)
 
 
+class SpatialCrossAttention(nnx.Module):
+    """``x + CrossAttention(GroupNorm(x), caption tokens)`` over the ``H*W`` positions,
+    zero-initialised output; padded caption tokens get no weight."""
+
+    def __init__(self, channels: int, text_dim: int, *, num_heads: int, num_groups: int,
+                 norm_eps: float = 1e-6, rngs: nnx.Rngs):
+        self.norm = GroupNorm(channels, num_groups=num_groups, epsilon=norm_eps)
+        self.attention = CrossAttention(channels, text_dim, num_heads=num_heads,
+                                        zero_init_output=True, rngs=rngs)
+
+    def __call__(self, x_BxHxWxC: Array, context: TextCondition) -> Array:
+        b, h, w, c = x_BxHxWxC.shape
+        tokens_BxLxC = self.norm(x_BxHxWxC).reshape(b, h * w, c)
+        attended = self.attention(tokens_BxLxC, context.tokens.astype(x_BxHxWxC.dtype),
+                                  context.mask)
+        return x_BxHxWxC + attended.reshape(b, h, w, c)
+
+
 class UNetBlock(nnx.Module):
-    """A residual block, optionally followed by spatial attention."""
+    """A residual block, optionally followed by spatial attention (and, in a text-conditioned
+    network, cross-attention to the caption)."""
 
     def __init__(self, in_channels: int, out_channels: int, *, with_attention: bool,
                  config: UNetConfig, rngs: nnx.Rngs):
@@ -279,10 +307,18 @@ class UNetBlock(nnx.Module):
                                            num_groups=config.num_groups,
                                            norm_eps=config.norm_eps, rngs=rngs)
                           if with_attention else None)
+        self.cross_attention = (SpatialCrossAttention(out_channels, config.text_dim,
+                                                      num_heads=config.heads_for(out_channels),
+                                                      num_groups=config.num_groups,
+                                                      norm_eps=config.norm_eps, rngs=rngs)
+                                if with_attention and config.text_dim is not None else None)
 
-    def __call__(self, x: Array, emb: Array, *, dropout_rngs: nnx.Rngs | None) -> Array:
+    def __call__(self, x: Array, emb: Array, *, context: TextCondition | None = None,
+                 dropout_rngs: nnx.Rngs | None) -> Array:
         h = self.residual(x, emb, dropout_rngs=dropout_rngs)
-        return h if self.attention is None else self.attention(h)
+        if self.attention is not None:
+            h = self.attention(h)
+        return h if self.cross_attention is None else self.cross_attention(h, context)
 
 
 def _resampler(channels: int, direction: Literal["up", "down"], config: UNetConfig,
@@ -316,11 +352,11 @@ class DownLevel(nnx.Module):
             for i in range(config.num_res_blocks)])
         self.downsample = _resampler(out_channels, "down", config, rngs) if downsample else None
 
-    def __call__(self, h: Array, emb: Array, *,
+    def __call__(self, h: Array, emb: Array, *, context: TextCondition | None,
                  dropout_rngs: nnx.Rngs | None) -> tuple[Array, list[Array]]:
         skips = []
         for block in self.blocks:
-            h = block(h, emb, dropout_rngs=dropout_rngs)
+            h = block(h, emb, context=context, dropout_rngs=dropout_rngs)
             skips.append(h)
         if self.downsample is not None:
             h = _apply_resampler(self.downsample, h, emb, dropout_rngs)
@@ -343,9 +379,10 @@ class UpLevel(nnx.Module):
         self.upsample = _resampler(out_channels, "up", config, rngs) if upsample else None
 
     def __call__(self, h: Array, skips: list[Array], emb: Array, *,
-                 dropout_rngs: nnx.Rngs | None) -> Array:
+                 context: TextCondition | None, dropout_rngs: nnx.Rngs | None) -> Array:
         for block, skip in zip(self.blocks, skips, strict=True):
-            h = block(jnp.concatenate([h, skip], axis=-1), emb, dropout_rngs=dropout_rngs)
+            h = block(jnp.concatenate([h, skip], axis=-1), emb, context=context,
+                      dropout_rngs=dropout_rngs)
         if self.upsample is not None:
             h = _apply_resampler(self.upsample, h, emb, dropout_rngs)
         return h
@@ -367,6 +404,9 @@ class UNet(nnx.Module):
         self.class_embed = (Embedding(config.num_classes + 1, config.embed_dim,
                                       init=STANDARD_NORMAL, rngs=rngs)
                             if config.num_classes is not None else None)
+        self.pooled_embed = (nnx.Linear(config.text_dim, config.embed_dim,
+                                        kernel_init=XAVIER_UNIFORM, rngs=rngs)
+                             if config.text_dim is not None else None)
         self.input_conv = conv_layer(config.in_channels, base, 3, rngs=rngs)
 
         channels, skip_channels, down = base, [base], []
@@ -399,10 +439,12 @@ class UNet(nnx.Module):
                                      epsilon=config.norm_eps)
         self.output_conv = conv_layer(channels, config.out_channels, 3, zero_init=True, rngs=rngs)
 
-    def _embed(self, t_B: Array, labels_B: Array | None) -> Array:
+    def _embed(self, t_B: Array, condition) -> Array:
         emb_BxE = self.time_embed(t_B)
         if self.class_embed is not None:
-            emb_BxE = emb_BxE + self.class_embed(labels_B)
+            emb_BxE = emb_BxE + self.class_embed(condition)
+        if self.pooled_embed is not None:
+            emb_BxE = emb_BxE + self.pooled_embed(condition.pooled.astype(emb_BxE.dtype))
         return emb_BxE
 
     def __call__(self, x_t: Array, t: Array, cond: Array | None = None, *,
@@ -415,24 +457,27 @@ class UNet(nnx.Module):
             fractional timesteps (same units).
           cond: ``int [B]`` class labels in ``[0, num_classes]`` (``num_classes`` = null
             class) for a class-conditional network; ``None`` means the null class.
-            Must be ``None`` for an unconditional network.
+            A :class:`~jaxdiff.models.TextCondition` of ``B`` captions for a
+            text-conditioned network (``text_dim``). Must be ``None`` for an
+            unconditional network.
           dropout_key: enables dropout (train mode); ``None`` is eval mode.
 
         Returns:
           ``[B, image_size, image_size, out_channels]`` in the parameters' dtype.
         """
-        labels, dropout_rngs = image_denoiser_inputs(self.config, x_t, t, cond, dropout_key)
+        condition, dropout_rngs = image_denoiser_inputs(self.config, x_t, t, cond, dropout_key)
+        context = condition if self.config.text_dim is not None else None
 
-        emb = self._embed(t, labels)
+        emb = self._embed(t, condition)
         h = self.input_conv(x_t)
         skips = [h]
         for level in self.down:
-            h, level_skips = level(h, emb, dropout_rngs=dropout_rngs)
+            h, level_skips = level(h, emb, context=context, dropout_rngs=dropout_rngs)
             skips += level_skips
         for block in self.middle:
-            h = block(h, emb, dropout_rngs=dropout_rngs)
+            h = block(h, emb, context=context, dropout_rngs=dropout_rngs)
         for level in self.up:
             level_skips = [skips.pop() for _ in level.blocks]
-            h = level(h, level_skips, emb, dropout_rngs=dropout_rngs)
+            h = level(h, level_skips, emb, context=context, dropout_rngs=dropout_rngs)
         return self.output_conv(jax.nn.silu(self.output_norm(h)))
 

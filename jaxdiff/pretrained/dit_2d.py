@@ -43,7 +43,7 @@ _DEFAULTS = {"num_attention_heads": 16, "attention_head_dim": 72, "in_channels":
              "patch_size": 2, "num_embeds_ada_norm": 1000, "norm_eps": 1e-5, **_FIXED}
 # DiTConfig field -> the one value a DiTTransformer2DModel can have (dropout: see _FIXED)
 _DIFFUSERS_ONLY = {"mlp_ratio": 4.0, "frequency_dim": 256, "timestep_freq_shift": 1.0,
-                   "position_columns_first": True, "dropout": 0.0}
+                   "position_columns_first": True, "dropout": 0.0, "text_dim": None}
 
 
 def _error(field: str, message: str) -> ValueError:

@@ -99,6 +99,10 @@ def jaxdiff_config(values: dict) -> UNetConfig:
 def diffusers_config(config: UNetConfig) -> dict:
     """The ``UNet2DModel`` ``config.json`` of a jaxdiff UNet config; a ``ValueError`` names a
     jaxdiff field the diffusers model cannot express."""
+    if config.text_dim is not None:
+        raise ValueError(f"UNetConfig.text_dim={config.text_dim}: {CLASS_NAME} has no "
+                         f"cross-attention (diffusers' UNet2DConditionModel is another "
+                         f"architecture)")
     if config.resblock_updown:
         raise ValueError(f"UNetConfig.resblock_updown=True has no {CLASS_NAME} equivalent here "
                          f"(conv resampling only)")
