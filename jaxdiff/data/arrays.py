@@ -25,6 +25,9 @@ class ArrayDataset:
       captions: the caption of each label id (``num_classes`` strings, none empty), or
         None when the labels are classes: a captioned dataset's labels index its caption
         table (:mod:`jaxdiff.data.captions`).
+      pixels: for a dataset of autoencoder latents (``images`` holds the scaled latents,
+        which need not lie in [-1, 1]), the image dataset they encode, row for row; None
+        for images.
     """
 
     images: np.ndarray
@@ -33,6 +36,7 @@ class ArrayDataset:
     name: str = ""
     noise: np.ndarray | None = None
     captions: tuple[str, ...] | None = None
+    pixels: "ArrayDataset | None" = None
 
     def __post_init__(self):
         images, labels = self.images, self.labels
@@ -41,7 +45,10 @@ class ArrayDataset:
                              f"{getattr(images, 'shape', None)}")
         if images.dtype != np.float32:
             raise TypeError(f"images must be float32, got {images.dtype}")
-        if images.size and (images.min() < -1.0 or images.max() > 1.0):
+        if self.pixels is not None and len(self.pixels) != images.shape[0]:
+            raise ValueError(f"pixels must hold the {images.shape[0]} images the latents "
+                             f"encode, got {len(self.pixels)}")
+        if self.pixels is None and images.size and (images.min() < -1.0 or images.max() > 1.0):
             raise ValueError(f"images must lie in [-1, 1], got values in [{images.min():g}, "
                              f"{images.max():g}] (raw 0..255 pixels? see "
                              "jaxdiff.data.to_unit_range)")

@@ -61,6 +61,7 @@ from jaxdiff.evaluation import common, scores
 from jaxdiff.evaluation.classifier import train_or_load_classifier
 from jaxdiff.evaluation.common import RestoredRun, format_value
 from jaxdiff.metrics.paths import default_cache_dir
+from jaxdiff.tasks.conditions import run_conditions
 
 CLASSIFIER_DATASETS = ("digits", "mnist_5k", "fashion_mnist")
 """The datasets with an in-domain classifier (classifier FID/IS, class histogram)."""
@@ -79,8 +80,8 @@ def draw_samples(restored: RestoredRun, *, num_samples: int, sampler: str | None
                  seed: int, batch_size: int, guidance_scale: float | None = None,
                  progress: bool = True) -> np.ndarray:
     """``num_samples`` images ``[N, H, W, C]`` in [-1, 1] from the EMA parameters, drawn in
-    jitted batches of ``batch_size`` (one compilation; the last batch is cut); ``sampler``
-    None is the run's task's default."""
+    jitted batches of ``batch_size`` (one compilation; the last batch is cut) and, for a
+    latent run, decoded; ``sampler`` None is the run's task's default."""
 
     count = min(batch_size, num_samples)
     sample = train.make_sampler(restored.run, sampler=sampler, num_steps=steps, count=count,
@@ -90,11 +91,19 @@ def draw_samples(restored: RestoredRun, *, num_samples: int, sampler: str | None
     with tqdm(total=num_samples, unit="img", desc=f"sample {sampler}/{steps}",
               disable=not progress) as bar:
         for i in range(math.ceil(num_samples / count)):
-            images = np.asarray(sample(jax.random.fold_in(key, i), restored.ema_params))
+            images = np.asarray(restored.run.task.modality.to_pixels(
+                restored.run, sample(jax.random.fold_in(key, i), restored.ema_params)))
             take = min(count, num_samples - i * count)
             out.append(images[:take])
             bar.update(take)
     return np.concatenate(out, axis=0)
+
+
+def _conditions_of(restored: RestoredRun, labels: np.ndarray):
+    """The network's condition of examples with ``labels`` (device arrays; None for an
+    unconditional run)."""
+    cond = run_conditions(restored.run).rows(labels)
+    return None if cond is None else jax.tree.map(jnp.asarray, cond)
 
 
 def _bits_per_dim(bpd, restored: RestoredRun, images: np.ndarray, labels: np.ndarray, *, key,
@@ -108,7 +117,8 @@ def _bits_per_dim(bpd, restored: RestoredRun, images: np.ndarray, labels: np.nda
         for i, start in enumerate(range(0, n, size)):
             idx = np.arange(start, start + size) % n       # the last batch wraps around
             values = np.asarray(bpd(jax.random.fold_in(key, i), restored.ema_params,
-                                    jnp.asarray(images[idx]), jnp.asarray(labels[idx])))
+                                    jnp.asarray(images[idx]),
+                                    _conditions_of(restored, labels[idx])))
             take = min(size, n - start)
             out.append(values[:take])
             bar.update(take)
@@ -176,7 +186,12 @@ def evaluate_run(workdir: str | os.PathLike | RestoredRun, *, num_samples: int =
     num_bins = data_levels(name)
     # Built first, so that a bad nll_steps fails before the samples are drawn.
     bpd_fn = run.task.evaluation.bits_per_dim(run, num_bins=num_bins, nll_steps=nll_steps)
-    test = run.eval_dataset
+    held_out = run.eval_dataset   # the test split: the latents of a latent run
+    test = held_out if held_out.pixels is None else held_out.pixels
+    train_pixels = run.dataset if run.dataset.pixels is None else run.dataset.pixels
+    latent_why = (None if held_out.pixels is None else
+                  f"unavailable: a latent run's bound and diagnostics are of the latents of "
+                  f"{run.config.data.autoencoder!r}, not of the images")
     root = pathlib.Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     key = jax.random.key(seed)
     timing: dict[str, float] = {}
@@ -218,7 +233,7 @@ def evaluate_run(workdir: str | os.PathLike | RestoredRun, *, num_samples: int =
         def classifier_part():
             clf = train_or_load_classifier(name, image_size=image_size, steps=classifier_steps,
                                            cache_dir=root / "classifiers")
-            train_images = run.dataset.images[scores.spread(len(run.dataset), num_samples)]
+            train_images = train_pixels.images[scores.spread(len(train_pixels), num_samples)]
             results, protocol["classifier"] = scores.classifier_scores(
                 clf, samples, test, train_images, dataset_name=name,
                 cache_dir=root / "fid_stats", batch_size=batch_size, progress=progress)
@@ -239,6 +254,27 @@ def evaluate_run(workdir: str | os.PathLike | RestoredRun, *, num_samples: int =
         protocol["inception"] = inception_protocol
     updated()
 
+    if latent_why is not None:
+        for field in ("bits_per_dim", "bits_per_dim_continuous_bound", "reconstruction",
+                      "loss_per_timestep"):
+            report[field] = latent_why
+    else:
+        _likelihood_and_diagnostics(restored, report, protocol, timed, updated, bpd_fn,
+                                    key=key, num_bins=num_bins, nll_examples=nll_examples,
+                                    nll_steps=nll_steps, diag_examples=diag_examples,
+                                    batch_size=batch_size, progress=progress)
+    timing["total"] = round(time.perf_counter() - total_start, 2)
+    updated()
+    return report
+
+
+def _likelihood_and_diagnostics(restored: RestoredRun, report: dict, protocol: dict, timed,
+                                updated, bpd_fn, *, key, num_bins: int,
+                                nll_examples: int | None, nll_steps: int | None,
+                                diag_examples: int, batch_size: int, progress: bool) -> None:
+    """The report's bits/dim, continuous-time bound and diagnostics (pixel runs)."""
+    run = restored.run
+    test = run.eval_dataset
     # ---- bits/dim: the task's likelihood bound
     n_nll = len(test) if nll_examples is None else min(nll_examples, len(test))
     bpd = timed("bits_per_dim", lambda: _bits_per_dim(
@@ -275,15 +311,12 @@ def evaluate_run(workdir: str | os.PathLike | RestoredRun, *, num_samples: int =
     # ---- the task's diagnostics (reconstruction, loss per timestep)
     n_diag = min(diag_examples, len(test))
     x0 = jnp.asarray(test.images[:n_diag])
-    cond = jnp.asarray(test.labels[:n_diag]) if run.num_classes is not None else None
+    cond = _conditions_of(restored, test.labels[:n_diag])
     results, diag_protocol = timed("diagnostics", lambda: run.task.evaluation.diagnostics(
         run, restored.ema_params, key, x0, cond))
     report.update(results)
     protocol["diagnostics"] = {"examples": int(n_diag), "split": scores.REFERENCE_SPLIT,
                                **diag_protocol}
-    timing["total"] = round(time.perf_counter() - total_start, 2)
-    updated()
-    return report
 
 
 # ----------------------------------------------------------------------------- output
@@ -319,10 +352,14 @@ def report_markdown(report: dict) -> str:
     rows.append(("Inception FID", report["inception_fid"],
                  f"{sample_desc} vs {ref_desc}; {inc['extractor']}, {inc['input']}"
                  if inc else ""))
-    b = p["bits_per_dim"]
-    rows.append((b["label"], report["bits_per_dim"],
-                 f"{b['examples']} {b['split']} images, {b['description']}, "
-                 f"{b['num_bins']} levels; std err {format_value(report['bits_per_dim_stderr'])}"))
+    b = p.get("bits_per_dim")
+    if b is None:     # a latent run: the why in the value
+        rows.append(("bits/dim", report["bits_per_dim"], ""))
+    else:
+        rows.append((b["label"], report["bits_per_dim"],
+                     f"{b['examples']} {b['split']} images, {b['description']}, "
+                     f"{b['num_bins']} levels; std err "
+                     f"{format_value(report['bits_per_dim_stderr'])}"))
     c = p.get("bits_per_dim_continuous_bound")
     if c is not None:
         rows.append((c["label"], report["bits_per_dim_continuous_bound"],
@@ -334,22 +371,13 @@ def report_markdown(report: dict) -> str:
     lines = [f"# Evaluation of `{report['workdir']}` (step {report['step']})", "",
              "| metric | value | protocol |", "|---|---|---|"]
     lines += [f"| {m} | {format_value(v)} | {d} |" for m, v, d in rows]
-    lines += ["", f"bits/dim: {b['note']}."]
+    if b is not None:
+        lines += ["", f"bits/dim: {b['note']}."]
     if c is not None:
         lines += ["", f"VDM bound: {c['note']}."]
     lines += [""]
-    d = p["diagnostics"]
-    lines += [f"## Reconstruction ({d['examples']} {d['split']} images, clip_x0, "
-              f"{d['chain_steps']}-step {d['chain_sampler']} chain)", "",
-              "| t | MSE one-step | PSNR one-step (dB) | MSE chain | PSNR chain (dB) |",
-              "|---|---|---|---|---|"]
-    lines += [f"| {r['t']} | {format_value(r['mse_one_step'])} | "
-              f"{format_value(r['psnr_one_step'])} | "
-              f"{format_value(r['mse_chain'])} | {format_value(r['psnr_chain'])} |"
-              for r in report["reconstruction"]]
-    lines += ["", f"## Loss per timestep ({d['loss']})", "", "| t | loss |", "|---|---|"]
-    lines += [f"| [{r['t_from']}, {r['t_to']}) | {format_value(r['loss'])} |"
-              for r in report["loss_per_timestep"]]
+    if "diagnostics" in p:
+        lines += _diagnostics_markdown(report, p["diagnostics"])
     hist = report["class_histogram"]
     if isinstance(hist, dict):
         lines += ["", "## Class histogram (fractions)", "", "| class | samples | test data |",
@@ -358,6 +386,22 @@ def report_markdown(report: dict) -> str:
                   for k, (a, c) in enumerate(zip(hist["samples"], hist["test_data"],
                                                  strict=True))]
     return "\n".join(lines + common.wall_time_lines(report))
+
+
+def _diagnostics_markdown(report: dict, d: dict) -> list[str]:
+    """The reconstruction and loss-per-timestep tables."""
+    lines = [f"## Reconstruction ({d['examples']} {d['split']} images, clip_x0, "
+             f"{d['chain_steps']}-step {d['chain_sampler']} chain)", "",
+             "| t | MSE one-step | PSNR one-step (dB) | MSE chain | PSNR chain (dB) |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['t']} | {format_value(r['mse_one_step'])} | "
+              f"{format_value(r['psnr_one_step'])} | "
+              f"{format_value(r['mse_chain'])} | {format_value(r['psnr_chain'])} |"
+              for r in report["reconstruction"]]
+    lines += ["", f"## Loss per timestep ({d['loss']})", "", "| t | loss |", "|---|---|"]
+    lines += [f"| [{r['t_from']}, {r['t_to']}) | {format_value(r['loss'])} |"
+              for r in report["loss_per_timestep"]]
+    return lines
 
 
 def write_report(report: dict, directory: str | os.PathLike) -> tuple[pathlib.Path,

@@ -12,6 +12,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from jaxdiff._validation import check_floating, is_concrete
@@ -25,7 +26,7 @@ def masked_attention(q_BxLxHxK: Array, k_BxSxHxK: Array, v_BxSxHxK: Array,
     the keys where ``key_mask_BxS`` is True and :math:`-\infty` elsewhere (logits and softmax
     in float32); ``[B, L, H, K]`` in the dtype of ``q``. Every row needs one key: a caption
     keeps at least its begin token."""
-    if is_concrete(key_mask_BxS) and not bool(jnp.all(jnp.any(key_mask_BxS, axis=-1))):
+    if is_concrete(key_mask_BxS) and not np.all(np.any(np.asarray(key_mask_BxS), axis=-1)):
         raise ValueError("key_mask_BxS has a row with no key (every caption keeps at least "
                          "its begin token)")
     logits_BxHxLxS = jnp.einsum("blhk,bshk->bhls", q_BxLxHxK, k_BxSxHxK,

@@ -20,6 +20,7 @@ from jaxdiff.models.functional import abstract_init, make_apply_fn
 from jaxdiff.models.unet import UNetConfig
 from jaxdiff.pretrained import folder
 from jaxdiff.pretrained.scheduler import PretrainedScheduler, load_scheduler
+from jaxdiff.tasks.conditions import class_conditions
 from jaxdiff.tasks.gaussian import GAUSSIAN, image_sampler
 
 
@@ -47,7 +48,8 @@ class PretrainedPipeline:
                                shape=(count, size, size, channels),
                                prediction=self.scheduler.prediction,
                                learned_variance=self.config.learned_variance,
-                               num_classes=self.config.num_classes, sampler=sampler, **options)
+                               conditions=class_conditions(self.config.num_classes),
+                               sampler=sampler, **options)
         params = self.params
         return lambda key: sample(key, params)
 

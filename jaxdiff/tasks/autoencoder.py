@@ -45,6 +45,8 @@ def _check_config(config) -> None:
     d, t = config.data, config.train
     if d.conditional:
         raise config_error("data.conditional", "an autoencoder is unconditional")
+    if d.autoencoder is not None:
+        raise config_error("data.autoencoder", "an autoencoder trains on the pixels")
     loss = AUTOENCODER.setting(config, "reconstruction_loss")
     if loss not in RECONSTRUCTION_LOSSES:
         raise config_error("diffusion.reconstruction_loss", f"must be one of "

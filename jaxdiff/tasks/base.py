@@ -38,6 +38,8 @@ class Modality:
         ``eval_loss`` (text: ``eval_bpc``).
       sample_shape: ``(run, count) -> tuple``: the shape of ``count`` samples.
       save_samples: ``(run, path_stem, samples) -> path``: a PNG grid or a text file.
+      to_pixels: ``(run, samples) -> samples``: what a sample is as data (a latent run's
+        samples decoded to images; otherwise the samples themselves).
     """
 
     name: str
@@ -50,6 +52,7 @@ class Modality:
     held_out_metrics: Callable[[Any, float], dict]
     sample_shape: Callable[[Any, int], tuple[int, ...]]
     save_samples: Callable[[Any, Any, Any], Any]
+    to_pixels: Callable[[Any, Any], Any] = lambda run, samples: samples
 
 
 @dataclasses.dataclass(frozen=True)

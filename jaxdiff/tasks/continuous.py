@@ -29,23 +29,17 @@ import numpy as np
 from jaxdiff import gaussian
 from jaxdiff._validation import config_error
 from jaxdiff.metrics.diagnostics import psnr
-from jaxdiff.models.conditioning import drop_labels
 from jaxdiff.models.functional import bind
 from jaxdiff.tasks.base import Task
-from jaxdiff.tasks.images import (
-    IMAGES,
-    LABEL_DROPOUT,
-    ImageEvaluation,
-    class_conditions,
-    vdm_bound,
-)
+from jaxdiff.tasks.conditions import run_conditions
+from jaxdiff.tasks.images import IMAGES, LABEL_DROPOUT, ImageEvaluation, vdm_bound
 
 NLL_STEPS = 100
 RECONSTRUCTION_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 0.9)
 RECONSTRUCTION_CHAIN_STEPS = 20
 LOSS_BUCKETS = 10
 SAMPLER_OPTIONS = ("num_steps", "spacing", "shift", "s_churn", "s_tmin", "s_tmax", "s_noise",
-                   "eta", "clip_x0", "guidance_scale", "classes", "inpaint_mask",
+                   "eta", "clip_x0", "guidance_scale", "classes", "prompts", "inpaint_mask",
                    "inpaint_values")
 DISCRETE_SAMPLERS = ("ddim", "dpm_solver++", "ddpm")
 """The discrete samplers a flow / edm run also takes, through the path's discrete view
@@ -136,14 +130,12 @@ def _loss_fn(spec: _Spec, run, *, train: bool):
                    density_options=_density_options(spec, config),
                    weighting=spec.value(config, "weighting"),
                    weighting_options=_weighting_options(spec, config))
-    rate = spec.value(config, "label_dropout") if train and run.num_classes else 0.0
+    conditions = run_conditions(run)
+    rate = spec.value(config, "label_dropout") if train and conditions.conditional else 0.0
 
     def loss_fn(params, key, batch):
         key_loss, key_dropout, key_labels = jax.random.split(key, 3)
-        cond = None
-        if run.num_classes is not None:
-            cond = drop_labels(key_labels, batch["label"], num_classes=run.num_classes,
-                               rate=rate)
+        cond = conditions.dropped(key_labels, batch, rate)
         denoiser = spec.network(run, bind(apply_fn, params, key_dropout))
         return gaussian.continuous_loss(key_loss, denoiser, run.process, batch["image"],
                                         cond=cond, noise=batch.get("noise"), **options)
@@ -155,7 +147,7 @@ def _make_sampler(spec: _Spec, run, *, count: int, sampler: str, num_steps: int 
                   spacing: str | None = None, shift: float | None = None, s_churn: float = 0.0,
                   s_tmin: float = 0.0, s_tmax: float = float("inf"), s_noise: float = 1.0,
                   eta: float = 0.0, clip_x0: bool = False, guidance_scale: float | None = None,
-                  classes=None, inpaint_mask=None, inpaint_values=None):
+                  classes=None, prompts=None, inpaint_mask=None, inpaint_values=None):
     """``sample(key, params)``: ``count`` images from :func:`jaxdiff.gaussian.ode_sample`;
     ``num_steps`` defaults to the solver's (:data:`jaxdiff.gaussian.ode.DEFAULT_STEPS`),
     ``shift`` to the run's ``time_shift``
@@ -164,7 +156,8 @@ def _make_sampler(spec: _Spec, run, *, count: int, sampler: str, num_steps: int 
     discrete view (their ``spacing`` and DDIM's ``eta``; the ODE grid's ``shift`` and EDM's
     churn are errors there, as ``eta`` is for the ODE solvers)."""
     apply_fn = run.apply_fn()
-    cond, null = class_conditions(run.num_classes, count, classes, guidance_scale)
+    cond, null = run_conditions(run).for_sampling(count, classes=classes, prompts=prompts,
+                                                  guidance_scale=guidance_scale)
     shape = run.task.modality.sample_shape(run, count)
     prediction = spec.value(run.config, "prediction")
     if sampler in DISCRETE_SAMPLERS:
@@ -215,15 +208,14 @@ def _make_sampler(spec: _Spec, run, *, count: int, sampler: str, num_steps: int 
 def _bits_per_dim(spec: _Spec, run, *, num_bins: int, nll_steps: int | None):
     """Jitted ``bpd(key, params, x0, cond) -> [B]`` from the probability-flow ODE."""
     apply_fn = run.apply_fn()
-    conditional = run.num_classes is not None
     prediction = spec.value(run.config, "prediction")
 
     @jax.jit
     def bpd(key, params, x0, cond):
         return gaussian.path_nll_bits_per_dim(
             key, spec.network(run, bind(apply_fn, params)), run.process, x0,
-            prediction=prediction, num_bins=num_bins,
-            cond=cond if conditional else None, num_steps=nll_steps or NLL_STEPS)
+            prediction=prediction, num_bins=num_bins, cond=cond,
+            num_steps=nll_steps or NLL_STEPS)
 
     return bpd
 
@@ -232,8 +224,7 @@ def _continuous_bound(spec: _Spec, run, *, num_bins: int):
     """VDM's bound beside the ODE estimate (a ``ValueError`` on rectified flow)."""
     apply_fn = run.apply_fn()
     return vdm_bound(run.process, lambda params: spec.network(run, bind(apply_fn, params)),
-                     prediction=spec.value(run.config, "prediction"), num_bins=num_bins,
-                     conditional=run.num_classes is not None)
+                     prediction=spec.value(run.config, "prediction"), num_bins=num_bins)
 
 
 def _sigma_e_ends(path) -> tuple[float, float]:

@@ -18,17 +18,11 @@ import numpy as np
 from jaxdiff import gaussian
 from jaxdiff._validation import config_error
 from jaxdiff.metrics.diagnostics import loss_per_timestep, reconstruction_error
-from jaxdiff.models.conditioning import drop_labels
 from jaxdiff.models.functional import bind
 from jaxdiff.models.presets import DIFFUSERS_PREFIX
 from jaxdiff.tasks.base import Task
-from jaxdiff.tasks.images import (
-    IMAGES,
-    LABEL_DROPOUT,
-    ImageEvaluation,
-    class_conditions,
-    vdm_bound,
-)
+from jaxdiff.tasks.conditions import UNCONDITIONAL, ImageConditions, run_conditions
+from jaxdiff.tasks.images import IMAGES, LABEL_DROPOUT, ImageEvaluation, vdm_bound
 
 SCHEDULES = {"cosine": gaussian.cosine_schedule, "linear": gaussian.linear_schedule,
              "sigmoid": gaussian.sigmoid_schedule}
@@ -113,26 +107,25 @@ def _variance(run) -> str:
 
 def _clip_x0(run) -> bool:
     """Whether the run's samplers clip x0 by default: a pretrained pipeline's scheduler says
-    (``clip_sample``); otherwise yes (DDPM's and DDIM's code clip)."""
+    (``clip_sample``); a latent run does not (latents have no [-1, 1] range; LDM does not
+    clip); otherwise yes (DDPM's and DDIM's code clip)."""
     if run.config.diffusion.schedule == PRETRAINED_SCHEDULE:
         return _pretrained_scheduler(run.config).clip_x0
-    return True
+    return run.config.data.autoencoder is None
 
 
 def gaussian_objective(apply_fn, schedule: gaussian.Schedule, *, prediction: str,
                        weighting: str = "uniform", learned_variance: bool = False,
-                       num_classes: int | None = None, label_dropout: float = 0.0):
+                       conditions: ImageConditions = UNCONDITIONAL,
+                       label_dropout: float = 0.0):
     """``loss_fn(params, key, batch) -> [B]``: :func:`jaxdiff.gaussian.loss` of
-    ``apply_fn(params, x_t, t, cond, key)`` on ``batch["image"]``; with ``num_classes`` the
-    labels ``batch["label"]`` condition the model and are replaced by the null class at rate
-    ``label_dropout`` (classifier-free guidance training)."""
+    ``apply_fn(params, x_t, t, cond, key)`` on ``batch["image"]``; a conditional run's labels
+    or captions condition the model (``conditions``) and are replaced by the null condition
+    at rate ``label_dropout`` (classifier-free guidance training)."""
 
     def loss_fn(params, key, batch):
         key_loss, key_dropout, key_labels = jax.random.split(key, 3)
-        cond = None
-        if num_classes is not None:
-            cond = drop_labels(key_labels, batch["label"], num_classes=num_classes,
-                               rate=label_dropout)
+        cond = conditions.dropped(key_labels, batch, label_dropout)
         return gaussian.loss(key_loss, bind(apply_fn, params, key_dropout), schedule,
                              batch["image"], prediction=prediction, cond=cond,
                              weighting=weighting, learned_variance=learned_variance)
@@ -141,14 +134,14 @@ def gaussian_objective(apply_fn, schedule: gaussian.Schedule, *, prediction: str
 
 
 def _loss_fn(run, *, train: bool):
-    conditional = run.num_classes is not None
+    conditions = run_conditions(run)
     return gaussian_objective(run.apply_fn(train=train), run.process,
                               prediction=_prediction(run.config),
                               weighting=_weighting(run.config),
                               learned_variance=_learned_variance(run.config),
-                              num_classes=run.num_classes,
+                              conditions=conditions,
                               label_dropout=(GAUSSIAN.setting(run.config, "label_dropout")
-                                             if train and conditional else 0.0))
+                                             if train and conditions.conditional else 0.0))
 
 
 def _make_sampler(run, *, count: int, sampler: str, **options):
@@ -159,24 +152,27 @@ def _make_sampler(run, *, count: int, sampler: str, **options):
                          shape=run.task.modality.sample_shape(run, count),
                          prediction=_prediction(run.config),
                          learned_variance=_learned_variance(run.config),
-                         num_classes=run.num_classes, sampler=sampler, **options)
+                         conditions=run_conditions(run), sampler=sampler, **options)
 
 
 def image_sampler(apply_fn, schedule: gaussian.Schedule, *, shape: tuple[int, ...],
-                  prediction: str, learned_variance: bool, num_classes: int | None,
+                  prediction: str, learned_variance: bool, conditions: ImageConditions,
                   sampler: str, num_steps: int | None = None, spacing: str | None = None,
                   variance: str | None = None, eta: float = 0.0, clip_x0: bool = True,
-                  guidance_scale: float | None = None, classes=None, inpaint_mask=None,
-                  inpaint_values=None):
+                  guidance_scale: float | None = None, classes=None, prompts=None,
+                  inpaint_mask=None, inpaint_values=None):
     """``sample(key, params)``: ``shape[0]`` images of a network ``apply_fn(params, x_t, t,
     cond)`` on a discrete ``schedule``, from :func:`jaxdiff.gaussian.sample`, or for the
     :data:`ODE_SOLVERS` from :func:`jaxdiff.gaussian.ode_sample` on the schedule as a
     continuous path (:func:`jaxdiff.gaussian.schedule_path`; ``eta`` and ``variance`` are
     errors there). What a ``gaussian`` run and a pretrained diffusers model sample with.
 
-    ``classes`` (``int [count]``, class-conditional networks only) default to round-robin;
-    guidance needs one; ``variance`` defaults to the model's (learned or beta)."""
-    cond, null = class_conditions(num_classes, shape[0], classes, guidance_scale)
+    ``classes`` (label ids ``int [count]``, conditional runs only) default to round-robin,
+    ``prompts`` are captions of a caption run (:meth:`ImageConditions.for_sampling`);
+    guidance needs a conditional run; ``variance`` defaults to the model's (learned or
+    beta)."""
+    cond, null = conditions.for_sampling(shape[0], classes=classes, prompts=prompts,
+                                         guidance_scale=guidance_scale)
     channels = shape[-1]
     if sampler in ODE_SOLVERS:
         if eta != 0.0 or variance is not None:
@@ -219,14 +215,13 @@ def _bits_per_dim(run, *, num_bins: int, nll_steps: int | None):
     if nll_steps is not None and nll_steps > T:
         raise ValueError(f"nll_steps must be <= the run's T = {T}, got {nll_steps}")
     apply_fn = run.apply_fn()
-    conditional = run.num_classes is not None
 
     @jax.jit
     def bpd(key, params, x0, cond):
         return gaussian.nll_bits_per_dim(
             key, bind(apply_fn, params), run.process, x0, method="vlb",
             prediction=_prediction(run.config), variance=_variance(run), num_bins=num_bins,
-            cond=cond if conditional else None, num_steps=nll_steps)
+            cond=cond, num_steps=nll_steps)
 
     return bpd
 
@@ -265,8 +260,7 @@ def _continuous_bound(run, *, num_bins: int):
     path = gaussian.schedule_path(run.process)
     return vdm_bound(path, lambda params: gaussian.with_model_time(eps_denoiser(run, params),
                                                                    path),
-                     prediction=_prediction(run.config), num_bins=num_bins,
-                     conditional=run.num_classes is not None)
+                     prediction=_prediction(run.config), num_bins=num_bins)
 
 
 def _diagnostics(run, params, key, x0, cond) -> tuple[dict, dict]:
@@ -308,7 +302,7 @@ GAUSSIAN = Task(
     name="gaussian", modality=IMAGES, schedules=(*SCHEDULES, PRETRAINED_SCHEDULE),
     samplers=("ddim", "ddpm", "dpm_solver++", "heun", *ODE_SOLVERS),
     sampler_options=("num_steps", "spacing", "variance", "eta", "clip_x0", "guidance_scale",
-                     "classes", "inpaint_mask", "inpaint_values"),
+                     "classes", "prompts", "inpaint_mask", "inpaint_values"),
     check_config=_check_config, build_process=_build_process,
     model_fields=lambda config: {"learned_variance": _learned_variance(config)},
     objective=lambda run: _loss_fn(run, train=True),

@@ -18,6 +18,7 @@ from jaxdiff.data.grid import save_image_grid
 from jaxdiff.data.load import TFDS_PREFIX
 from jaxdiff.models.dit import DiTConfig
 from jaxdiff.models.unet import UNetConfig
+from jaxdiff.tasks import conditions, latent
 from jaxdiff.tasks.base import Modality
 
 
@@ -27,7 +28,9 @@ class ImageEvaluation:
 
     Attributes:
       bits_per_dim: ``(run, *, num_bins, nll_steps) -> bpd(key, params, x0, cond) -> [B]``
-        (jitted): the process's likelihood bound in bits per dimension on a
+        (jitted; ``cond`` the network's condition of the images, None for an unconditional
+        run: :meth:`~jaxdiff.tasks.conditions.ImageConditions.rows`): the process's
+        likelihood bound in bits per dimension on a
         ``num_bins``-level grid; ``nll_steps`` coarsens its discretisation (None: the
         process's own).
       bits_per_dim_protocol: ``(run, *, num_bins, nll_steps) -> dict``: how that number was
@@ -58,7 +61,7 @@ VDM_DRAWS = 16
 """Draws of ``(t, eps)`` per image in :func:`vdm_bound` (averaged)."""
 
 
-def vdm_bound(path, denoiser, *, prediction: str, num_bins: int, conditional: bool):
+def vdm_bound(path, denoiser, *, prediction: str, num_bins: int):
     r"""``(bpd, protocol)``: jitted ``bpd(key, params, x0, cond) -> [B]``, VDM's continuous-time
     bound (:func:`jaxdiff.gaussian.vdm_bits_per_dim`) of ``denoiser(params) -> denoise_fn``
     on ``path``, each image's the mean of :data:`VDM_DRAWS` draws (antithetic times across
@@ -75,7 +78,7 @@ def vdm_bound(path, denoiser, *, prediction: str, num_bins: int, conditional: bo
         def draw(i):   # one network in the compiled program, not VDM_DRAWS copies
             return gaussian.vdm_bits_per_dim(jax.random.fold_in(key, i), fn, path, x0,
                                              prediction=prediction, num_bins=num_bins,
-                                             cond=cond if conditional else None)
+                                             cond=cond)
 
         return jnp.mean(jax.lax.map(draw, jnp.arange(VDM_DRAWS)), axis=0)
 
@@ -86,24 +89,6 @@ def vdm_bound(path, denoiser, *, prediction: str, num_bins: int, conditional: bo
                 "note": f"diffusion term over t in [{path.t_min:.3g}, {path.t_max:.3g}] on the "
                         f"{path.name} path, plus reconstruction and prior terms"}
     return bpd, protocol
-
-
-def class_conditions(num_classes: int | None, count: int, classes=None,
-                     guidance_scale: float | None = None):
-    """``(cond, null_cond)`` of ``count`` samples: ``classes`` (``int [count]``; default
-    round-robin) and the null class ``num_classes`` of a class-conditional network,
-    ``(None, None)`` when ``num_classes`` is None; classes or guidance without classes are
-    a ``ValueError``."""
-    if num_classes is None:
-        if classes is not None or guidance_scale is not None:
-            raise ValueError("classes and guidance_scale need a class-conditional run "
-                             "(data.conditional=True)")
-        return None, None
-    cond = (jnp.arange(count, dtype=jnp.int32) % num_classes if classes is None
-            else jnp.asarray(classes, jnp.int32))
-    if cond.shape != (count,):
-        raise ValueError(f"classes must have shape [count] = ({count},), got {cond.shape}")
-    return cond, jnp.full_like(cond, num_classes)
 
 
 def _check_config(config) -> None:
@@ -123,30 +108,63 @@ def _check_config(config) -> None:
                                                       f"here, got {dropout}")
     if dropout is not None and not 0 <= dropout < 1:
         raise config_error("diffusion.label_dropout", f"must be in [0, 1), got {dropout}")
+    if d.text_encoder is not None and d.text_encoder not in conditions.TEXT_ENCODERS:
+        raise config_error("data.text_encoder", f"must be None or one of "
+                                                f"{list(conditions.TEXT_ENCODERS)}, got "
+                                                f"{d.text_encoder!r}")
+    if d.caption_length < 2:
+        raise config_error("data.caption_length", f"must be >= 2 ([CLS] and [SEP]), got "
+                                                  f"{d.caption_length}")
 
 
 def _load(config):
     d = config.data
-    return tuple(data.load(d.name, split, image_size=d.image_size, download=d.download)
-                 for split in ("train", "test"))
+    splits = [data.load(d.name, split, image_size=d.image_size, download=d.download)
+              for split in ("train", "test")]
+    captioned = splits[0].captions is not None
+    if d.text_encoder is not None and not (d.conditional and captioned):
+        raise config_error("data.text_encoder", f"encodes the captions of a captioned "
+                                                f"dataset for a conditional run; {d.name!r} "
+                                                f"has {'captions' if captioned else 'none'} "
+                                                f"and data.conditional={d.conditional}")
+    if d.autoencoder is None:
+        return tuple(splits)
+    codec = latent.load_codec(d.autoencoder)
+    key = jax.random.key(config.train.seed)
+    return tuple(latent.encode_dataset(codec, split, key=jax.random.fold_in(key, i))
+                 for i, split in enumerate(splits))
 
 
 def _model_fields(config, dataset) -> dict:
     _, height, _, channels = dataset.images.shape
-    return {"image_size": height, "in_channels": channels,
-            "num_classes": dataset.num_classes if config.data.conditional else None}
+    captioned = config.data.conditional and dataset.captions is not None
+    labelled = config.data.conditional and dataset.captions is None
+    fields = {"image_size": height, "in_channels": channels,
+              "num_classes": dataset.num_classes if labelled else None}
+    if captioned:   # only a network that reads captions has the field
+        fields["text_dim"] = conditions.text_width(config.data.text_encoder
+                                                   or conditions.MINILM)
+    return fields
+
+
+def _with_conditions(run, batches):
+    """``batches`` with what the run's condition adds (captions' encodings)."""
+    fields = conditions.run_conditions(run).batch_fields
+    for batch in batches:
+        yield {**batch, **fields(batch["label"])}
 
 
 def _train_batches(run, start_step: int):
     t = run.config.train
-    return data.batches(run.dataset, batch_size=t.batch_size, seed=t.seed,
-                        start_step=start_step)
+    return _with_conditions(run, data.batches(run.dataset, batch_size=t.batch_size,
+                                              seed=t.seed, start_step=start_step))
 
 
 def _eval_batches(run) -> list:
     """``train.eval_batches`` shuffled test batches (seed 0)."""
     t = run.config.train
-    batches = data.batches(run.eval_dataset, batch_size=t.batch_size, seed=0)
+    batches = _with_conditions(run, data.batches(run.eval_dataset, batch_size=t.batch_size,
+                                                 seed=0))
     return [next(batches) for _ in range(t.eval_batches)]
 
 
@@ -156,11 +174,13 @@ def _sample_shape(run, count: int) -> tuple[int, ...]:
 
 def _save_samples(run, path_stem, samples):
     path = path_stem.with_suffix(".png")
-    save_image_grid(path, samples, scale=max(1, 128 // samples.shape[1]))
+    images = latent.to_pixels(run, samples)
+    save_image_grid(path, images, scale=max(1, 128 // images.shape[1]))
     return path
 
 
 IMAGES = Modality(name="images", networks=(UNetConfig, DiTConfig), check_config=_check_config,
                   load=_load, model_fields=_model_fields, train_batches=_train_batches,
                   eval_batches=_eval_batches, held_out_metrics=lambda run, loss: {},
-                  sample_shape=_sample_shape, save_samples=_save_samples)
+                  sample_shape=_sample_shape, save_samples=_save_samples,
+                  to_pixels=latent.to_pixels)

