@@ -1,6 +1,8 @@
 """Samples from a trained run: ``python experiments/sample.py --workdir DIR [--sampler S
 --steps 50 --count 64 --class 3 --guidance 3.0 --out DIR/samples]``; a text run fills a
-template with ``--inpaint "the [MASK] sat on the [MASK]" --mask_length 3``. Or from a
+template with ``--inpaint "the [MASK] sat on the [MASK]" --mask_length 3``; a
+caption-conditioned run draws for ``--prompt "a seven on the left and a sneaker on the right"``
+(any text its encoder takes; a latent run's samples are decoded). Or from a
 pretrained diffusers pipeline: ``--pretrained DIR`` (e.g. google/ddpm-cifar10-32 as
 ``huggingface_hub.snapshot_download`` leaves it), on its scheduler's betas, prediction type,
 variance and clipping (:mod:`jaxdiff.pretrained.pipeline`), with the samplers of a
@@ -34,9 +36,10 @@ _STEPS = flags.DEFINE_integer("steps", None, "sampling steps (default: the run's
 _INPAINT = flags.DEFINE_string("inpaint", None, 'text runs: fill the [MASK] spans of a '
                                                 'template, e.g. "the [MASK] sat on the [MASK]"')
 _MASK_LENGTH = flags.DEFINE_integer("mask_length", 3, "text runs: characters per [MASK] span")
-_PROMPT = flags.DEFINE_string("prompt", None, "text-conditioned runs: the caption")
-_CLASS = flags.DEFINE_integer("class", None, "class-conditional runs: draw every sample of "
-                                             "this class (default: the classes in turn)")
+_PROMPT = flags.DEFINE_string("prompt", None, "caption-conditioned runs: draw every sample for "
+                                              "this caption")
+_CLASS = flags.DEFINE_integer("class", None, "conditional runs: draw every sample of this "
+                                             "class (or caption id; default: each in turn)")
 _COUNT = flags.DEFINE_integer("count", 64, "number of samples")
 _GUIDANCE = flags.DEFINE_float("guidance", None, "classifier-free guidance scale")
 _SEED = flags.DEFINE_integer("seed", 0, "sampling seed")
@@ -57,12 +60,10 @@ def main(argv):
     steps = _STEPS.value
     if steps is None and "num_steps" in run.task.sampler_options:
         steps = run.config.train.sample_steps
-    if _PROMPT.value is not None:
-        raise app.UsageError(f"--prompt needs a text-conditioned run; the {run.task.name!r} "
-                             "run in this workdir has no caption input")
     options = {"guidance_scale": _GUIDANCE.value,
                "classes": None if _CLASS.value is None
-               else np.full(_COUNT.value, _CLASS.value, np.int32)}
+               else np.full(_COUNT.value, _CLASS.value, np.int32),
+               "prompts": None if _PROMPT.value is None else [_PROMPT.value] * _COUNT.value}
     if _INPAINT.value is not None:
         if run.task.modality is not tasks.TEXT:
             raise app.UsageError("--inpaint fills a text template: it needs a text run")

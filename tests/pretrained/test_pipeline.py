@@ -84,7 +84,7 @@ def test_a_pipeline_folder_samples_on_its_schedulers_settings(tmp_path):
         jax.random.key(0)))
     assert images.shape == (3, 8, 8, 3) and np.isfinite(images).all()
     assert np.abs(images).max() <= 1.0 + 1e-6   # x0 clipped (clip_sample) and the last mean
-    with pytest.raises(ValueError, match="classes and guidance_scale need a class-conditional"):
+    with pytest.raises(ValueError, match="guidance_scale need a conditional run"):
         pipeline.sampler(count=2, guidance_scale=3.0)
 
 
