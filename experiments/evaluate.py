@@ -19,6 +19,9 @@ report's default, and a flag the report does not take is an error naming it.
   timestep, samples with their generation time, distinct-n, self-BLEU and the generative
   perplexity under the autoregressive run AR_DIR; protocol in
   :mod:`jaxdiff.evaluation.text`.
+* Autoencoder runs (``--examples N --seed S --inception``): reconstruction PSNR / MSE, KL,
+  Inception and classifier rFID, and the latent scale 1 / std; protocol in
+  :mod:`jaxdiff.evaluation.autoencoder`. A latent run's image report decodes its samples.
 """
 
 import inspect
@@ -52,7 +55,8 @@ _OPTIONS = {argument: define(flag, None, help) for flag, argument, define, help 
      "images: the standard Inception FID (default True)"),
     ("bound_samples", "bound_samples", flags.DEFINE_integer,
      "text: stratified terms of the diffusion bound"),
-    ("examples", "examples", flags.DEFINE_integer, "text: test rows for bits/char"),
+    ("examples", "examples", flags.DEFINE_integer,
+     "text: test rows for bits/char; autoencoder: test images"),
     ("ar_workdir", "ar_workdir", flags.DEFINE_string,
      "text: an autoregressive run for generative perplexity"),
 )}

@@ -53,7 +53,8 @@ _PLACES = {"side": ((8, 0), (8, 16)), "stack": ((0, 8), (16, 8))}
 
 
 def _article(kind: str) -> str:
-    return "an" if kind[0] in "aeiou" else "a"
+    """English's article by sound: "an eight", "an ankle boot", but "a one"."""
+    return "an" if kind[0] in "aeiou" and kind != "one" else "a"
 
 
 def caption(first: int, second: int, layout: str) -> str:

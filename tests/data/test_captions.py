@@ -18,6 +18,7 @@ def test_caption_table_and_grammar():
     assert c.CAPTIONS[c.combinations().index((7, 17, "side"))] == \
         "a seven on the left and a sneaker on the right"
     assert c.caption(3, 19, "stack") == "a three above an ankle boot"
+    assert c.caption(1, 8, "stack") == "a one above an eight"       # articles by sound
     for i, combo in enumerate(c.combinations()):
         assert c.parse_caption(c.CAPTIONS[i]) == combo
     assert c.parse_caption("  A Seven on the LEFT and a sneaker on the right ") == (7, 17, "side")
