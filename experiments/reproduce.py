@@ -37,6 +37,7 @@ from claims import (
     text_likelihood,
     text_quality,
     text_speed,
+    text_to_image,
     vdm_bound,
 )
 
@@ -46,7 +47,7 @@ _HERE = pathlib.Path(__file__).resolve().parent
 CLAIMS = (forward_process, schedule_comparison, learned_variance, sampler_steps, guidance,
           mode_coverage, reconstruction, inpainting, text_likelihood, text_speed,
           text_inpainting, text_quality, process_comparison, vdm_bound,
-          straightness, posthoc_ema)
+          straightness, posthoc_ema, text_to_image)
 DEFAULT_OUT = _HERE / "results"
 
 
