@@ -178,9 +178,9 @@ def evaluate_run(workdir: str | os.PathLike | RestoredRun, *, num_samples: int =
     restored = workdir if isinstance(workdir, RestoredRun) else common.restore_run(workdir)
     run = restored.run
     if run.task.modality.name != "images":
-        raise ValueError(f"workdir {str(restored.workdir)!r} holds a {run.task.name!r} text "
-                         f"run; use "
-                         "jaxdiff.evaluation.evaluate_text_run")
+        raise ValueError(f"workdir {str(restored.workdir)!r} holds a {run.task.name!r} run, "
+                         f"whose report is the {run.task.modality.name!r} one; "
+                         f"jaxdiff.evaluation.report_for(workdir) gives it")
     sampler = sampler if sampler is not None else run.task.samplers[0]
     name, image_size = run.config.data.name, run.config.data.image_size
     num_bins = data_levels(name)

@@ -90,6 +90,9 @@ def test_report(trained, tmp_path):
     assert 0 <= report["classifier_accuracy_reconstructions"] <= 1
     assert report["classifier_accuracy_originals"] > 0.8
     assert evaluation.report_for(trained).evaluate is evaluation.evaluate_autoencoder_run
+    with pytest.raises(ValueError, match="whose report is the 'autoencoder' one; "
+                                         "jaxdiff.evaluation.report_for"):
+        evaluation.evaluate_run(trained)
     markdown = evaluation.autoencoder_report_markdown(report)
     assert "latent scale (1 / std)" in markdown and "| PSNR" in markdown
 
