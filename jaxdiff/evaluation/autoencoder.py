@@ -97,7 +97,7 @@ def evaluate_autoencoder_run(workdir: str | os.PathLike | RestoredRun, *,
     scale_rows = scores.spread(len(run.dataset), scale_examples)
     t0 = time.perf_counter()
     report["latent_scale"], report["latent_std"] = latent_scale(
-        encode, params, run.dataset.images[scale_rows], key=jax.random.key(seed),
+        lambda x: encode(params, x), run.dataset.images[scale_rows], key=jax.random.key(seed),
         batch_size=batch_size)
     timing["latent_scale"] = round(time.perf_counter() - t0, 2)
     protocol["latent_scale"] = {"examples": int(len(scale_rows)), "split": "train",

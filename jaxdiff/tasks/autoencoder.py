@@ -103,15 +103,22 @@ def _make_sampler(run, *, count: int, sampler: str):
     return lambda key, params: reconstruct(params, rows)
 
 
-def latent_scale(encode, params, images, *, key, batch_size: int = 256) -> tuple[float, float]:
-    """``(scale, std)``: LDM's scaling factor ``1 / std`` of latents ``z ~ q(z | x)`` drawn for
-    ``images`` (every value of every latent pooled; batch ``i`` drawn with
-    ``fold_in(key, i)``), and that std."""
-    draw = jax.jit(lambda k, x: posterior_sample(k, *encode(params, x)))
-    latents = np.concatenate([np.asarray(draw(jax.random.fold_in(key, i),
-                                              jnp.asarray(images[start:start + batch_size])))
-                              for i, start in enumerate(range(0, len(images), batch_size))])
-    std = float(latents.astype(np.float64).std())
+def posterior_draws(encode, images, *, key, batch_size: int = 256) -> np.ndarray:
+    """``float32`` draws ``z ~ q(z | x)`` for ``images`` under ``encode(x) -> (mean,
+    log_variance)``, in batches of ``batch_size``, batch ``i`` with ``fold_in(key, i)``."""
+    draw = jax.jit(lambda k, x: posterior_sample(k, *encode(x)))
+    return np.concatenate([np.asarray(draw(jax.random.fold_in(key, i),
+                                           jnp.asarray(images[start:start + batch_size])))
+                           for i, start in enumerate(range(0, len(images), batch_size))]
+                          ).astype(np.float32)
+
+
+def latent_scale(encode, images, *, key, batch_size: int = 256) -> tuple[float, float]:
+    """``(scale, std)``: LDM's scaling factor ``1 / std`` of the latents
+    :func:`posterior_draws` gives for ``images`` (every value of every latent pooled), and
+    that std."""
+    std = float(posterior_draws(encode, images, key=key, batch_size=batch_size)
+                .astype(np.float64).std())
     return 1.0 / std, std
 
 

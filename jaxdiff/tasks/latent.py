@@ -30,7 +30,7 @@ import numpy as np
 
 from jaxdiff._validation import config_error
 from jaxdiff.data.arrays import ArrayDataset
-from jaxdiff.models.autoencoder import AutoencoderKLConfig, posterior_sample
+from jaxdiff.models.autoencoder import AutoencoderKLConfig
 from jaxdiff.models.functional import make_autoencoder_fns
 from jaxdiff.models.presets import DIFFUSERS_PREFIX
 
@@ -56,12 +56,12 @@ class LatentCodec:
     decode: Callable
 
     def latents(self, images: np.ndarray, *, key) -> np.ndarray:
-        """``float32`` :math:`s\\,z`, one posterior draw per image (batch ``i`` drawn with
-        ``fold_in(key, i)``)."""
-        draw = jax.jit(lambda k, x: self.scale * posterior_sample(k, *self.encode(x)))
-        return np.concatenate([
-            np.asarray(draw(jax.random.fold_in(key, i), jnp.asarray(images[s:s + ENCODE_BATCH])))
-            for i, s in enumerate(range(0, len(images), ENCODE_BATCH))]).astype(np.float32)
+        """``float32`` :math:`s\\,z`, one posterior draw per image
+        (:func:`~jaxdiff.tasks.autoencoder.posterior_draws`)."""
+        from jaxdiff.tasks.autoencoder import posterior_draws
+
+        draws = posterior_draws(self.encode, images, key=key, batch_size=ENCODE_BATCH)
+        return (np.float32(self.scale) * draws).astype(np.float32)
 
     def images(self, latents) -> np.ndarray:
         """:math:`D(\\hat z / s)` clipped to [-1, 1], ``float32`` NumPy."""
@@ -111,8 +111,7 @@ def load_codec(source: str) -> LatentCodec:
     params = state.ema_params
     encode, decode = _jitted(run.graphdef, run.rest, params)
     rows = np.random.default_rng(0).permutation(len(run.dataset))[:SCALE_EXAMPLES]
-    scale, _ = latent_scale(lambda p, x: encode(x), params, run.dataset.images[rows],
-                            key=jax.random.key(0))
+    scale, _ = latent_scale(encode, run.dataset.images[rows], key=jax.random.key(0))
     return LatentCodec(source, run.model_config, scale, encode, decode)
 
 

@@ -67,8 +67,8 @@ def test_latent_scale_is_one_over_the_std_of_posterior_draws(trained):
     run, state = train.restore_workdir(trained)
     encode, _ = make_autoencoder_fns(run.graphdef, run.rest)
     images = run.dataset.images[:40]
-    scale, std = latent_scale(encode, state.ema_params, images, key=jax.random.key(0),
-                              batch_size=16)
+    scale, std = latent_scale(lambda x: encode(state.ema_params, x), images,
+                              key=jax.random.key(0), batch_size=16)
     draws = []
     for i, start in enumerate(range(0, 40, 16)):
         mean, log_variance = encode(state.ema_params, jnp.asarray(images[start:start + 16]))
