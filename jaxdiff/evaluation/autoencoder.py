@@ -27,6 +27,7 @@ import numpy as np
 
 from jaxdiff import tasks
 from jaxdiff._validation import check_int
+from jaxdiff.data.arrays import ArrayDataset
 from jaxdiff.evaluation import common, scores
 from jaxdiff.evaluation.classifier import classifier_accuracy, train_or_load_classifier
 from jaxdiff.evaluation.common import RestoredRun, format_value
@@ -122,14 +123,11 @@ def evaluate_autoencoder_run(workdir: str | os.PathLike | RestoredRun, *,
                                                       batch_size=batch_size)
         report["rfid_classifier"] = scores.classifier_fid(clf, recon, reference,
                                                           batch_size=batch_size)
-        labels = test.labels[:n]
-        kept = test.__class__(images=recon.astype(np.float32).clip(-1, 1), labels=labels,
-                              num_classes=test.num_classes)
-        report["classifier_accuracy_reconstructions"] = classifier_accuracy(
-            clf, kept, batch_size=batch_size)
-        report["classifier_accuracy_originals"] = classifier_accuracy(
-            clf, test.__class__(images=originals, labels=labels, num_classes=test.num_classes),
-            batch_size=batch_size)
+        for label, images in (("reconstructions", recon.astype(np.float32).clip(-1, 1)),
+                              ("originals", originals)):
+            report[f"classifier_accuracy_{label}"] = classifier_accuracy(
+                clf, ArrayDataset(images=images, labels=test.labels[:n],
+                                  num_classes=test.num_classes), batch_size=batch_size)
         protocol["classifier"] = {"name": clf.name, "trained_on": f"{name}:train"}
         timing["classifier"] = round(time.perf_counter() - t0, 2)
     else:
