@@ -105,6 +105,18 @@ class WordPieceTokenizer:
             tokens = [line.rstrip("\n") for line in f]
         return cls({token: i for i, token in enumerate(tokens)})
 
+    @classmethod
+    def of_words(cls, texts) -> "WordPieceTokenizer":
+        """A whole-word vocabulary: ``[PAD] [UNK] [CLS] [SEP]`` (ids 0-3), then every word of
+        ``texts`` (after steps 1-4) in sorted order -- the tokenizer of a text encoder
+        trained on these texts alone."""
+        words = sorted({w for text in texts for w in split_words(normalize(text))})
+        return cls({t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *words])})
+
+    def unknown_words(self, text: str) -> list[str]:
+        """The words of ``text`` that this vocabulary cannot cover (they become ``[UNK]``)."""
+        return [w for w in split_words(normalize(text)) if self._pieces(w) == [self.unk]]
+
     def _pieces(self, word: str) -> list[str]:
         if len(word) > MAX_WORD_CHARS:
             return [self.unk]

@@ -18,7 +18,7 @@ from jaxdiff.models.autoencoder import (
     posterior_kl,
     posterior_sample,
 )
-from jaxdiff.models.conditioning import TextCondition, drop_labels
+from jaxdiff.models.conditioning import CaptionTokens, TextCondition, drop_labels
 from jaxdiff.models.dit import DiT, DiTConfig
 from jaxdiff.models.functional import (
     Model,
@@ -42,6 +42,7 @@ __all__ = [
     "PRESETS",
     "AutoencoderKL",
     "AutoencoderKLConfig",
+    "CaptionTokens",
     "DiT",
     "DiTConfig",
     "KVCache",

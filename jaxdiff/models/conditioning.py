@@ -14,7 +14,14 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxdiff._validation import check_floating, check_integer, check_rate, check_real
+from jaxdiff._validation import (
+    check_divisible,
+    check_floating,
+    check_int,
+    check_integer,
+    check_rate,
+    check_real,
+)
 from jaxdiff.typing import Array, PRNGKey
 
 
@@ -46,6 +53,27 @@ def drop_labels(key: PRNGKey, labels: Array, *, num_classes: int, rate: float) -
     return jnp.where(dropped, jnp.asarray(num_classes, labels.dtype), labels)
 
 
+def caption_tokens(cond, *, length: int, batch_size: int) -> "CaptionTokens":
+    """Validates ``cond`` as the :class:`CaptionTokens` of ``batch_size`` captions of at most
+    ``length`` tokens (the input of a network with its own text encoder)."""
+    if not isinstance(cond, CaptionTokens):
+        raise ValueError(f"cond must be CaptionTokens (ids, mask) for a network with its own "
+                         f"text encoder (caption_vocab_size); the unconditional input is the "
+                         f"tokenised empty caption '', got {type(cond).__name__}")
+    check_integer("cond.ids", cond.ids, shape=(batch_size, None))
+    if cond.ids.shape[1] > length:
+        raise ValueError(f"cond.ids has {cond.ids.shape[1]} tokens, more than the network's "
+                         f"caption_length={length}")
+    _check_mask(cond.mask, cond.ids.shape)
+    return cond
+
+
+def _check_mask(mask, shape) -> None:
+    if mask.shape != tuple(shape) or mask.dtype != jnp.bool_:
+        raise ValueError(f"cond.mask must be bool [B, S] = {tuple(shape)}, got "
+                         f"{mask.dtype}{list(mask.shape)}")
+
+
 def text_condition(cond, *, text_dim: int, batch_size: int) -> "TextCondition":
     """Validates ``cond`` as the :class:`TextCondition` of ``batch_size`` captions of width
     ``text_dim``; a text-conditioned network has no "no caption": its unconditional input is
@@ -55,10 +83,7 @@ def text_condition(cond, *, text_dim: int, batch_size: int) -> "TextCondition":
                          f"text-conditioned network (text_dim={text_dim}); the unconditional "
                          f"input is the encoded empty caption '', got {type(cond).__name__}")
     check_floating("cond.tokens", cond.tokens, shape=(batch_size, None, text_dim))
-    source = cond.tokens.shape[1]
-    if cond.mask.shape != (batch_size, source) or cond.mask.dtype != jnp.bool_:
-        raise ValueError(f"cond.mask must be bool [B, S] = {(batch_size, source)}, got "
-                         f"{cond.mask.dtype}{list(cond.mask.shape)}")
+    _check_mask(cond.mask, cond.tokens.shape[:2])
     check_floating("cond.pooled", cond.pooled, shape=(batch_size, text_dim))
     return cond
 
@@ -68,13 +93,16 @@ def image_denoiser_inputs(config, x_t: Array, t: Array, cond,
     """The shared entry of the image denoisers (UNet, DiT): checks ``x_t``
     ``[B, image_size, image_size, in_channels]`` (floating) and ``t`` ``[B]`` against
     ``config``, and returns the condition -- the class labels (:func:`class_labels`), or for
-    a network with ``text_dim`` the captions (:func:`text_condition`) -- and the dropout RNGs
+    a network with ``text_dim`` the captions (:func:`text_condition`, or
+    :func:`caption_tokens` for a network with its own text encoder) -- and the dropout RNGs
     (None in eval mode, when ``dropout_key`` is None)."""
     size = config.image_size
     check_floating("x_t", x_t, shape=(None, size, size, config.in_channels))
     batch = x_t.shape[0]
     check_real("t", t, shape=(batch,))
-    if config.text_dim is not None:
+    if config.caption_vocab_size is not None:
+        condition = caption_tokens(cond, length=config.caption_length, batch_size=batch)
+    elif config.text_dim is not None:
         condition = text_condition(cond, text_dim=config.text_dim, batch_size=batch)
     else:
         condition = class_labels(cond, num_classes=config.num_classes, batch_size=batch)
@@ -83,7 +111,16 @@ def image_denoiser_inputs(config, x_t: Array, t: Array, cond,
 
 def check_text_config(config) -> None:
     """``text_dim`` (captions) and ``num_classes`` (labels) are two kinds of condition: a
-    network takes at most one."""
+    network takes at most one; its own text encoder (``caption_vocab_size``,
+    ``caption_length``, ``caption_depth``, ``caption_heads``) needs ``text_dim``, its width."""
+    if config.caption_vocab_size is not None:
+        if config.text_dim is None:
+            raise ValueError(f"caption_vocab_size={config.caption_vocab_size} (the network's "
+                             f"own text encoder) needs text_dim, the encoder's width")
+        for name in ("caption_vocab_size", "caption_length", "caption_depth",
+                     "caption_heads"):
+            check_int(name, getattr(config, name))
+        check_divisible("text_dim", config.text_dim, "caption_heads", config.caption_heads)
     if config.text_dim is not None:
         if isinstance(config.text_dim, bool) or not isinstance(config.text_dim, int) \
                 or config.text_dim < 1:
@@ -111,3 +148,16 @@ class TextCondition(NamedTuple):
     tokens: Array
     mask: Array
     pooled: Array
+
+
+class CaptionTokens(NamedTuple):
+    """A batch of tokenised captions: the ``cond`` of a denoiser with its own text encoder
+    (``caption_vocab_size``; :class:`~jaxdiff.models.caption_encoder.CaptionEncoder`).
+
+    Attributes:
+      ids: ``int32 [B, S]`` token ids, ``[CLS] words [SEP]`` then padding.
+      mask: ``bool [B, S]``, True on the real tokens.
+    """
+
+    ids: Array
+    mask: Array

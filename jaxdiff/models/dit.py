@@ -14,9 +14,11 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxdiff._validation import check_divisible, check_int, check_rate
+from jaxdiff.models.caption_encoder import CaptionEncoder
 from jaxdiff.models.conditioning import check_text_config, image_denoiser_inputs
 from jaxdiff.models.embeddings import Embedding, TimestepMLP, sincos_2d_position_embedding
-from jaxdiff.models.initializers import NORMAL_002, ZEROS
+from jaxdiff.models.initializers import NORMAL_002, XAVIER_UNIFORM, ZEROS
+from jaxdiff.models.joint_block import JointTransformerBlock
 from jaxdiff.models.transformer_block import TransformerBlock, modulate
 from jaxdiff.typing import Array, PRNGKey
 
@@ -53,6 +55,16 @@ class DiTConfig:
         then every block cross-attends to the caption's tokens (PixArt-alpha, Chen et al.
         2024) and the projected pooled embedding joins the timestep embedding in the adaLN
         conditioning. Exclusive with ``num_classes``.
+      caption_vocab_size, caption_length, caption_depth, caption_heads: the network's own
+        text encoder, trained with it (:class:`~jaxdiff.models.caption_encoder.CaptionEncoder`,
+        a BERT of width ``text_dim``): ``cond`` is then the caption's token ids
+        (:class:`~jaxdiff.models.CaptionTokens`, at most ``caption_length``) over
+        ``caption_vocab_size`` ids; None (the default) takes encoded captions.
+      joint_attention: with ``text_dim``, MM-DiT blocks (SD3, Esser et al. 2024;
+        :class:`~jaxdiff.models.joint_block.JointTransformerBlock`) instead of
+        cross-attention: the caption's tokens, projected to ``hidden_size``, form a second
+        stream with its own weights, and each block attends over image and caption tokens
+        together.
     """
 
     image_size: int = 32
@@ -70,9 +82,19 @@ class DiTConfig:
     mlp_norm_eps: float = 1e-6
     position_columns_first: bool = True
     text_dim: int | None = None
+    caption_vocab_size: int | None = None
+    caption_length: int = 24
+    caption_depth: int = 2
+    caption_heads: int = 4
+    joint_attention: bool = False
 
     def __post_init__(self):
         check_text_config(self)
+        if not isinstance(self.joint_attention, bool):
+            raise ValueError(f"joint_attention must be a bool, got {self.joint_attention!r}")
+        if self.joint_attention and self.text_dim is None:
+            raise ValueError("joint_attention=True (MM-DiT) attends over caption tokens: it "
+                             "needs text_dim")
         for name in ("image_size", "in_channels", "patch_size", "hidden_size", "depth",
                      "num_heads", "frequency_dim"):
             check_int(name, getattr(self, name))
@@ -113,12 +135,21 @@ class DiT(nnx.Module):
         self.pooled_embed = (nnx.Linear(config.text_dim, width, kernel_init=NORMAL_002,
                                         rngs=rngs)
                              if config.text_dim is not None else None)
+        self.caption_encoder = (CaptionEncoder(config, rngs=rngs)
+                                if config.caption_vocab_size is not None else None)
+        joint = config.joint_attention
+        self.context_embed = (nnx.Linear(config.text_dim, width, kernel_init=XAVIER_UNIFORM,
+                                         rngs=rngs) if joint else None)
         self.blocks = nnx.List([
+            JointTransformerBlock(width, num_heads=config.num_heads,
+                                  mlp_ratio=config.mlp_ratio, cond_dim=width,
+                                  dropout=config.dropout, last=i == config.depth - 1,
+                                  rngs=rngs) if joint else
             TransformerBlock(width, num_heads=config.num_heads, mlp_ratio=config.mlp_ratio,
                              cond_dim=width, dropout=config.dropout,
                              mlp_norm_eps=config.mlp_norm_eps, context_dim=config.text_dim,
                              rngs=rngs)
-            for _ in range(config.depth)])
+            for i in range(config.depth)])
         self.final_norm = nnx.LayerNorm(width, epsilon=1e-6, use_scale=False, use_bias=False,
                                         rngs=rngs)
         self.final_modulation = nnx.Linear(width, 2 * width, kernel_init=ZEROS, rngs=rngs)
@@ -144,7 +175,10 @@ class DiT(nnx.Module):
         the UNet's contract (:meth:`jaxdiff.models.UNet.__call__`), the same arguments and
         output ``[B, image_size, image_size, out_channels]`` in the parameters' dtype."""
         condition, dropout_rngs = image_denoiser_inputs(self.config, x_t, t, cond, dropout_key)
-        context = condition if self.config.text_dim is not None else None
+        if self.caption_encoder is not None:
+            condition = self.caption_encoder(condition)
+        context = (condition if self.config.text_dim is not None
+                   and not self.config.joint_attention else None)
 
         cond_BxD = self.time_embed(t)
         if self.class_embed is not None:
@@ -152,8 +186,14 @@ class DiT(nnx.Module):
         if self.pooled_embed is not None:
             cond_BxD = cond_BxD + self.pooled_embed(condition.pooled.astype(cond_BxD.dtype))
         h_BxNxD = self._patchify(x_t)
-        for block in self.blocks:
-            h_BxNxD = block(h_BxNxD, cond_BxD, context=context, dropout_rngs=dropout_rngs)
+        if self.context_embed is not None:
+            c_BxSxD = self.context_embed(condition.tokens.astype(h_BxNxD.dtype))
+            for block in self.blocks:
+                h_BxNxD, c_BxSxD = block(h_BxNxD, c_BxSxD, condition.mask, cond_BxD,
+                                         dropout_rngs=dropout_rngs)
+        else:
+            for block in self.blocks:
+                h_BxNxD = block(h_BxNxD, cond_BxD, context=context, dropout_rngs=dropout_rngs)
         shift, scale = jnp.split(self.final_modulation(jax.nn.silu(cond_BxD)), 2, axis=-1)
         h_BxNxD = modulate(self.final_norm(h_BxNxD), shift, scale)
         return self._unpatchify(self.final_projection(h_BxNxD))

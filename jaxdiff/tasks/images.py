@@ -141,9 +141,9 @@ def _model_fields(config, dataset) -> dict:
     labelled = config.data.conditional and dataset.captions is None
     fields = {"image_size": height, "in_channels": channels,
               "num_classes": dataset.num_classes if labelled else None}
-    if captioned:   # only a network that reads captions has the field
-        fields["text_dim"] = conditions.text_width(config.data.text_encoder
-                                                   or conditions.MINILM)
+    if captioned:   # only a network that reads captions has the fields
+        fields.update(conditions.encoder_fields(config.data.text_encoder or conditions.MINILM,
+                                                dataset.captions, config.data.caption_length))
     return fields
 
 

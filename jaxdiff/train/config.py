@@ -43,8 +43,9 @@ class DataConfig:
     autoencoder: str | None = _setting(None, "images: train on the latents of this frozen "
                                              "autoencoder (an autoencoder run's workdir, or "
                                              "diffusers:DIR); None: on the pixels")
-    text_encoder: str | None = _setting(None, "captioned images, conditional: the frozen text "
-                                              "encoder (None: all-MiniLM-L6-v2)")
+    text_encoder: str | None = _setting(None, "captioned images, conditional: the text encoder, "
+                                              "frozen all-MiniLM-L6-v2 (None) or 'trainable' "
+                                              "(the network's own)")
     caption_length: int = _setting(24, "captioned images: tokens per encoded caption, [CLS] "
                                        "and [SEP] included")
 

@@ -67,3 +67,12 @@ def test_equals_tokenizers_on_minilm_vocabulary():
     ours = WordPieceTokenizer.from_file(folder / "vocab.txt")
     for sentence in SENTENCES:
         assert ours.encode(sentence) == reference.encode(sentence).ids, sentence
+
+
+def test_a_whole_word_vocabulary_of_texts():
+    tokenizer = WordPieceTokenizer.of_words(["A T-shirt above a bag.", "a bag"])
+    assert list(tokenizer.vocab) == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "-", ".", "a",
+                                     "above", "bag", "shirt", "t"]
+    assert tokenizer.encode("a T-shirt") == [2, 6, 10, 4, 9, 3]
+    assert tokenizer.unknown_words("a red bag, a hat") == ["red", ",", "hat"]
+    assert tokenizer.unknown_words("A BAG") == []

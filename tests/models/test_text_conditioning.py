@@ -87,3 +87,43 @@ def test_text_conditioning_adds_only_its_own_parameters():
     c, e = 16, UNET.embed_dim
     cross = 2 * c + (c * c + c) + 2 * (TEXT_DIM * c + c) + (c * c + c)
     assert text - plain == 4 * cross + (TEXT_DIM * e + e)
+
+
+OWN_ENCODER = {"caption_vocab_size": 20, "caption_length": 6, "caption_depth": 1,
+               "caption_heads": 2}
+
+
+def _tokens(batch=2, length=6):
+    ids = np.array([[2, 7, 9, 3, 0, 0], [2, 5, 6, 8, 11, 3]], np.int32)[:batch, :length]
+    return jm.CaptionTokens(ids=jnp.asarray(ids), mask=jnp.asarray(ids > 0))
+
+
+@pytest.mark.parametrize("config", [UNET, DIT], ids=["unet", "dit"])
+def test_a_network_with_its_own_text_encoder_reads_token_ids(config):
+    net = _network(dataclasses.replace(config, **OWN_ENCODER))
+    cond = _tokens()
+    out = net(cond)
+    np.testing.assert_array_equal(net(cond._replace(ids=cond.ids.at[0, 4:].set(17))), out)
+    changed = net(cond._replace(ids=cond.ids.at[0, 1].set(8)))
+    assert np.max(np.abs(changed[0] - out[0])) > 1e-4
+    np.testing.assert_array_equal(changed[1], out[1])
+    with pytest.raises(ValueError, match=r"cond must be CaptionTokens"):
+        net(_captions())
+    with pytest.raises(ValueError, match=r"7 tokens, more than the network's caption_length=6"):
+        net(jm.CaptionTokens(ids=jnp.zeros((2, 7), jnp.int32), mask=jnp.ones((2, 7), bool)))
+    with pytest.raises(ValueError, match=r"cond.mask must be bool"):
+        net(cond._replace(mask=cond.mask[:, :3]))
+
+
+def test_the_own_text_encoder_is_a_small_bert_and_is_checked():
+    plain = jm.count_params(jm.abstract_init(UNET)[1])
+    own = jm.count_params(jm.abstract_init(dataclasses.replace(UNET, **OWN_ENCODER))[1])
+    d, v, s = TEXT_DIM, 20, 6
+    layer = 4 * (d * d + d) + 2 * d + (d * 4 * d + 4 * d) + (4 * d * d + d) + 2 * d
+    assert own - plain == (v + s + 2) * d + 2 * d + layer     # embeddings, LayerNorm, 1 layer
+    with pytest.raises(ValueError, match="needs text_dim"):
+        dataclasses.replace(DIT, text_dim=None, num_classes=None, **OWN_ENCODER)
+    with pytest.raises(ValueError, match="text_dim=12 must be divisible by caption_heads=5"):
+        dataclasses.replace(UNET, **{**OWN_ENCODER, "caption_heads": 5})
+    with pytest.raises(ValueError, match="caption_depth"):
+        dataclasses.replace(UNET, **{**OWN_ENCODER, "caption_depth": 0})

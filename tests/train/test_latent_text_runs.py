@@ -2,6 +2,8 @@
 the empty caption as guidance's unconditional branch, latents of a frozen autoencoder with
 samples decoded, and the named config errors."""
 
+import re
+
 import jax
 import numpy as np
 import pytest
@@ -104,6 +106,65 @@ def test_bad_prompts_are_named(caption_run):
     with pytest.raises(ValueError, match="need a conditional run"):
         train.make_sampler(train.build_run(tiny_config()), count=1, num_steps=5,
                            prompts=["a seven"])
+
+
+TRAINABLE_RUN = {**CAPTION_RUN, "data": {**CAPTION_RUN["data"], "text_encoder": "trainable",
+                                         "caption_length": 20},
+                 "model": {"preset": "unet_tiny",
+                           "overrides": {**CAPTION_RUN["model"]["overrides"],
+                                         "text_dim": 16, "caption_depth": 1}}}
+
+
+@pytest.fixture(scope="module")
+def trainable_run():
+    run = train.build_run(tiny_config(TRAINABLE_RUN))
+    return run, random_params(abstract_init(run.model_config)[1], seed=2)
+
+
+def test_the_trainable_encoder_reads_the_captions_word_ids(trainable_run):
+    run, _ = trainable_run
+    split = lambda text: re.findall(r"\w+|[^\w\s]", text)   # noqa: E731  ("t-shirt": 3)
+    words = sorted({w for c in run.dataset.captions for w in split(c)})
+    net = run.model_config
+    assert (net.text_dim, net.caption_vocab_size, net.caption_length) == (16, 4 + len(words), 20)
+    conds = conditions.run_conditions(run)
+    table = conds.rows(np.array([417, 800]))
+    ids = {w: 4 + i for i, w in enumerate(words)}
+    want = [2] + [ids[w] for w in split(run.dataset.captions[417])] + [3]
+    np.testing.assert_array_equal(table.ids[0, :len(want)], want)
+    np.testing.assert_array_equal(table.mask[0], np.arange(20) < len(want))
+    np.testing.assert_array_equal(table.ids[1, :3], [2, 3, 0])      # '' is [CLS] [SEP]
+    assert table.mask[1].sum() == 2
+    batch = next(run.task.modality.train_batches(run, 0))
+    np.testing.assert_array_equal(batch["caption"].ids, conds.rows(batch["label"]).ids)
+
+
+def test_the_trainable_encoder_is_trained_with_the_denoiser(trainable_run):
+    run, params = trainable_run
+    loss_fn = train.loss_fn_for(run, train=True)
+    batch = next(run.task.modality.train_batches(run, 0))
+    grads = jax.grad(lambda p: loss_fn(p, jax.random.key(0), batch).mean())(params)
+    norms = jax.tree.map(lambda g: float(np.max(np.abs(g))), grads["caption_encoder"])
+    assert len(jax.tree.leaves(norms)) == 3 + 2 + 16   # 3 embeddings, their norm, 1 layer
+    assert min(jax.tree.leaves(norms)) > 0    # the training loss reaches every encoder weight
+
+
+def test_trainable_guidance_and_prompts(trainable_run):
+    run, params = trainable_run
+    key = jax.random.key(3)
+
+    def draw(prompts, guidance=None):
+        return np.asarray(train.make_sampler(run, count=2, num_steps=4, prompts=prompts,
+                                             guidance_scale=guidance)(key, params))
+
+    np.testing.assert_allclose(draw(["", ""], guidance=3.0), draw(["", ""]), atol=1e-5)
+    prompt = ["a seven above a sneaker"] * 2
+    assert np.max(np.abs(draw(prompt) - draw(["", ""]))) > 1e-3
+    with pytest.raises(ValueError, match=r"texts\[1\] = 'a cat above a dog' has words the "
+                                         r"trainable text encoder never saw: \['cat', 'dog'\]"):
+        draw(["a seven", "a cat above a dog"])
+    with pytest.raises(ValueError, match="more than max_length=20"):
+        draw(["a seven " * 10] * 2)
 
 
 @pytest.fixture(scope="module")
