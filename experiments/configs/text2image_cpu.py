@@ -46,7 +46,7 @@ AUTOENCODER = train.config_dict({
 })
 
 
-COMPARISON_STEPS = 1000
+COMPARISON_STEPS = 500
 """The training budget of the latent-vs-pixel comparison (steps of batch 64)."""
 
 

@@ -32,6 +32,7 @@ from jaxdiff.evaluation.classifier import (
     save_classifier,
     train_classifier,
 )
+from jaxdiff.evaluation.scores import inception_fid_or_why
 from jaxdiff.metrics.features import extract_features
 from jaxdiff.metrics.frechet import fid_from_stats, stats_from_features
 
@@ -121,13 +122,19 @@ def real_reference(classifier: TrainedClassifier, *, batch_size: int = 500):
 
 def evaluate_text_to_image(workdir, *, guidance_scales=(0.0, 1.0, 2.0, 4.0, 6.0),
                            samples_per_caption: int = 4, captions_per_set: int = 80,
+                           held_out: bool = True,
                            sampler: str | None = None, steps: int | None = None,
-                           seed: int = 0,
+                           seed: int = 0, inception: bool = False,
+                           inception_weights: str | os.PathLike | None = None,
                            cache_dir: str | os.PathLike | None = None,
                            progress: bool = False) -> dict:
     """Caption scores of a caption-conditioned run on the pairs, per guidance scale ``w``
-    (0: the conditional model unguided), on ``captions_per_set`` seen and as many held-out
-    caption ids (a fixed random choice, seed 0), ``samples_per_caption`` images each."""
+    (0: the conditional model unguided), on ``captions_per_set`` seen and (``held_out``) as
+    many held-out caption ids (a fixed random choice, seed 0), ``samples_per_caption`` images
+    each; with ``inception``, each set's standard Inception FID of the (decoded) samples to the
+    real test canvases beside them
+    (:func:`~jaxdiff.evaluation.scores.inception_fid_or_why`; biased upwards by the small
+    sample count, comparable between runs and scales of the same protocol)."""
     from jaxdiff import train
     from jaxdiff.evaluation import common
 
@@ -144,13 +151,17 @@ def evaluate_text_to_image(workdir, *, guidance_scales=(0.0, 1.0, 2.0, 4.0, 6.0)
     rng = np.random.default_rng(0)
     sets = {"seen": rng.choice(seen, captions_per_set, replace=False),
             "held_out": rng.choice(held, min(captions_per_set, len(held)), replace=False)}
+    if not held_out:
+        del sets["held_out"]
     report = {"workdir": str(workdir), "step": restored.step, "real_test_canvases": real,
               "classifier": {"name": classifier.name, "item_test_accuracy":
                              classifier_accuracy(classifier, item_dataset("test"))},
               "protocol": {"samples_per_caption": samples_per_caption,
                            "captions": {k: len(v) for k, v in sets.items()},
                            "sampler": sampler or run.task.samplers[0], "steps": steps,
-                           "seed": seed}, "by_guidance": []}
+                           "seed": seed, "inception_fid": "uint8, 299x299, to the "
+                           "whole test split" if inception else "not computed"},
+              "by_guidance": []}
     for w in guidance_scales:
         row = {"guidance_scale": float(w)}
         for i, (label, ids) in enumerate(sets.items()):
@@ -161,6 +172,10 @@ def evaluate_text_to_image(workdir, *, guidance_scales=(0.0, 1.0, 2.0, 4.0, 6.0)
             latents = sample(jax.random.fold_in(jax.random.key(seed), i), restored.ema_params)
             images = run.task.modality.to_pixels(run, latents)
             row[label] = caption_scores(classifier, images, caption_ids, reference=reference)
+            if inception:
+                row[label]["inception_fid"], _ = inception_fid_or_why(
+                    images, pairs.load_pairs("test"), dataset_name=pairs.PAIRS_NAME,
+                    weights=inception_weights, cache_dir=cache_dir)
         report["by_guidance"].append(row)
         if progress:
             print(row)

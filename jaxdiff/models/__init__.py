@@ -17,6 +17,7 @@ from jaxdiff.models.autoencoder import (
     AutoencoderKLConfig,
     posterior_kl,
     posterior_sample,
+    without_discriminator,
 )
 from jaxdiff.models.conditioning import CaptionTokens, TextCondition, drop_labels
 from jaxdiff.models.dit import DiT, DiTConfig
@@ -32,6 +33,7 @@ from jaxdiff.models.functional import (
     make_apply_fn,
     make_autoencoder_fns,
     make_decode_fns,
+    make_discriminator_fn,
 )
 from jaxdiff.models.presets import DIFFUSERS_PREFIX, PRESETS, create, preset_config
 from jaxdiff.models.text_transformer import KVCache, TextTransformer, TextTransformerConfig
@@ -65,7 +67,9 @@ __all__ = [
     "make_apply_fn",
     "make_autoencoder_fns",
     "make_decode_fns",
+    "make_discriminator_fn",
     "posterior_kl",
     "posterior_sample",
     "preset_config",
+    "without_discriminator",
 ]

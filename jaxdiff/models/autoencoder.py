@@ -22,6 +22,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxdiff._validation import check_divisible, check_floating, check_int
+from jaxdiff.models.discriminator import PatchDiscriminator
 from jaxdiff.models.normalization import GroupNorm
 from jaxdiff.models.unet import Resample, ResBlock, SpatialAttention, conv_layer
 from jaxdiff.typing import Array, PRNGKey
@@ -49,6 +50,11 @@ class AutoencoderKLConfig:
         before the decoder (on ``z``), as in LDM.
       scaling_factor: the latent scale a diffusion model on these latents uses
         (0.18215 for the SD VAE; for a newly trained autoencoder the data's 1 / std).
+      discriminator_layers: with ``> 0``, the model also holds the
+        :class:`~jaxdiff.models.discriminator.PatchDiscriminator` of adversarial training
+        (``AutoencoderKL.discriminate``) with this many stride-2 layers; 0: none. A
+        training-only part: :func:`without_discriminator` drops it.
+      discriminator_channels: the discriminator's first width (LDM's ``ndf``, 64).
     """
 
     in_channels: int = 3
@@ -61,6 +67,8 @@ class AutoencoderKLConfig:
     mid_attention: bool = True
     quant_conv: bool = True
     scaling_factor: float = 0.18215
+    discriminator_layers: int = 0
+    discriminator_channels: int = 64
 
     def __post_init__(self):
         for name in ("in_channels", "base_channels", "num_res_blocks", "latent_channels",
@@ -70,6 +78,11 @@ class AutoencoderKLConfig:
             raise ValueError("channel_mults must name at least one level")
         for mult in self.channel_mults:
             check_divisible("base_channels * channel_mult", self.base_channels * mult,
+                            "num_groups", self.num_groups)
+        check_int("discriminator_layers", self.discriminator_layers, minimum=0)
+        check_int("discriminator_channels", self.discriminator_channels)
+        if self.discriminator_layers:
+            check_divisible("discriminator_channels", self.discriminator_channels,
                             "num_groups", self.num_groups)
         if not self.norm_eps > 0 or not self.scaling_factor > 0:
             raise ValueError(f"norm_eps and scaling_factor must be > 0, got {self.norm_eps}, "
@@ -178,6 +191,10 @@ class AutoencoderKL(nnx.Module):
         self.decoder = Decoder(config, rngs=rngs)
         self.quant_conv = conv_layer(two_z, two_z, 1, rngs=rngs) if config.quant_conv else None
         self.post_quant_conv = conv_layer(z, z, 1, rngs=rngs) if config.quant_conv else None
+        self.discriminator = (PatchDiscriminator(
+            config.in_channels, channels=config.discriminator_channels,
+            layers=config.discriminator_layers, num_groups=config.num_groups, rngs=rngs)
+            if config.discriminator_layers else None)
 
     def encode(self, x: Array) -> tuple[Array, Array]:
         """The posterior's ``(mean, log_variance)``, each ``[B, H / f, W / f, latent]`` (``f``:
@@ -200,12 +217,33 @@ class AutoencoderKL(nnx.Module):
             z = self.post_quant_conv(z)
         return self.decoder(z)
 
+    def discriminate(self, x: Array) -> Array:
+        """The patch discriminator's logits ``[B, h, w, 1]`` of images ``x`` (real: high)."""
+        c = self.config
+        if self.discriminator is None:
+            raise ValueError("the autoencoder has no discriminator (discriminator_layers=0)")
+        check_floating("x", x, shape=(None, None, None, c.in_channels))
+        if min(x.shape[1:3]) // 2 ** c.discriminator_layers < 3:
+            raise ValueError(f"x of {x.shape[1]}x{x.shape[2]} is too small for "
+                             f"discriminator_layers={c.discriminator_layers}: each side over "
+                             f"2**layers must be >= 3 for one patch logit")
+        return self.discriminator(x)
+
     def __call__(self, x: Array, t=None, cond=None, *, dropout_key: PRNGKey | None = None):
         """The reconstruction ``decode(mean)`` of ``x`` (``t``, ``cond`` must be None: the
         signature is the other networks', so ``make_apply_fn`` serves it too)."""
         if t is not None or cond is not None or dropout_key is not None:
             raise ValueError("an autoencoder takes no timestep, condition or dropout key")
         return self.decode(self.encode(x)[0])
+
+
+def without_discriminator(config: AutoencoderKLConfig, params: nnx.State):
+    """``(config, params)`` of the autoencoder alone: its discriminator, a training-only
+    part, dropped (what a diffusers ``AutoencoderKL`` holds)."""
+    if not config.discriminator_layers:
+        return config, params
+    kept = nnx.State({k: v for k, v in params.items() if k != "discriminator"})
+    return dataclasses.replace(config, discriminator_layers=0), kept
 
 
 def posterior_sample(key: PRNGKey, mean: Array, log_variance: Array) -> Array:

@@ -202,3 +202,8 @@ def make_autoencoder_fns(graphdef: nnx.GraphDef, rest: nnx.State) -> tuple[Calla
         return nnx.merge(graphdef, params, rest).decode(z)
 
     return encode, decode
+
+
+def make_discriminator_fn(graphdef: nnx.GraphDef, rest: nnx.State) -> Callable:
+    """``discriminate(params, x) -> logits`` of an ``AutoencoderKL`` with a discriminator."""
+    return lambda params, x: nnx.merge(graphdef, params, rest).discriminate(x)

@@ -59,6 +59,11 @@ def jaxdiff_config(values: dict) -> AutoencoderKLConfig:
 
 def diffusers_config(config: AutoencoderKLConfig) -> dict:
     """The ``AutoencoderKL`` ``config.json`` of a jaxdiff autoencoder config."""
+    if config.discriminator_layers:
+        raise ValueError(f"AutoencoderKLConfig.discriminator_layers="
+                         f"{config.discriminator_layers}: the discriminator is a training-only "
+                         f"part with no {CLASS_NAME} equivalent; save "
+                         f"jaxdiff.models.without_discriminator(config, params)")
     if config.norm_eps != 1e-6:
         raise ValueError(f"AutoencoderKLConfig.norm_eps={config.norm_eps} has no {CLASS_NAME} "
                          f"equivalent (its GroupNorms have eps 1e-6)")

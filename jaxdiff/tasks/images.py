@@ -112,6 +112,12 @@ def _check_config(config) -> None:
         raise config_error("data.text_encoder", f"must be None or one of "
                                                 f"{list(conditions.TEXT_ENCODERS)}, got "
                                                 f"{d.text_encoder!r}")
+    if d.latents not in latent.LATENT_MODES:
+        raise config_error("data.latents", f"must be one of {list(latent.LATENT_MODES)}, got "
+                                           f"{d.latents!r}")
+    if d.latents != latent.LATENT_MODES[0] and d.autoencoder is None:
+        raise config_error("data.latents", f"={d.latents!r} is for latent runs "
+                                           f"(data.autoencoder); this run is on the pixels")
     if d.caption_length < 2:
         raise config_error("data.caption_length", f"must be >= 2 ([CLS] and [SEP]), got "
                                                   f"{d.caption_length}")
@@ -155,9 +161,7 @@ def _with_conditions(run, batches):
 
 
 def _train_batches(run, start_step: int):
-    t = run.config.train
-    return _with_conditions(run, data.batches(run.dataset, batch_size=t.batch_size,
-                                              seed=t.seed, start_step=start_step))
+    return _with_conditions(run, latent.train_batches(run, start_step=start_step))
 
 
 def _eval_batches(run) -> list:

@@ -11,12 +11,15 @@ space and decoded, :math:`\hat x = D(\hat z / s)`. ``data.autoencoder`` names th
 * ``"diffusers:DIR"``: a diffusers ``AutoencoderKL`` (a model folder, or a pipeline with a
   ``vae/``), with its config's ``scaling_factor`` (0.18215 for the SD VAE).
 
-The latents are cached: each image is encoded once when the run is built, one posterior draw
-per image from the key ``fold_in(key(train.seed), split)`` (as fast-DiT caches them), and the
-run trains on that :class:`~jaxdiff.data.ArrayDataset` of latents, whose ``pixels`` are the
-images. Everything downstream -- batches, objectives, samplers -- is the image run's; what
-leaves the run as an image (sample grids, the evaluation's FID) is decoded first
-(:func:`to_pixels`).
+Each image is encoded once when the run is built, one posterior draw per image from the key
+``fold_in(key(train.seed), split)`` (as fast-DiT caches them): the run's data is that
+:class:`~jaxdiff.data.ArrayDataset` of latents, whose ``pixels`` are the images. With
+``data.latents="cached"`` (the default) training batches are drawn from it; with
+``"per_batch"`` each training batch's images are encoded when the batch is drawn, a fresh
+posterior draw every time (LDM's own training, the objective's expectation over
+:math:`q(z \mid x)`; :func:`train_batches`). Everything downstream -- objectives,
+samplers -- is the image run's; what leaves the run as an image (sample grids, the
+evaluation's FID) is decoded first (:func:`to_pixels`).
 """
 
 import dataclasses
@@ -28,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdiff import data
 from jaxdiff._validation import config_error
 from jaxdiff.data.arrays import ArrayDataset
 from jaxdiff.models.autoencoder import AutoencoderKLConfig
@@ -35,6 +39,8 @@ from jaxdiff.models.functional import make_autoencoder_fns
 from jaxdiff.models.presets import DIFFUSERS_PREFIX
 
 ENCODE_BATCH = 256
+LATENT_MODES = ("cached", "per_batch")
+"""The ``data.latents`` values, the default first."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,3 +140,24 @@ def to_pixels(run, samples) -> np.ndarray:
     """A run's samples as images: decoded when the run is latent, else as they are."""
     source = run.config.data.autoencoder
     return np.asarray(samples) if source is None else load_codec(source).images(samples)
+
+
+def train_batches(run, *, start_step: int):
+    """The run's training batches from ``start_step`` (:func:`jaxdiff.data.batches` with
+    ``train.batch_size`` and ``train.seed``): of its dataset, or for ``data.latents=
+    "per_batch"`` the same rows of its images encoded now, batch ``step`` of process ``p``
+    with the key ``fold_in(fold_in(fold_in(key(train.seed), 2), step), p)``."""
+    t, d = run.config.train, run.config.data
+    if d.autoencoder is None or d.latents == "cached":
+        return data.batches(run.dataset, batch_size=t.batch_size, seed=t.seed,
+                            start_step=start_step)
+    return _encoded(load_codec(d.autoencoder), run.dataset.pixels, t, start_step)
+
+
+def _encoded(codec: LatentCodec, images: ArrayDataset, t, start_step: int):
+    key = jax.random.fold_in(jax.random.key(t.seed), 2)
+    batches = data.batches(images, batch_size=t.batch_size, seed=t.seed,
+                           start_step=start_step)
+    for step, batch in enumerate(batches, start=start_step):
+        draw_key = jax.random.fold_in(jax.random.fold_in(key, step), jax.process_index())
+        yield {**batch, "image": codec.latents(batch["image"], key=draw_key)}

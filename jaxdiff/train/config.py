@@ -43,6 +43,9 @@ class DataConfig:
     autoencoder: str | None = _setting(None, "images: train on the latents of this frozen "
                                              "autoencoder (an autoencoder run's workdir, or "
                                              "diffusers:DIR); None: on the pixels")
+    latents: str = _setting("cached", "latent runs: 'cached' (one posterior draw per image, "
+                                      "made once) or 'per_batch' (each batch encoded when "
+                                      "drawn, a fresh draw)")
     text_encoder: str | None = _setting(None, "captioned images, conditional: the text encoder, "
                                               "frozen all-MiniLM-L6-v2 (None) or 'trainable' "
                                               "(the network's own)")
@@ -93,6 +96,9 @@ class DiffusionConfig:
     kl_weight: float | None = _setting(None, "autoencoder: beta of reconstruction + beta KL "
                                              "(None: 1e-6, LDM's)")
     reconstruction_loss: str | None = _setting(None, "autoencoder: l1 | l2 (None: l1)")
+    adversarial_weight: float | None = _setting(None, "autoencoder: the patch discriminator's "
+                                                      "weight (LDM's disc_weight 0.5; None: "
+                                                      "0, off)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,6 +2,7 @@
 the empty caption as guidance's unconditional branch, latents of a frozen autoencoder with
 samples decoded, and the named config errors."""
 
+import itertools
 import re
 
 import jax
@@ -175,8 +176,9 @@ def autoencoder(tmp_path_factory):
     return workdir
 
 
-def _latent_config(source, **train_fields):
-    return tiny_config(data={"name": "digits", "image_size": 16, "autoencoder": str(source)},
+def _latent_config(source, latents="cached", **train_fields):
+    return tiny_config(data={"name": "digits", "image_size": 16, "autoencoder": str(source),
+                             "latents": latents},
                        model={"preset": "unet_tiny",
                               "overrides": {**TINY["model"]["overrides"], "image_size": 8}},
                        train={"sample_steps": 3, **train_fields})
@@ -206,6 +208,30 @@ def test_a_latent_run_trains_on_scaled_latents_and_decodes_its_samples(autoencod
     assert report["bits_per_dim"].startswith("unavailable: a latent run's bound")
     assert np.isfinite(report["classifier_fid"])
     assert "bits/dim" in evaluation.report_markdown(report)
+
+
+def test_per_batch_latents_are_fresh_draws_of_the_same_rows(autoencoder, tmp_path):
+    cached = train.build_run(_latent_config(autoencoder))
+    fresh = train.build_run(_latent_config(autoencoder, latents="per_batch"))
+    codec = latent.load_codec(str(autoencoder))
+    old = list(itertools.islice(latent.train_batches(cached, start_step=0), 4))[3]
+    new = list(itertools.islice(latent.train_batches(fresh, start_step=0), 4))[3]
+    np.testing.assert_array_equal(new["label"], old["label"])
+    rows = [int(np.flatnonzero(np.all(cached.dataset.images == z, axis=(1, 2, 3)))[0])
+            for z in old["image"]]                      # the cached batch's rows
+    step_key = jax.random.fold_in(jax.random.fold_in(jax.random.key(0), 2), 3)
+    want = codec.latents(fresh.dataset.pixels.images[rows],
+                         key=jax.random.fold_in(step_key, 0))
+    np.testing.assert_allclose(new["image"], want, atol=1e-6)   # encoded now, step 3's key
+    np.testing.assert_array_equal(next(latent.train_batches(fresh, start_step=3))["image"],
+                                  new["image"])                  # resumes to the same draws
+    assert np.max(np.abs(new["image"] - old["image"])) > 0.05   # not the cached draw
+    train.train(_latent_config(autoencoder, latents="per_batch", num_steps=2,
+                               checkpoint_every=2, eval_every=2), tmp_path)
+    assert np.isfinite([m["loss"] for m in train.read_metrics(tmp_path) if "loss" in m]).all()
+    with pytest.raises(ValueError, match="config field data.latents"):
+        train.build_run(tiny_config(data={"name": "digits", "image_size": None,
+                                          "latents": "per_batch"}))
 
 
 def test_a_diffusers_autoencoder_folder_is_a_latent_source(autoencoder, tmp_path):
