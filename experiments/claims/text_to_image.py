@@ -12,8 +12,8 @@ regions, both must be the caption's kinds; chance 1/400 -- on :data:`CAPTIONS` s
 many held-out combinations (never trained on), :data:`PER_CAPTION` samples each, at the
 guidance scales :data:`SCALES` (library convention
 :math:`\hat v = v_c + w (v_c - v_u)`, the empty caption as :math:`v_u`); the within-caption
-spread (diversity) and the region-feature FID to the real test canvases beside it; the
-autoencoder's report (PSNR, latent scale).
+spread (diversity), the region-feature FID and the standard Inception FID of the decoded
+samples to the real test canvases beside it; the autoencoder's report (PSNR, latent scale).
 
 Expected, stated before the run: on seen captions the accuracy at the largest scale is above
 ``w = 0`` by more than :data:`Z` standard errors and the spread is lower; on held-out
@@ -86,7 +86,8 @@ def run(out_dir) -> dict:
                                                        progress=False)
     report = caption_eval.evaluate_text_to_image(
         latent, guidance_scales=SCALES, samples_per_caption=PER_CAPTION,
-        captions_per_set=CAPTIONS, sampler="euler", steps=SAMPLE_STEPS, progress=True)
+        captions_per_set=CAPTIONS, sampler="euler", steps=SAMPLE_STEPS, inception=True,
+        progress=True)
     held = set(pairs.held_out_ids().tolist())
     figure_held_out = [pairs.CAPTIONS.index(p) in held for p in FIGURE_PROMPTS]
     return {

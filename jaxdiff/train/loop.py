@@ -96,6 +96,7 @@ def model_config_for(config: ExperimentConfig, dataset) -> jm.NetworkConfig:
 _FITTED_BY = {"image_size": "data.image_size", "in_channels": "data.name",
               "num_classes": "data.conditional", "text_dim": "data.text_encoder",
               "caption_vocab_size": "data.text_encoder", "caption_length": "data.caption_length",
+              "discriminator_layers": "diffusion.adversarial_weight",
               "learned_variance": "diffusion.learned_variance",
               "vocab_size": "diffusion.process", "causal": "diffusion.process",
               "time_conditioning": "diffusion.process"}
