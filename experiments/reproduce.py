@@ -25,6 +25,7 @@ from claims import (
     forward_process,
     guidance,
     inpainting,
+    latent_vs_pixel,
     learned_variance,
     mode_coverage,
     posthoc_ema,
@@ -47,7 +48,7 @@ _HERE = pathlib.Path(__file__).resolve().parent
 CLAIMS = (forward_process, schedule_comparison, learned_variance, sampler_steps, guidance,
           mode_coverage, reconstruction, inpainting, text_likelihood, text_speed,
           text_inpainting, text_quality, process_comparison, vdm_bound,
-          straightness, posthoc_ema, text_to_image)
+          straightness, posthoc_ema, text_to_image, latent_vs_pixel)
 DEFAULT_OUT = _HERE / "results"
 
 

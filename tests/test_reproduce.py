@@ -142,7 +142,8 @@ def test_check_script_fails_without_results(tmp_path):
 HOLDS = {"schedule_comparison": False, "learned_variance": True, "sampler_steps": False,
          "guidance": False, "mode_coverage": True, "reconstruction": True, "inpainting": False,
          "process_comparison": False, "vdm_bound": True,
-         "straightness": True, "posthoc_ema": True, "text_to_image": True}
+         "straightness": True, "posthoc_ema": True, "text_to_image": True,
+         "latent_vs_pixel": True}
 IMAGE_CLAIMS = {c.NAME: c for c in reproduce.CLAIMS if c.NAME in HOLDS}
 
 
@@ -282,6 +283,10 @@ DOCTORS = {
                                             "antithetic", "std"), 5.0)],
     "text_to_image": [_guidance_useless, _held_out_at_chance,
                       _set(("autoencoder", "psnr"), 12.0)],
+    "latent_vs_pixel": [_set(("speedup", "train_step"), 2.0),
+                        _set(("speedup", "sampling"), 1.0),
+                        _set(("models", "latent", "by_guidance", 1, "caption_accuracy"), 0.3),
+                        _set(("models", "latent", "by_guidance", 0, "inception_fid"), 400.0)],
 }
 
 

@@ -91,7 +91,7 @@ def run(out_dir) -> dict:
                                          text2image_cpu.get_config("autoencoder").to_dict())
     measured = {}
     for model, name in MODELS.items():
-        workdir = text_to_image._trained(name, _config(model, autoencoder))
+        workdir = text_to_image._trained(name, _config(model, autoencoder), claim=NAME)
         report = caption_eval.evaluate_text_to_image(
             workdir, guidance_scales=SCALES, samples_per_caption=PER_CAPTION,
             captions_per_set=CAPTIONS, held_out=False, sampler="euler", steps=SAMPLE_STEPS,

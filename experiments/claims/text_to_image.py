@@ -52,11 +52,11 @@ FIGURE_PROMPTS = ("a seven on the left and a sneaker on the right", "a three abo
 """The figure's prompts: three seen in training, then three held out."""
 
 
-def _trained(name: str, values: dict) -> pathlib.Path:
+def _trained(name: str, values: dict, claim: str = NAME) -> pathlib.Path:
     workdir = runs.default_root() / name
     steps = values["train"]["num_steps"]
     if not (workdir / "checkpoints" / str(steps)).exists():
-        print(f"[{NAME}] training {name} for {steps} steps in {workdir}", flush=True)
+        print(f"[{claim}] training {name} for {steps} steps in {workdir}", flush=True)
         jd.train.train(jd.train.from_dict(values), workdir, progress=False)
     return workdir
 
