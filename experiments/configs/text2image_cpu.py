@@ -18,7 +18,7 @@ Three stages of one file (``--config experiments/configs/text2image_cpu.py:<stag
       --prompt "a seven on the left and a sneaker on the right" --guidance 3
 
 * ``pixel``: the same denoiser on the 32x32 pixels (one more UNet level), for
-  :data:`COMPARISON_STEPS` steps (about 2.4 s a step on 2 cores, 11x the latent model's):
+  :data:`COMPARISON_STEPS` steps (2.7 s a step on 2 cores, 8x the latent model's; claim 18):
   the latent-vs-pixel comparison of claim 18 trains ``latent`` for as many steps.
 
 Hardware: 2 CPU cores; time and results: README section "Text-to-image (latent diffusion)".
