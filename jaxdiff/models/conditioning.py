@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from jaxdiff._validation import (
@@ -21,6 +22,7 @@ from jaxdiff._validation import (
     check_integer,
     check_rate,
     check_real,
+    is_concrete,
 )
 from jaxdiff.typing import Array, PRNGKey
 
@@ -53,9 +55,10 @@ def drop_labels(key: PRNGKey, labels: Array, *, num_classes: int, rate: float) -
     return jnp.where(dropped, jnp.asarray(num_classes, labels.dtype), labels)
 
 
-def caption_tokens(cond, *, length: int, batch_size: int) -> "CaptionTokens":
+def caption_tokens(cond, *, length: int, vocab_size: int, batch_size: int) -> "CaptionTokens":
     """Validates ``cond`` as the :class:`CaptionTokens` of ``batch_size`` captions of at most
-    ``length`` tokens (the input of a network with its own text encoder)."""
+    ``length`` tokens with ids in ``[0, vocab_size)`` (checked when concrete; the input of a
+    network with its own text encoder)."""
     if not isinstance(cond, CaptionTokens):
         raise ValueError(f"cond must be CaptionTokens (ids, mask) for a network with its own "
                          f"text encoder (caption_vocab_size); the unconditional input is the "
@@ -65,6 +68,10 @@ def caption_tokens(cond, *, length: int, batch_size: int) -> "CaptionTokens":
         raise ValueError(f"cond.ids has {cond.ids.shape[1]} tokens, more than the network's "
                          f"caption_length={length}")
     _check_mask(cond.mask, cond.ids.shape)
+    if is_concrete(cond.ids) and not np.all((np.asarray(cond.ids) >= 0)
+                                            & (np.asarray(cond.ids) < vocab_size)):
+        raise ValueError(f"cond.ids must lie in [0, caption_vocab_size={vocab_size}), got "
+                         f"values in [{np.min(cond.ids)}, {np.max(cond.ids)}]")
     return cond
 
 
@@ -101,7 +108,8 @@ def image_denoiser_inputs(config, x_t: Array, t: Array, cond,
     batch = x_t.shape[0]
     check_real("t", t, shape=(batch,))
     if config.caption_vocab_size is not None:
-        condition = caption_tokens(cond, length=config.caption_length, batch_size=batch)
+        condition = caption_tokens(cond, length=config.caption_length,
+                                   vocab_size=config.caption_vocab_size, batch_size=batch)
     elif config.text_dim is not None:
         condition = text_condition(cond, text_dim=config.text_dim, batch_size=batch)
     else:

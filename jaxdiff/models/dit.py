@@ -144,7 +144,7 @@ class DiT(nnx.Module):
             JointTransformerBlock(width, num_heads=config.num_heads,
                                   mlp_ratio=config.mlp_ratio, cond_dim=width,
                                   dropout=config.dropout, last=i == config.depth - 1,
-                                  rngs=rngs) if joint else
+                                  mlp_norm_eps=config.mlp_norm_eps, rngs=rngs) if joint else
             TransformerBlock(width, num_heads=config.num_heads, mlp_ratio=config.mlp_ratio,
                              cond_dim=width, dropout=config.dropout,
                              mlp_norm_eps=config.mlp_norm_eps, context_dim=config.text_dim,

@@ -26,7 +26,7 @@ class _Stream(nnx.Module):
     ``pre_only``) the output projection and the MLP."""
 
     def __init__(self, dim: int, *, cond_dim: int, mlp_ratio: float, pre_only: bool,
-                 rngs: nnx.Rngs):
+                 mlp_norm_eps: float, rngs: nnx.Rngs):
         self.pre_only = pre_only
         self.modulation = nnx.Linear(cond_dim, (2 if pre_only else 6) * dim,
                                      kernel_init=ZEROS, rngs=rngs)
@@ -36,8 +36,8 @@ class _Stream(nnx.Module):
         if not pre_only:
             mlp_dim = int(dim * mlp_ratio)
             self.output = nnx.Linear(dim, dim, kernel_init=XAVIER_UNIFORM, rngs=rngs)
-            self.mlp_norm = nnx.LayerNorm(dim, epsilon=1e-6, use_scale=False, use_bias=False,
-                                          rngs=rngs)
+            self.mlp_norm = nnx.LayerNorm(dim, epsilon=mlp_norm_eps, use_scale=False,
+                                          use_bias=False, rngs=rngs)
             self.mlp_hidden = nnx.Linear(dim, mlp_dim, kernel_init=XAVIER_UNIFORM, rngs=rngs)
             self.mlp_output = nnx.Linear(mlp_dim, dim, kernel_init=XAVIER_UNIFORM, rngs=rngs)
 
@@ -74,18 +74,20 @@ class JointTransformerBlock(nnx.Module):
       cond_dim: width of the adaLN conditioning vector.
       dropout: dropout on the residual branches (train mode only).
       last: the caption stream gives keys and values only.
+      mlp_norm_eps: the epsilon of the LayerNorms before the MLPs (1e-6 before attention).
       rngs: parameter initialisation randomness.
     """
 
     def __init__(self, dim: int, *, num_heads: int, mlp_ratio: float = 4.0, cond_dim: int,
-                 dropout: float = 0.0, last: bool = False, rngs: nnx.Rngs):
+                 dropout: float = 0.0, last: bool = False, mlp_norm_eps: float = 1e-6,
+                 rngs: nnx.Rngs):
         if dim % num_heads:
             raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
         self.num_heads = num_heads
         self.image = _Stream(dim, cond_dim=cond_dim, mlp_ratio=mlp_ratio, pre_only=False,
-                             rngs=rngs)
+                             mlp_norm_eps=mlp_norm_eps, rngs=rngs)
         self.caption = _Stream(dim, cond_dim=cond_dim, mlp_ratio=mlp_ratio, pre_only=last,
-                               rngs=rngs)
+                               mlp_norm_eps=mlp_norm_eps, rngs=rngs)
         self.dropout = nnx.Dropout(dropout)
 
     def __call__(self, x_BxNxD: Array, c_BxSxD: Array, mask_BxS: Array, cond_BxC: Array, *,

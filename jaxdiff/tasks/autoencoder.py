@@ -38,7 +38,8 @@ no LPIPS term (no perceptual network ships offline), the term is on from the fir
 loss has no step counter, so LDM's late ``disc_start`` is not built), GroupNorm in the
 discriminator, and one global-norm gradient clip over both players. The held-out loss stays
 :math:`L(x)`, comparable between runs. The model is an ``AutoencoderKL`` preset
-(``vae_tiny``, ``sd_vae``, or ``diffusers:DIR`` to fine-tune one).
+(``vae_tiny``, ``sd_vae``, or ``diffusers:DIR`` to fine-tune one -- without the adversarial
+term: a pretrained folder holds no discriminator, and such a run is a named config error).
 """
 
 import dataclasses

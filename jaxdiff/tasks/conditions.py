@@ -77,9 +77,9 @@ def encoder_fields(name: str, captions: tuple[str, ...], length: int) -> dict:
 def encode_captions(texts, *, encoder: str, captions: tuple[str, ...], length: int):
     """``texts`` as the network's condition (NumPy): encoded by the frozen encoder
     (:class:`TextCondition`), or tokenised for the trainable one (:class:`CaptionTokens`;
-    the vocabulary of the dataset's ``captions``); the empty caption, a text with no word
-    and one longer than ``length`` tokens are errors as in
-    :meth:`~jaxdiff.data.wordpiece.WordPieceTokenizer.encode_batch`."""
+    the vocabulary of the dataset's ``captions``, an unseen word an error); ``""`` is the null
+    caption, and a non-empty text with no word or one longer than ``length`` tokens are errors
+    as in :meth:`~jaxdiff.data.wordpiece.WordPieceTokenizer.encode_batch`."""
     if encoder != TRAINABLE:
         return text_encoder(encoder).encode(list(texts), max_length=length)
     vocabulary = caption_vocabulary(captions)

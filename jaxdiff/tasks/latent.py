@@ -131,6 +131,10 @@ def encode_dataset(codec: LatentCodec, dataset: ArrayDataset, *, key) -> ArrayDa
                                                f"{codec.config.in_channels}-channel images "
                                                f"whose sides divide by {factor}; the data "
                                                f"has {dataset.images.shape[1:]}")
+    if dataset.noise is not None:
+        raise config_error("data.autoencoder", f"{dataset.name!r} couples each image with "
+                                               f"pixel noise (reflow pairs); that coupling has "
+                                               f"no meaning on latents")
     return ArrayDataset(images=codec.latents(dataset.images, key=key), labels=dataset.labels,
                         num_classes=dataset.num_classes, name=f"{dataset.name}:latent",
                         captions=dataset.captions, pixels=dataset)

@@ -95,6 +95,8 @@ def _check_config(config) -> None:
                                         f"{list(data.TEXT_CORPUS_NAMES)}; got {d.name!r}")
     if d.conditional:
         raise config_error("data.conditional", "text runs are unconditional")
+    if d.latents != "cached":
+        raise config_error("data.latents", f"is for latent image runs; got {d.latents!r}")
     if (d.path is not None) != (d.name == "text8"):
         raise config_error("data.path", f"is required for the 'text8' corpus and only for "
                                         f"it; got path={d.path!r} with name={d.name!r}")

@@ -113,6 +113,8 @@ def test_a_network_with_its_own_text_encoder_reads_token_ids(config):
         net(jm.CaptionTokens(ids=jnp.zeros((2, 7), jnp.int32), mask=jnp.ones((2, 7), bool)))
     with pytest.raises(ValueError, match=r"cond.mask must be bool"):
         net(cond._replace(mask=cond.mask[:, :3]))
+    with pytest.raises(ValueError, match=r"cond.ids must lie in \[0, caption_vocab_size=20\)"):
+        net(cond._replace(ids=cond.ids.at[1, 2].set(20)))
 
 
 def test_the_own_text_encoder_is_a_small_bert_and_is_checked():
