@@ -5,6 +5,8 @@
   sampling.
 - Continuous-time masked diffusion (MDLM, Sahoo et al. 2024; MD4, Shi et al. 2024):
   :func:`masked_process`, the weighted cross-entropy ELBO, parallel unmasking.
+- Block diffusion (BD3-LM, Arriola et al. 2025): :func:`block_process`, the block bound with
+  one time per block over a two-stream denoiser, block-by-block sampling with a KV cache.
 - Likelihoods in nats and perplexity bounds (bits per token: :func:`jaxdiff.bits_per_unit`);
   text inpainting with a character tokenizer.
 - Categorical distributions shared with the autoregressive baseline: inverse-CDF draws
@@ -17,7 +19,24 @@ D3PM index in ``[0, T)`` (the state after ``t + 1`` steps) or a ``float32 [B]`` 
 time in ``(0, 1]``.
 """
 
-from jaxdiff.discrete.distributions import categorical, log_softmax_excluding
+from jaxdiff.discrete.block import (
+    BlockProcess,
+    TwoStream,
+    block_diffusion_loss,
+    block_elbo,
+    block_elbo_terms,
+    block_process,
+    block_q_sample,
+    block_sample,
+    block_times,
+    uncached_block_decoder,
+)
+from jaxdiff.discrete.distributions import (
+    categorical,
+    log_softmax_excluding,
+    nucleus,
+    x0_log_probs,
+)
 from jaxdiff.discrete.likelihood import d3pm_elbo, masked_elbo, perplexity_bound
 from jaxdiff.discrete.losses import (
     d3pm_cross_entropy,
@@ -51,7 +70,10 @@ from jaxdiff.discrete.transitions import (
 )
 
 __all__ = [
-    "MASKING_SCHEDULES", "SCHEDULES", "TRANSITIONS", "CharTokenizer", "D3PMProcess",
+    "MASKING_SCHEDULES", "SCHEDULES", "TRANSITIONS", "BlockProcess", "CharTokenizer",
+    "D3PMProcess", "TwoStream", "block_diffusion_loss", "block_elbo", "block_elbo_terms",
+    "block_process", "block_q_sample", "block_sample", "block_times", "nucleus",
+    "uncached_block_decoder", "x0_log_probs",
     "MaskedProcess", "categorical", "d3pm_cross_entropy", "d3pm_elbo", "d3pm_loss",
     "d3pm_prior_kl", "d3pm_process", "d3pm_sample", "d3pm_step_counts", "d3pm_vb_terms",
     "expand_template", "inpaint_text", "log_softmax_excluding", "mask_probability",

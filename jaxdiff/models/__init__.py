@@ -11,7 +11,7 @@ Images are NHWC float; timesteps ``[B]`` step indices; class labels ``int32 [B]`
 the null class ``num_classes``; tokens ``int32 [B, L]`` -> logits ``float32 [B, L, V]``.
 """
 
-from jaxdiff.models.attention import LayerKVCache
+from jaxdiff.models.attention import CAUSAL, BlockCausalMask, LayerKVCache
 from jaxdiff.models.autoencoder import (
     AutoencoderKL,
     AutoencoderKLConfig,
@@ -36,7 +36,12 @@ from jaxdiff.models.functional import (
     make_discriminator_fn,
 )
 from jaxdiff.models.presets import DIFFUSERS_PREFIX, PRESETS, create, preset_config
-from jaxdiff.models.text_transformer import KVCache, TextTransformer, TextTransformerConfig
+from jaxdiff.models.text_transformer import (
+    KVCache,
+    TextTransformer,
+    TextTransformerConfig,
+    TwoStream,
+)
 from jaxdiff.models.unet import UNet, UNetConfig
 
 __all__ = [
@@ -47,6 +52,8 @@ __all__ = [
     "CaptionTokens",
     "DiT",
     "DiTConfig",
+    "BlockCausalMask",
+    "CAUSAL",
     "KVCache",
     "LayerKVCache",
     "Model",
@@ -54,6 +61,7 @@ __all__ = [
     "TextCondition",
     "TextTransformer",
     "TextTransformerConfig",
+    "TwoStream",
     "UNet",
     "UNetConfig",
     "abstract_init",

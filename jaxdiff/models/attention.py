@@ -10,12 +10,14 @@ spatial attention (Ho et al. 2020), DiT blocks (Peebles & Xie 2023) and the text
 bidirectional or causal.
 """
 
+import dataclasses
 import functools
 import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from jaxdiff.models.embeddings import apply_rotary
@@ -36,6 +38,52 @@ _BOUND_SHIFT_MAX = 20.0
 _F32 = jnp.float32
 
 
+@dataclasses.dataclass(frozen=True)
+class BlockCausalMask:
+    r"""Block-causal attention (Arriola et al. 2025, "Block Diffusion", BD3-LM): query
+    :math:`i` sees key :math:`j` iff :math:`\lfloor j / k \rfloor \le \lfloor i / k
+    \rfloor` with :math:`k` = ``block_size``: bidirectional within a block, causal across
+    blocks. ``block_size=1`` is causal attention.
+
+    ``two_stream``: the sequence is BD3-LM's vectorised training input
+    :math:`[x_t;\, x_0]` of two halves of :math:`N` tokens each. A noisy block :math:`b` sees
+    itself and the clean blocks before it; a clean block sees the clean blocks up to itself;
+    no clean token sees a noisy one (BD3-LM's block-diagonal, offset block-causal and
+    block-causal masks). Row :math:`b` of the noisy half then equals the single-stream
+    block-causal model on :math:`[x_0^{<b}, x_t^b]`.
+
+    Static and hashable, so it can be a ``jit`` / ``custom_vjp`` static argument.
+    """
+
+    block_size: int
+    two_stream: bool = False
+
+    def allowed(self, length: int, source: int) -> np.ndarray:
+        """``bool [length, source]``: True where the query row may attend to the key."""
+        if length != source:
+            raise ValueError(f"block-causal attention needs as many keys as queries, got "
+                             f"{source} keys for {length} queries")
+        index = np.arange(length)
+        if not self.two_stream:
+            block = index // self.block_size
+            return block[None, :] <= block[:, None]
+        if length % 2:
+            raise ValueError(f"two-stream attention needs an even length [x_t; x_0], got "
+                             f"{length}")
+        half = length // 2
+        clean, block = index >= half, (index % half) // self.block_size
+        q_clean, k_clean = clean[:, None], clean[None, :]
+        q_block, k_block = block[:, None], block[None, :]
+        noisy_sees = ~q_clean & (((~k_clean) & (k_block == q_block))
+                                 | (k_clean & (k_block < q_block)))
+        clean_sees = q_clean & k_clean & (k_block <= q_block)
+        return noisy_sees | clean_sees
+
+
+CAUSAL = BlockCausalMask(1)
+"""Causal attention: each query sees itself and the keys before it."""
+
+
 def default_chunk_bytes(platform: str | None = None) -> int | None:
     """``chunk_bytes="auto"``: ``ATTENTION_CHUNK_BYTES`` on ``"cpu"``, ``None`` (one chunk)
     on other platforms; ``platform`` defaults to ``jax.default_backend()``."""
@@ -52,15 +100,12 @@ def attention_chunk_rows(rows: int, length: int, source: int, *,
     return max(n for n in range(1, target + 1) if rows % n == 0)
 
 
-def _scaled_logits(q_NxLxK: Array, kt_NxKxS: Array, causal: bool) -> Array:
-    r"""Float32 :math:`q k^\top / \sqrt{K}` ``[n, L, S]``; ``-inf`` above the diagonal when
-    ``causal``."""
+def _scaled_logits(q_NxLxK: Array, kt_NxKxS: Array, mask: BlockCausalMask | None) -> Array:
+    r"""Float32 :math:`q k^\top / \sqrt{K}` ``[n, L, S]``; ``-inf`` where ``mask`` forbids."""
     logits = jnp.einsum("nlk,nks->nls", q_NxLxK, kt_NxKxS,
                         preferred_element_type=_F32) / math.sqrt(q_NxLxK.shape[-1])
-    if causal:
-        length, source = logits.shape[1:]
-        allowed_LxS = jnp.arange(length)[:, None] >= jnp.arange(source)[None, :]
-        logits = jnp.where(allowed_LxS, logits, -jnp.inf)
+    if mask is not None:
+        logits = jnp.where(mask.allowed(*logits.shape[1:]), logits, -jnp.inf)
     return logits
 
 
@@ -87,7 +132,7 @@ def _softmax_shift(logits_t_NxSxL: Array, q_NxLxK: Array, kt_NxKxS: Array,
 
 
 def _forward_chunk(q_NxLxK: Array, kt_NxKxS: Array, vt_NxKxS: Array,
-                   causal: bool) -> tuple[Array, Array]:
+                   mask: BlockCausalMask | None) -> tuple[Array, Array]:
     """Output ``[n, L, K]`` and the softmax's log normaliser ``[n, L]`` (float32).
 
     Computed on the transposed logits ``[n, S, L]``: both products then have the large
@@ -97,9 +142,8 @@ def _forward_chunk(q_NxLxK: Array, kt_NxKxS: Array, vt_NxKxS: Array,
     head_dim, source = q_NxLxK.shape[-1], kt_NxKxS.shape[-1]
     logits_t_NxSxL = jnp.einsum("nks,nlk->nsl", kt_NxKxS, q_NxLxK,
                                 preferred_element_type=_F32) / math.sqrt(head_dim)
-    if causal:
-        length = q_NxLxK.shape[1]
-        allowed_SxL = jnp.arange(source)[:, None] <= jnp.arange(length)[None, :]
+    if mask is not None:
+        allowed_SxL = mask.allowed(q_NxLxK.shape[1], source).T
         logits_t_NxSxL = jnp.where(allowed_SxL, logits_t_NxSxL, -jnp.inf)
     shift_Nx1xL = _softmax_shift(logits_t_NxSxL, q_NxLxK, kt_NxKxS, vt_NxKxS.dtype)
     weights_t_NxSxL = jnp.exp(logits_t_NxSxL - shift_Nx1xL)
@@ -118,14 +162,14 @@ def _forward_chunk(q_NxLxK: Array, kt_NxKxS: Array, vt_NxKxS: Array,
 
 def _backward_chunk(q_NxLxK: Array, kt_NxKxS: Array, vt_NxKxS: Array, out_NxLxK: Array,
                     log_normaliser_NxL: Array, dout_NxLxK: Array,
-                    causal: bool) -> tuple[Array, Array, Array]:
+                    mask: BlockCausalMask | None) -> tuple[Array, Array, Array]:
     r"""Gradients with respect to ``q``, ``k^T``, ``v^T`` from the recomputed softmax
     :math:`P = \exp(S - \mathrm{lse})`: :math:`dV = P^\top dO`, :math:`dP = dO\,V^\top`,
     :math:`dS = P \odot (dP - \mathrm{rowsum}(dO \odot O))`, :math:`dQ = dS\,K/\sqrt{K}`,
     :math:`dK = dS^\top Q/\sqrt{K}` (FlashAttention's backward pass, Dao et al. 2022, Alg. 4).
     """
     dtype, scale = q_NxLxK.dtype, 1.0 / math.sqrt(q_NxLxK.shape[-1])
-    probs_NxLxS = jnp.exp(_scaled_logits(q_NxLxK, kt_NxKxS, causal)
+    probs_NxLxS = jnp.exp(_scaled_logits(q_NxLxK, kt_NxKxS, mask)
                           - log_normaliser_NxL[..., None])
     row_dot_NxLx1 = jnp.sum(dout_NxLxK.astype(_F32) * out_NxLxK.astype(_F32), -1,
                             keepdims=True)
@@ -154,20 +198,20 @@ def _over_chunks(fn, rows_per_chunk: int, *arrays: Array):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def _attention_rows(q_NxLxK: Array, kt_NxKxS: Array, vt_NxKxS: Array, causal: bool,
-                    rows_per_chunk: int) -> Array:
-    return _attention_rows_forward(q_NxLxK, kt_NxKxS, vt_NxKxS, causal, rows_per_chunk)[0]
+def _attention_rows(q_NxLxK: Array, kt_NxKxS: Array, vt_NxKxS: Array,
+                    mask: BlockCausalMask | None, rows_per_chunk: int) -> Array:
+    return _attention_rows_forward(q_NxLxK, kt_NxKxS, vt_NxKxS, mask, rows_per_chunk)[0]
 
 
-def _attention_rows_forward(q_NxLxK, kt_NxKxS, vt_NxKxS, causal, rows_per_chunk):
+def _attention_rows_forward(q_NxLxK, kt_NxKxS, vt_NxKxS, mask, rows_per_chunk):
     out_NxLxK, log_normaliser_NxL = _over_chunks(
-        functools.partial(_forward_chunk, causal=causal), rows_per_chunk,
+        functools.partial(_forward_chunk, mask=mask), rows_per_chunk,
         q_NxLxK, kt_NxKxS, vt_NxKxS)
     return out_NxLxK, (q_NxLxK, kt_NxKxS, vt_NxKxS, out_NxLxK, log_normaliser_NxL)
 
 
-def _attention_rows_backward(causal, rows_per_chunk, residuals, dout_NxLxK):
-    return _over_chunks(functools.partial(_backward_chunk, causal=causal), rows_per_chunk,
+def _attention_rows_backward(mask, rows_per_chunk, residuals, dout_NxLxK):
+    return _over_chunks(functools.partial(_backward_chunk, mask=mask), rows_per_chunk,
                         *residuals, dout_NxLxK)
 
 
@@ -175,7 +219,7 @@ _attention_rows.defvjp(_attention_rows_forward, _attention_rows_backward)
 
 
 def multi_head_attention(q_BxLxHxK: Array, k_BxSxHxK: Array, v_BxSxHxK: Array, *,
-                         causal: bool = False,
+                         causal: bool = False, mask: BlockCausalMask | None = None,
                          chunk_bytes: int | None | str = "auto") -> Array:
     r"""Scaled dot-product attention, :math:`\mathrm{softmax}(q k^\top / \sqrt{K})\,v` per head.
 
@@ -199,7 +243,9 @@ def multi_head_attention(q_BxLxHxK: Array, k_BxSxHxK: Array, v_BxSxHxK: Array, *
 
     Args:
       q_BxLxHxK: queries; ``k_BxSxHxK``, ``v_BxSxHxK``: keys and values.
-      causal: query ``i`` attends to keys ``0..i`` only (needs ``L == S``).
+      causal: query ``i`` attends to keys ``0..i`` only (needs ``L == S``); the same as
+        ``mask=CAUSAL``.
+      mask: a :class:`BlockCausalMask` (needs ``L == S``), or None: every key.
       chunk_bytes: target float32 size of one chunk's logits; ``"auto"``:
         :func:`default_chunk_bytes` (chunks on CPU, one chunk on GPU / TPU).
 
@@ -208,7 +254,11 @@ def multi_head_attention(q_BxLxHxK: Array, k_BxSxHxK: Array, v_BxSxHxK: Array, *
     """
     batch, length, num_heads, head_dim = q_BxLxHxK.shape
     source = k_BxSxHxK.shape[1]
-    if causal and source != length:
+    if causal:
+        if mask is not None:
+            raise ValueError("give causal=True or a mask, not both")
+        mask = CAUSAL
+    if mask is not None and source != length:
         raise ValueError(f"causal attention needs as many keys as queries, got {source} keys "
                          f"for {length} queries")
     rows = batch * num_heads
@@ -220,7 +270,7 @@ def multi_head_attention(q_BxLxHxK: Array, k_BxSxHxK: Array, v_BxSxHxK: Array, *
             raise ValueError(f"chunk_bytes must be an int, None or 'auto', got {chunk_bytes!r}")
         chunk_bytes = default_chunk_bytes()
     rows_per_chunk = attention_chunk_rows(rows, length, source, chunk_bytes=chunk_bytes)
-    out_NxLxK = _attention_rows(q_NxLxK, kt_NxKxS, vt_NxKxS, causal, rows_per_chunk)
+    out_NxLxK = _attention_rows(q_NxLxK, kt_NxKxS, vt_NxKxS, mask, rows_per_chunk)
     return jnp.swapaxes(out_NxLxK.reshape(batch, num_heads, length, head_dim), 1, 2)
 
 
@@ -283,12 +333,17 @@ class SelfAttention(nnx.Module):
         batch, length = out_BxLxHxK.shape[:2]
         return self.output(out_BxLxHxK.reshape(batch, length, self.num_heads * self.head_dim))
 
-    def __call__(self, x_BxLxD: Array, *, causal: bool = False) -> Array:
-        """Attends over the whole sequence; ``causal`` masks keys after each query."""
+    def __call__(self, x_BxLxD: Array, *, causal: bool = False,
+                 mask: BlockCausalMask | None = None, positions: Array | None = None) -> Array:
+        """Attends over the whole sequence; ``causal`` masks keys after each query, ``mask``
+        is a :class:`BlockCausalMask`; ``positions`` ``int [L]`` are the rotary positions
+        (default ``0..L-1``; BD3-LM's two streams repeat ``0..N-1``)."""
         batch, length, _ = x_BxLxD.shape
-        positions_BxL = jnp.broadcast_to(jnp.arange(length)[None, :], (batch, length))
+        positions = jnp.arange(length) if positions is None else positions
+        positions_BxL = jnp.broadcast_to(positions[None, :], (batch, length))
         q_BxLxHxK, k_BxLxHxK, v_BxLxHxK = self._project(x_BxLxD, positions_BxL)
-        out_BxLxHxK = multi_head_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, causal=causal)
+        out_BxLxHxK = multi_head_attention(q_BxLxHxK, k_BxLxHxK, v_BxLxHxK, causal=causal,
+                                           mask=mask)
         return self._merge_heads(out_BxLxHxK)
 
     def init_cache(self, batch_size: int, max_length: int, *, dtype=jnp.float32) -> LayerKVCache:
@@ -296,34 +351,37 @@ class SelfAttention(nnx.Module):
         shape = (batch_size, max_length, self.num_heads, self.head_dim)
         return LayerKVCache(keys=jnp.zeros(shape, dtype), values=jnp.zeros(shape, dtype))
 
-    def decode_step(self, x_Bx1xD: Array, cache: LayerKVCache, *,
+    def decode_step(self, x_BxKxD: Array, cache: LayerKVCache, *,
                     position: Array) -> tuple[Array, LayerKVCache]:
-        """Causal attention for one new token at ``position``, given the cached prefix.
+        """Attention for ``K`` new tokens at ``position .. position + K - 1``, given the
+        cached prefix.
 
-        Writes the token's key and value into row ``position`` of the cache and attends
-        over rows ``0..position``, which equals row ``position`` of the causal
-        ``__call__`` on the full sequence.
+        Writes the tokens' keys and values into those rows of the cache; each new token
+        attends over rows ``0 .. position + K - 1``: the prefix and all ``K`` new tokens.
+        With ``K = 1`` this equals row ``position`` of the causal ``__call__`` on the full
+        sequence; with ``K`` a block, the block's rows of the block-causal ``__call__``.
 
         Args:
-          x_Bx1xD: the new token's features.
+          x_BxKxD: the new tokens' features.
           cache: keys and values of tokens ``0..position-1``.
-          position: int32 scalar, the new token's index (traced values are fine).
+          position: int32 scalar, the first new token's index (traced values are fine).
 
         Returns:
-          ``([B, 1, D], updated cache)``.
+          ``([B, K, D], updated cache)``.
         """
-        batch = x_Bx1xD.shape[0]
-        positions_Bx1 = jnp.full((batch, 1), position, dtype=jnp.int32)
-        q_Bx1xHxK, k_Bx1xHxK, v_Bx1xHxK = self._project(x_Bx1xD, positions_Bx1)
+        batch, count, _ = x_BxKxD.shape
+        positions_BxK = jnp.broadcast_to(position + jnp.arange(count, dtype=jnp.int32)[None],
+                                         (batch, count))
+        q_BxKxHxD, k_BxKxHxD, v_BxKxHxD = self._project(x_BxKxD, positions_BxK)
         start = (0, position, 0, 0)
         cache = LayerKVCache(
-            keys=jax.lax.dynamic_update_slice(cache.keys, k_Bx1xHxK.astype(cache.keys.dtype),
+            keys=jax.lax.dynamic_update_slice(cache.keys, k_BxKxHxD.astype(cache.keys.dtype),
                                               start),
             values=jax.lax.dynamic_update_slice(cache.values,
-                                                v_Bx1xHxK.astype(cache.values.dtype), start),
+                                                v_BxKxHxD.astype(cache.values.dtype), start),
         )
-        lengths_B = jnp.full((batch,), position + 1, dtype=jnp.int32)
-        out_Bx1xHxK = jax.nn.dot_product_attention(
-            q_Bx1xHxK, cache.keys.astype(q_Bx1xHxK.dtype), cache.values.astype(q_Bx1xHxK.dtype),
+        lengths_B = jnp.full((batch,), position + count, dtype=jnp.int32)
+        out_BxKxHxD = jax.nn.dot_product_attention(
+            q_BxKxHxD, cache.keys.astype(q_BxKxHxD.dtype), cache.values.astype(q_BxKxHxD.dtype),
             key_value_seq_lengths=lengths_B)
-        return self._merge_heads(out_Bx1xHxK), cache
+        return self._merge_heads(out_BxKxHxD), cache

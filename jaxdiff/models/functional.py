@@ -152,8 +152,7 @@ def make_apply_fn(graphdef: nnx.GraphDef, rest: nnx.State, *, train: bool = Fals
             raise ValueError("key is required by a train-mode apply_fn (it drives dropout)")
         if compute_dtype is not None:
             params = cast_floating(params, compute_dtype)
-            if jnp.issubdtype(x_t.dtype, jnp.floating):
-                x_t = x_t.astype(compute_dtype)
+            x_t = cast_floating(x_t, compute_dtype)   # an array, or a tree (TwoStream)
         model = nnx.merge(graphdef, params, rest)
         output = model(x_t, t, cond, dropout_key=key if train else None)
         return output.astype(jnp.float32)
@@ -172,20 +171,23 @@ def bind(apply_fn: ApplyFn, params: nnx.State, key: PRNGKey | None = None) -> De
 
 
 def make_decode_fns(graphdef: nnx.GraphDef, rest: nnx.State) -> tuple[Callable, Callable]:
-    """The pure key-value-cache decoder of a causal ``TextTransformer``:
-    ``init_cache(params, batch_size) -> cache`` and
-    ``decode(params, tokens [B], cache) -> (logits [B, V] float32, cache)``, the functional
-    faces of ``TextTransformer.init_cache`` / ``decode_step`` (eval mode).
+    """The pure key-value-cache decoder of a causal or block ``TextTransformer``:
+    ``init_cache(params, batch_size) -> cache`` and ``decode(params, tokens, cache) ->
+    (logits float32, cache)``, the functional faces of ``TextTransformer.init_cache`` and
+    ``decode_step`` (a causal model: ``tokens [B]``, logits ``[B, V]``) or ``decode_block``
+    (a block model: ``tokens [B, block_size]``, logits ``[B, block_size, V]``), eval mode.
 
-    ``jaxdiff.autoregressive.ar_sample_cached`` takes ``functools.partial(decode, params)``
-    and ``init_cache(params, B)``.
+    ``jaxdiff.autoregressive.ar_sample_cached`` and ``jaxdiff.discrete.block_sample`` take
+    ``functools.partial(decode, params)`` and ``init_cache(params, B)``.
     """
 
     def init_cache(params: nnx.State, batch_size: int):
         return nnx.merge(graphdef, params, rest).init_cache(batch_size)
 
     def decode(params: nnx.State, tokens: Array, cache):
-        logits, cache = nnx.merge(graphdef, params, rest).decode_step(tokens, cache)
+        model = nnx.merge(graphdef, params, rest)
+        step = model.decode_step if model.config.causal else model.decode_block
+        logits, cache = step(tokens, cache)
         return logits.astype(jnp.float32), cache
 
     return init_cache, decode

@@ -6,7 +6,10 @@ The bidirectional model is the DiT-style backbone of masked diffusion language m
 Lou et al. 2024, SEDD): adaLN-Zero blocks (Peebles & Xie 2023) conditioned on the
 diffusion time, rotary (Su et al. 2021) or learned positions. With ``causal=True`` and
 ``time_conditioning=False`` the same blocks form a GPT-style decoder (Radford et al.
-2019) whose ``decode_step`` extends a KV cache one token at a time.
+2019) whose ``decode_step`` extends a KV cache one token at a time. With ``block_size`` they
+form the block diffusion model of BD3-LM (Arriola et al. 2025, "Block Diffusion"):
+bidirectional within blocks, causal across them; it reads BD3-LM's two-stream training input
+(:class:`TwoStream`) and extends its KV cache a block at a time (``decode_block``).
 """
 
 import dataclasses
@@ -24,7 +27,8 @@ from jaxdiff._validation import (
     check_rate,
     check_real,
 )
-from jaxdiff.models.attention import LayerKVCache
+from jaxdiff.discrete.block import TwoStream
+from jaxdiff.models.attention import CAUSAL, BlockCausalMask, LayerKVCache
 from jaxdiff.models.embeddings import Embedding, TimestepMLP
 from jaxdiff.models.initializers import NORMAL_002, ZEROS
 from jaxdiff.models.transformer_block import TransformerBlock, modulate
@@ -45,6 +49,9 @@ class TextTransformerConfig:
       dropout: dropout on residual branches (train mode only).
       positions: ``"rotary"`` (in attention) or ``"learned"`` (added to the embeddings).
       causal: each position attends only to itself and earlier positions.
+      block_size: block-causal attention (``jaxdiff.models.attention.BlockCausalMask``):
+        each position attends to its own block of ``block_size`` tokens and the blocks
+        before it; None: bidirectional (or causal). Not with ``causal``.
       time_conditioning: adaLN-Zero conditioning on the diffusion time ``t``; without
         it the blocks are plain pre-LayerNorm blocks and ``t`` must be ``None``.
       cond_dim: width of the time embedding that drives adaLN.
@@ -63,6 +70,7 @@ class TextTransformerConfig:
     dropout: float = 0.1
     positions: Literal["rotary", "learned"] = "rotary"
     causal: bool = False
+    block_size: int | None = None
     time_conditioning: bool = True
     cond_dim: int = 128
     frequency_dim: int = 256
@@ -79,10 +87,28 @@ class TextTransformerConfig:
         elif self.positions != "learned":
             raise ValueError(f"positions must be 'rotary' or 'learned', got {self.positions!r}")
         check_rate("dropout", self.dropout)
+        if self.block_size is not None:
+            check_int("block_size", self.block_size)
+            if self.causal:
+                raise ValueError("block_size must be None for a causal model (causal "
+                                 "attention is block_size 1)")
+
+    @property
+    def attention_mask(self) -> BlockCausalMask | None:
+        """The single-stream attention mask: causal, block-causal or None (bidirectional)."""
+        if self.causal:
+            return CAUSAL
+        return None if self.block_size is None else BlockCausalMask(self.block_size)
+
+    @property
+    def decodes(self) -> bool:
+        """Whether the model has a KV cache (causal or block-causal attention)."""
+        return self.causal or self.block_size is not None
 
 
 class KVCache(NamedTuple):
-    """Decoding state of a causal ``TextTransformer``: per-layer keys/values and a length.
+    """Decoding state of a causal or block ``TextTransformer``: per-layer keys/values and
+    a length.
 
     Attributes:
       layers: one ``LayerKVCache`` per block, each ``[B, max_length, heads, head_dim]``.
@@ -167,18 +193,42 @@ class TextTransformer(nnx.Module):
         batch, length, _ = h.shape
         if length > config.max_length:
             raise ValueError(f"h has length {length} > max_length={config.max_length}")
-        cond_BxC = self._time_condition(t, batch)
+        return self._run(h, t, mask=config.attention_mask, positions=None,
+                         dropout_key=dropout_key)
+
+    def _run(self, h: Array, t: Array | None, *, mask, positions,
+             dropout_key: PRNGKey | None) -> Array:
+        cond_BxC = self._time_condition(t, h.shape[0])
         dropout_rngs = None if dropout_key is None else nnx.Rngs(dropout=dropout_key)
         for block in self.blocks:
-            h = block(h, cond_BxC, causal=config.causal, dropout_rngs=dropout_rngs)
+            h = block(h, cond_BxC, mask=mask, positions=positions, dropout_rngs=dropout_rngs)
         return self._logits(h, cond_BxC)
 
-    def __call__(self, tokens: Array, t: Array | None = None, cond: None = None, *,
-                 dropout_key: PRNGKey | None = None) -> Array:
+    def _two_stream(self, tokens: TwoStream, t: Array | None,
+                    dropout_key: PRNGKey | None) -> Array:
+        if self.config.block_size is None:
+            raise ValueError("a TwoStream input needs a block model (config.block_size)")
+        noisy, clean = tokens
+        check_integer("tokens.noisy", noisy, shape=(None, None))
+        check_integer("tokens.clean", clean, shape=noisy.shape)
+        length = noisy.shape[1]
+        if length % self.config.block_size:
+            raise ValueError(f"a TwoStream input's length {length} must be a multiple of "
+                             f"block_size={self.config.block_size}")
+        h = jnp.concatenate([self.embed(noisy), self.embed(clean)], axis=1)
+        positions = jnp.tile(jnp.arange(length), 2)
+        logits = self._run(h, t, mask=BlockCausalMask(self.config.block_size, two_stream=True),
+                           positions=positions, dropout_key=dropout_key)
+        return logits[:, :length]
+
+    def __call__(self, tokens: Array | TwoStream, t: Array | None = None, cond: None = None,
+                 *, dropout_key: PRNGKey | None = None) -> Array:
         """Logits over the vocabulary at every position.
 
         Args:
-          tokens: ``int [B, L]`` token ids in ``[0, vocab_size)``, ``L <= max_length``.
+          tokens: ``int [B, L]`` token ids in ``[0, vocab_size)``, ``L <= max_length``; or,
+            for a block model, a :class:`TwoStream` (then the logits are the noisy
+            half's, ``[B, N, V]``).
           t: the diffusion time, ``[B]``: int32 step indices in ``[0, T)``, or float32
             continuous time in ``[0, 1]`` (scaled by ``continuous_time_scale``).
             Required iff ``time_conditioning``.
@@ -190,12 +240,16 @@ class TextTransformer(nnx.Module):
         """
         if cond is not None:
             raise ValueError("cond must be None: the text transformer takes no conditioning")
+        if isinstance(tokens, TwoStream):
+            return self._two_stream(tokens, t, dropout_key)
         return self.logits_from_embeddings(self.embed(tokens), t, dropout_key=dropout_key)
 
     def init_cache(self, batch_size: int, *, dtype=jnp.float32) -> KVCache:
-        """An empty ``KVCache`` for ``decode_step`` (causal models only)."""
-        if not self.config.causal:
-            raise ValueError("init_cache needs a causal model (config.causal=True)")
+        """An empty ``KVCache`` for ``decode_step`` / ``decode_block`` (causal or block
+        models only)."""
+        if not self.config.decodes:
+            raise ValueError("init_cache needs a causal model (config.causal=True) or a "
+                             "block model (config.block_size)")
         check_int("batch_size", batch_size)
         layers = tuple(block.attention.init_cache(batch_size, self.config.max_length, dtype=dtype)
                        for block in self.blocks)
@@ -221,14 +275,45 @@ class TextTransformer(nnx.Module):
             raise ValueError("decode_step needs a causal model (config.causal=True)")
         batch = cache.layers[0].keys.shape[0]
         check_integer("tokens", tokens, shape=(batch,))
+        logits_Bx1xV, cache = self._decode(tokens[:, None], cache, t)
+        return logits_Bx1xV[:, 0], cache
+
+    def decode_block(self, tokens: Array, cache: KVCache,
+                     t: Array | None = None) -> tuple[Array, KVCache]:
+        """Runs one block of a block model on top of the cached finished blocks.
+
+        Returns the block's logits, equal to its rows of the block-causal ``__call__`` on
+        ``[finished blocks, tokens]``, and the cache with the block appended: keep it once
+        the block is final (its clean keys and values serve every later block, BD3-LM's KV
+        cache), drop it while the block is still being denoised.
+
+        Args:
+          tokens: ``int [B, block_size]``, the block at positions ``cache.length ..``.
+          cache: the state after the finished blocks (start from ``init_cache``).
+          t: ``[B]`` diffusion time if ``time_conditioning``, else ``None``.
+
+        Returns:
+          ``(float32 [B, block_size, vocab_size] logits, cache with the block)``.
+        """
+        block_size = self.config.block_size
+        if block_size is None:
+            raise ValueError("decode_block needs a block model (config.block_size)")
+        batch = cache.layers[0].keys.shape[0]
+        check_integer("tokens", tokens, shape=(batch, block_size))
+        return self._decode(tokens, cache, t)
+
+    def _decode(self, tokens_BxK: Array, cache: KVCache,
+                t: Array | None) -> tuple[Array, KVCache]:
+        batch, count = tokens_BxK.shape
         position = cache.length
-        positions_Bx1 = jnp.full((batch, 1), position, dtype=jnp.int32)
-        h_Bx1xD = self._embed_at(tokens[:, None], positions_Bx1)
+        positions_BxK = position + jnp.broadcast_to(jnp.arange(count, dtype=jnp.int32)[None],
+                                                    (batch, count))
+        h_BxKxD = self._embed_at(tokens_BxK, positions_BxK)
         cond_BxC = self._time_condition(t, batch)
         layers = []
         for block, layer_cache in zip(self.blocks, cache.layers, strict=True):
-            h_Bx1xD, layer_cache = block.decode_step(h_Bx1xD, cond_BxC, layer_cache,
+            h_BxKxD, layer_cache = block.decode_step(h_BxKxD, cond_BxC, layer_cache,
                                                      position=position)
             layers.append(layer_cache)
-        logits_Bx1xV = self._logits(h_Bx1xD, cond_BxC)
-        return logits_Bx1xV[:, 0], KVCache(layers=tuple(layers), length=position + 1)
+        return (self._logits(h_BxKxD, cond_BxC),
+                KVCache(layers=tuple(layers), length=position + count))

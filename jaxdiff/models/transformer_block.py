@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxdiff.models.attention import LayerKVCache, SelfAttention
+from jaxdiff.models.attention import BlockCausalMask, LayerKVCache, SelfAttention
 from jaxdiff.models.cross_attention import CrossAttention
 from jaxdiff.models.initializers import XAVIER_UNIFORM, ZEROS
 from jaxdiff.typing import Array
@@ -95,15 +95,16 @@ class TransformerBlock(nnx.Module):
         return self.mlp_output(jax.nn.gelu(self.mlp_hidden(x), approximate=True))
 
     def __call__(self, x_BxLxD: Array, cond_BxC: Array | None = None, *, causal: bool = False,
+                 mask: BlockCausalMask | None = None, positions: Array | None = None,
                  context=None, dropout_rngs: nnx.Rngs | None = None) -> Array:
         """Applies the block; dropout only when ``dropout_rngs`` is given (train mode);
-        ``context`` is the :class:`~jaxdiff.models.TextCondition` of a block with
-        ``context_dim``."""
+        ``causal`` / ``mask`` / ``positions`` as in ``SelfAttention``; ``context`` is the
+        :class:`~jaxdiff.models.TextCondition` of a block with ``context_dim``."""
         if (context is None) != (self.cross_attention is None):
             raise ValueError("context must be given exactly when the block has context_dim")
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self._modulations(cond_BxC)
         h = self.attention(self._normed(self.attention_norm, x_BxLxD, shift_a, scale_a),
-                           causal=causal)
+                           causal=causal, mask=mask, positions=positions)
         x_BxLxD = x_BxLxD + self._gated(h, gate_a, dropout_rngs)
         if self.cross_attention is not None:
             h = self.cross_attention(self.cross_norm(x_BxLxD),
@@ -112,13 +113,14 @@ class TransformerBlock(nnx.Module):
         h = self._mlp(self._normed(self.mlp_norm, x_BxLxD, shift_m, scale_m))
         return x_BxLxD + self._gated(h, gate_m, dropout_rngs)
 
-    def decode_step(self, x_Bx1xD: Array, cond_BxC: Array | None, cache: LayerKVCache, *,
+    def decode_step(self, x_BxKxD: Array, cond_BxC: Array | None, cache: LayerKVCache, *,
                     position: Array) -> tuple[Array, LayerKVCache]:
-        """One causal decode step (no dropout); see ``SelfAttention.decode_step``."""
+        """One decode step of ``K`` new tokens (no dropout); see
+        ``SelfAttention.decode_step``."""
         shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = self._modulations(cond_BxC)
         h, cache = self.attention.decode_step(
-            self._normed(self.attention_norm, x_Bx1xD, shift_a, scale_a), cache,
+            self._normed(self.attention_norm, x_BxKxD, shift_a, scale_a), cache,
             position=position)
-        x_Bx1xD = x_Bx1xD + self._gated(h, gate_a, None)
-        h = self._mlp(self._normed(self.mlp_norm, x_Bx1xD, shift_m, scale_m))
-        return x_Bx1xD + self._gated(h, gate_m, None), cache
+        x_BxKxD = x_BxKxD + self._gated(h, gate_a, None)
+        h = self._mlp(self._normed(self.mlp_norm, x_BxKxD, shift_m, scale_m))
+        return x_BxKxD + self._gated(h, gate_m, None), cache

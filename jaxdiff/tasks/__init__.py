@@ -13,6 +13,7 @@ from jaxdiff._validation import config_error
 from jaxdiff.tasks.autoencoder import AUTOENCODER
 from jaxdiff.tasks.autoregressive import AUTOREGRESSIVE
 from jaxdiff.tasks.base import Modality, Task
+from jaxdiff.tasks.block import BLOCK
 from jaxdiff.tasks.continuous import EDM, FLOW
 from jaxdiff.tasks.d3pm import ABSORBING, UNIFORM
 from jaxdiff.tasks.gaussian import GAUSSIAN
@@ -21,8 +22,8 @@ from jaxdiff.tasks.masked import MASKED
 from jaxdiff.tasks.text import TEXT, TOKENIZER, TextEvaluation
 
 TASKS: dict[str, Task] = {task.name: task for task in
-                          (GAUSSIAN, FLOW, EDM, ABSORBING, UNIFORM, MASKED, AUTOREGRESSIVE,
-                           AUTOENCODER)}
+                          (GAUSSIAN, FLOW, EDM, ABSORBING, UNIFORM, MASKED, BLOCK,
+                           AUTOREGRESSIVE, AUTOENCODER)}
 
 
 def get_task(name: str) -> Task:
@@ -32,6 +33,6 @@ def get_task(name: str) -> Task:
     return TASKS[name]
 
 
-__all__ = ["ABSORBING", "AUTOENCODER", "AUTOREGRESSIVE", "EDM", "FLOW", "GAUSSIAN", "IMAGES",
-           "MASKED", "TASKS", "TEXT", "TOKENIZER", "UNIFORM", "ImageEvaluation", "Modality", "Task",
-           "TextEvaluation", "config_error", "get_task"]
+__all__ = ["ABSORBING", "AUTOENCODER", "AUTOREGRESSIVE", "BLOCK", "EDM", "FLOW", "GAUSSIAN",
+           "IMAGES", "MASKED", "TASKS", "TEXT", "TOKENIZER", "UNIFORM", "ImageEvaluation",
+           "Modality", "Task", "TextEvaluation", "config_error", "get_task"]

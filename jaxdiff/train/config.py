@@ -69,7 +69,8 @@ class DiffusionConfig:
     the ones it uses."""
 
     process: str = _setting("gaussian", "gaussian | flow | edm | absorbing | uniform | masked "
-                                        "| autoregressive | autoencoder (jaxdiff.tasks.TASKS)")
+                                        "| block | autoregressive | autoencoder "
+                                        "(jaxdiff.tasks.TASKS)")
     schedule: str | None = _setting(None, "the process's noise schedule or path (None: its "
                                           "default)")
     num_steps: int | None = _setting(None, "gaussian / D3PM: T, the discrete steps (None: "
@@ -99,6 +100,8 @@ class DiffusionConfig:
     adversarial_weight: float | None = _setting(None, "autoencoder: the patch discriminator's "
                                                       "weight (LDM's disc_weight 0.5; None: "
                                                       "0, off)")
+    block_size: int | None = _setting(None, "block: tokens per block, dividing data.seq_len "
+                                            "(None: 4, BD3-LM's LM1B headline)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -99,7 +99,7 @@ _FITTED_BY = {"image_size": "data.image_size", "in_channels": "data.name",
               "discriminator_layers": "diffusion.adversarial_weight",
               "learned_variance": "diffusion.learned_variance",
               "vocab_size": "diffusion.process", "causal": "diffusion.process",
-              "time_conditioning": "diffusion.process"}
+              "time_conditioning": "diffusion.process", "block_size": "diffusion.block_size"}
 
 
 def _is_pretrained(config: ExperimentConfig) -> bool:
