@@ -28,7 +28,6 @@ the AR infilling baseline: known positions are forced, unknown ones are sampled 
 left context only.
 """
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -43,7 +42,11 @@ from jaxdiff._validation import (
     check_sequence_shape,
     check_tokens,
 )
-from jaxdiff.discrete.distributions import categorical, log_softmax_excluding
+from jaxdiff.discrete.distributions import (
+    categorical,
+    check_temperature,
+    log_softmax_excluding,
+)
 from jaxdiff.discrete.text import CharTokenizer, expand_template
 
 LogitsFn = Callable[[jax.Array], jax.Array]
@@ -56,13 +59,6 @@ def _check_bos(bos_id, vocab_size: int) -> int:
         raise ValueError(f"bos_id must be an int in [0, vocab_size={vocab_size}), "
                          f"got {bos_id!r}")
     return int(bos_id)
-
-
-def _check_temperature(temperature) -> float:
-    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not (
-            temperature > 0 and math.isfinite(temperature)):
-        raise ValueError(f"temperature must be a finite float > 0, got {temperature!r}")
-    return float(temperature)
 
 
 def shift_right(tokens: jax.Array, *, bos_id: int) -> jax.Array:
@@ -129,7 +125,7 @@ def _token_drawer(key, shape: tuple[int, int], vocab_size: int, *, bos_id, tempe
     """Checks the sampling options and returns ``draw(logits [B, V], i) -> int32 [B]``: token
     ``i`` drawn with key ``fold_in(key, i)`` (BOS excluded, logits divided by the
     temperature), or its known value where ``inpaint_mask[:, i]``."""
-    temperature = _check_temperature(temperature)
+    temperature = check_temperature(temperature)
     check_float64(float64)
     _check_bos(bos_id, vocab_size)
     inpaint_mask, inpaint_values = check_inpaint(inpaint_mask, inpaint_values, shape,

@@ -61,6 +61,7 @@ from jaxdiff.discrete.masking import (
     mask_probability,
     masked_process,
     masking_weight,
+    unmasking_log_probs,
 )
 
 
@@ -376,9 +377,9 @@ def block_sample(key, decode_fn, state, process: BlockProcess, shape, *, num_ste
             t = (num_steps - i).astype(jnp.float32) / num_steps
             s = (num_steps - 1 - i).astype(jnp.float32) / num_steps
             ratio = mask_probability(masked, s) / mask_probability(masked, t)
-            log_p_x0 = x0_log_probs(logits, mask_id, temperature=temperature, top_p=top_p)
-            is_mask = (jnp.arange(process.vocab_size) == mask_id)[None, None, :]
-            log_probs = jnp.where(is_mask, jnp.log(ratio), log_p_x0 + jnp.log1p(-ratio))
+            log_probs = unmasking_log_probs(
+                x0_log_probs(logits, mask_id, temperature=temperature, top_p=top_p), ratio,
+                mask_id)
             draw = categorical(jax.random.fold_in(key_b, i), log_probs, float64=float64)
             new = jnp.where(z == mask_id, draw, z)
             return (new, logits, jnp.any(new != z), calls + stale.astype(jnp.int32)), None

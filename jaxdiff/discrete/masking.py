@@ -108,3 +108,18 @@ def masked_q_sample(key, process: MaskedProcess, x0, t) -> jax.Array:
     check_times("t", t, x0.shape[0])
     masked = jax.random.uniform(key, x0.shape) < mask_probability(process, t)[:, None]
     return jnp.where(masked, process.mask_id, x0).astype(jnp.int32)
+
+
+def unmasking_log_probs(log_p_x0, stay_masked, mask_id: int) -> jax.Array:
+    r"""The reverse step of a masked position from :math:`t` to :math:`s < t` (MD4, MDLM):
+
+    .. math:: \mathrm{Cat}\Big(\big(1 - r\big)\,\tilde p_\theta(\cdot | z_t)
+        + r\, e_m\Big),\qquad r = \frac{1 - \alpha_s}{1 - \alpha_t},
+
+    as log-probabilities ``[..., V]``: ``log_p_x0`` (normalised over the ids other than
+    ``mask_id``) plus :math:`\log(1 - r)`, and :math:`\log r` at ``mask_id``.
+    ``stay_masked`` is :math:`r`, a scalar or broadcastable to ``[..., 1]`` (0 at
+    :math:`s = 0`: every token filled).
+    """
+    is_mask = jnp.arange(log_p_x0.shape[-1]) == mask_id
+    return jnp.where(is_mask, jnp.log(stay_masked), log_p_x0 + jnp.log1p(-stay_masked))

@@ -32,7 +32,11 @@ from jaxdiff._validation import (
     check_sequence_shape,
 )
 from jaxdiff.discrete.distributions import categorical, log_softmax_excluding
-from jaxdiff.discrete.masking import check_masked_process, mask_probability
+from jaxdiff.discrete.masking import (
+    check_masked_process,
+    mask_probability,
+    unmasking_log_probs,
+)
 from jaxdiff.discrete.transitions import (
     D3PMProcess,
     check_d3pm_process,
@@ -164,9 +168,8 @@ def masked_sample(key, denoise_fn, process, shape, *, num_steps: int, cond=None,
         m_t, m_s = mask_probability(process, t), mask_probability(process, s)
         logits = call_denoiser(denoise_fn, z, jnp.full((batch,), t, jnp.float32), cond,
                                process.vocab_size)
-        log_p_x0 = log_softmax_excluding(logits, mask_id)
-        is_mask = (jnp.arange(process.vocab_size) == mask_id)[None, None, :]
-        log_probs = jnp.where(is_mask, jnp.log(m_s / m_t), log_p_x0 + jnp.log1p(-m_s / m_t))
+        log_probs = unmasking_log_probs(log_softmax_excluding(logits, mask_id), m_s / m_t,
+                                        mask_id)
         draw = categorical(jax.random.fold_in(key, i), log_probs, float64=float64)
         z = jnp.where(z == mask_id, draw, z)
         return _clamp_known(z, known, values), None

@@ -19,7 +19,7 @@ import jax
 
 from jaxdiff import discrete
 from jaxdiff._validation import config_error
-from jaxdiff.models.functional import bind, make_decode_fns
+from jaxdiff.models.functional import make_decode_fns
 from jaxdiff.tasks import text
 from jaxdiff.tasks.base import Task
 from jaxdiff.tasks.text import TOKENIZER
@@ -29,17 +29,6 @@ BLOCK_SIZE = 4
 """``diffusion.block_size`` when None: BD3-LM's headline LM1B block (28.23 PPL)."""
 SAMPLER_OPTIONS = ("num_steps", "temperature", "top_p", "float64", "inpaint_mask",
                    "inpaint_values")
-
-
-def _loss_fn(run, *, train: bool):
-    apply_fn, process = run.apply_fn(train=train), run.process
-
-    def loss_fn(params, key, batch):
-        key_loss, key_dropout = jax.random.split(key)
-        return discrete.block_diffusion_loss(key_loss, bind(apply_fn, params, key_dropout),
-                                             process, batch["tokens"])
-
-    return loss_fn
 
 
 def _check_config(config) -> None:
@@ -90,8 +79,8 @@ BLOCK = Task(
     model_fields=lambda config: {"vocab_size": TOKENIZER.vocab_size, "causal": False,
                                  "time_conditioning": False,
                                  "block_size": BLOCK.setting(config, "block_size")},
-    objective=lambda run: _loss_fn(run, train=True),
-    held_out=lambda run: _loss_fn(run, train=False),
+    objective=lambda run: text.diffusion_loss_fn(discrete.block_diffusion_loss, run, train=True),
+    held_out=lambda run: text.diffusion_loss_fn(discrete.block_diffusion_loss, run, train=False),
     make_sampler=_make_sampler,
     evaluation=text.TextEvaluation(bound=text.diffusion_bound(discrete.block_elbo), exact=False,
                                    token_accuracy=None,

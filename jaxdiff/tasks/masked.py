@@ -9,28 +9,15 @@ Sampler: ``ancestral`` (:func:`jaxdiff.discrete.masked_sample`, ``num_steps`` pa
 unmasking steps).
 """
 
-import jax
 
 from jaxdiff import discrete
 from jaxdiff._validation import config_error
 from jaxdiff.metrics.diagnostics import masked_token_accuracy
-from jaxdiff.models.functional import bind
 from jaxdiff.tasks import text
 from jaxdiff.tasks.base import Task
 from jaxdiff.tasks.text import TOKENIZER
 
 SCHEDULES = ("loglinear", "cosine")
-
-
-def _loss_fn(run, *, train: bool):
-    apply_fn, process = run.apply_fn(train=train), run.process
-
-    def loss_fn(params, key, batch):
-        key_loss, key_dropout = jax.random.split(key)
-        return discrete.masked_diffusion_loss(key_loss, bind(apply_fn, params, key_dropout),
-                                              process, batch["tokens"])
-
-    return loss_fn
 
 
 def _check_config(config) -> None:
@@ -47,8 +34,8 @@ MASKED = Task(
         schedule, vocab_size=TOKENIZER.vocab_size, mask_id=TOKENIZER.mask_id),
     model_fields=lambda config: {"vocab_size": TOKENIZER.vocab_size, "causal": False,
                                  "time_conditioning": True},
-    objective=lambda run: _loss_fn(run, train=True),
-    held_out=lambda run: _loss_fn(run, train=False),
+    objective=lambda run: text.diffusion_loss_fn(discrete.masked_diffusion_loss, run, train=True),
+    held_out=lambda run: text.diffusion_loss_fn(discrete.masked_diffusion_loss, run, train=False),
     make_sampler=text.diffusion_sampler(discrete.masked_sample),
     evaluation=text.TextEvaluation(bound=text.diffusion_bound(discrete.masked_elbo), exact=False,
                               token_accuracy=masked_token_accuracy,

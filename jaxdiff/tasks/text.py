@@ -70,6 +70,20 @@ def diffusion_sampler(sample_fn) -> Callable:
     return make_sampler
 
 
+def diffusion_loss_fn(loss, run, *, train: bool) -> Callable:
+    """``loss_fn(params, key, batch) -> [B]`` of a text diffusion whose loss is ``loss(key,
+    denoise_fn, process, tokens)`` (:func:`jaxdiff.discrete.masked_diffusion_loss`,
+    ``block_diffusion_loss``); ``train`` runs the network in train mode (dropout from a split
+    of ``key``)."""
+    apply_fn, process = run.apply_fn(train=train), run.process
+
+    def loss_fn(params, key, batch):
+        key_loss, key_dropout = jax.random.split(key)
+        return loss(key_loss, bind(apply_fn, params, key_dropout), process, batch["tokens"])
+
+    return loss_fn
+
+
 def diffusion_bound(elbo_fn) -> Callable:
     """``TextEvaluation.bound`` of a process whose bound estimator is ``elbo_fn(key,
     denoise_fn, process, tokens, *, num_samples)`` (:func:`jaxdiff.discrete.d3pm_elbo`,
