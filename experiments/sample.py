@@ -43,6 +43,17 @@ _CLASS = flags.DEFINE_integer("class", None, "conditional runs: draw every sampl
 _COUNT = flags.DEFINE_integer("count", 64, "number of samples")
 _GUIDANCE = flags.DEFINE_float("guidance", None, "classifier-free guidance scale")
 _SEED = flags.DEFINE_integer("seed", 0, "sampling seed")
+_TEMPERATURE = flags.DEFINE_float("temperature", None, "text samplers: divides the logits")
+_TOP_P = flags.DEFINE_float("top_p", None, "text diffusion samplers: nucleus mass in (0, 1]")
+_BLOCK_LENGTH = flags.DEFINE_integer("block_length", None, "masked runs: semi-autoregressive "
+                                                           "blocks (ancestral, confidence)")
+_REMASKING = flags.DEFINE_string("remasking", None, "masked runs, --sampler=remdm: cap | "
+                                                    "rescale | conf")
+_ETA = flags.DEFINE_float("eta", None, "masked runs, --sampler=remdm: ReMDM's eta")
+_ORDER = flags.DEFINE_string("order", None, "masked runs, --sampler=confidence: confidence | "
+                                            "random")
+_CACHE = flags.DEFINE_bool("cache", None, "masked runs without time conditioning: skip the "
+                                          "network after steps that changed nothing (MDLM)")
 _OUT = flags.DEFINE_string("out", None, "output path without suffix "
                                         "(default DIR/samples_<process>_<sampler>_<steps>)")
 flags.mark_flags_as_mutual_exclusive(["workdir", "pretrained"], required=True)
@@ -63,7 +74,10 @@ def main(argv):
     options = {"guidance_scale": _GUIDANCE.value,
                "classes": None if _CLASS.value is None
                else np.full(_COUNT.value, _CLASS.value, np.int32),
-               "prompts": None if _PROMPT.value is None else [_PROMPT.value] * _COUNT.value}
+               "prompts": None if _PROMPT.value is None else [_PROMPT.value] * _COUNT.value,
+               "temperature": _TEMPERATURE.value, "top_p": _TOP_P.value,
+               "block_length": _BLOCK_LENGTH.value, "remasking": _REMASKING.value,
+               "eta": _ETA.value, "order": _ORDER.value, "cache": _CACHE.value}
     if _INPAINT.value is not None:
         if run.task.modality is not tasks.TEXT:
             raise app.UsageError("--inpaint fills a text template: it needs a text run")

@@ -3,15 +3,17 @@
 Command: ``python experiments/train.py --config experiments/configs/text_cpu.py:PROCESS
 --workdir workdirs/text_cpu_PROCESS`` with PROCESS one of ``absorbing``, ``uniform`` (D3PM,
 Austin et al. 2021), ``masked`` (continuous-time masked diffusion, MDLM / MD4) or
-``autoregressive`` (the causal baseline). Hardware: 2 CPU cores. Data: the gensim wheel's
-Wikipedia pages, text8-normalised (``enwiki_gensim``, 2.74M training characters), random
-256-character windows. Model: the same 4-block, 128-wide transformer (1.26M parameters) for
-every process, bidirectional with adaLN time conditioning for diffusion, causal without
-it for the baseline; batch 16, 500 steps (2M characters), AdamW with warmup and cosine
-decay, EMA 0.99.
+``autoregressive`` (the causal baseline), or ``block_K`` (block diffusion, BD3-LM, with
+blocks of K characters, K dividing 256; e.g. ``block_4``). Hardware: 2 CPU cores. Data: the
+gensim wheel's Wikipedia pages, text8-normalised (``enwiki_gensim``, 2.74M training
+characters), random 256-character windows. Model: the same 4-block, 128-wide transformer
+(1.26M parameters) for every process, bidirectional with adaLN time conditioning for
+diffusion, causal without it for the baseline, block-causal without it for block diffusion
+(BD3-LM's); batch 16, 500 steps (2M characters), AdamW with warmup and cosine decay, EMA 0.99.
 Expected: held-out ``eval_bpc`` ordered autoregressive < masked ~ absorbing < uniform, the
-papers' order on text8 (AR 1.23, MD4 <= 1.37, D3PM absorbing <= 1.45, uniform <= 1.61);
-the measured values are in ``experiments/RESULTS.md`` (claims 8 and 9).
+papers' order on text8 (AR 1.23, MD4 <= 1.37, D3PM absorbing <= 1.45, uniform <= 1.61),
+and block diffusion between AR (block 1) and masked diffusion (block 256), monotone in K
+(BD3-LM); the measured values are in ``experiments/RESULTS.md`` (claims 8, 9 and 19).
 """
 
 import ml_collections
@@ -19,25 +21,43 @@ import ml_collections
 from jaxdiff import train
 
 SCHEDULES = {"absorbing": "reciprocal", "uniform": "cosine", "masked": "loglinear",
-             "autoregressive": None}   # the autoregressive baseline has none
+             "block": "loglinear", "autoregressive": None}   # the autoregressive baseline has none
 D3PM_SETTINGS = {"num_steps": 1000, "hybrid_coeff": 0.01}   # D3PM's T and lambda
 
 
+def _block_size(process: str) -> int | None:
+    """K of ``block_K``; None for the other processes."""
+    if not process.startswith("block_"):
+        return None
+    size = process[len("block_"):]
+    if not size.isdigit() or int(size) < 1 or 256 % int(size):
+        raise ValueError(f"block_K needs K dividing 256, got {process!r}")
+    return int(size)
+
+
 def get_config(process: str = "absorbing") -> ml_collections.ConfigDict:
-    if process not in SCHEDULES:
-        raise ValueError(f"process must be one of {sorted(SCHEDULES)}, got {process!r}")
+    block_size = _block_size(process)
+    if block_size is not None:
+        process = "block"
+    elif process not in SCHEDULES:
+        raise ValueError(f"process must be one of {sorted(SCHEDULES)} or block_K, "
+                         f"got {process!r}")
+    process_settings = {**(D3PM_SETTINGS if process in ("absorbing", "uniform") else {}),
+                        **({"block_size": block_size} if block_size else {})}
     return train.config_dict({
         "data": {"name": "enwiki_gensim", "seq_len": 256},
         "model": {"preset": "text_tiny",
                   "overrides": {"hidden_size": 128, "depth": 4, "num_heads": 4,
                                 "cond_dim": 128, "frequency_dim": 128, "dropout": 0.0}},
         "diffusion": {"process": process, "schedule": SCHEDULES[process],
-                      **(D3PM_SETTINGS if process in ("absorbing", "uniform") else {})},
+                      **process_settings},
         "optim": {"learning_rate": 2e-3, "warmup_steps": 50, "ema_decay": 0.99,
                   "weight_decay": 0.0},
         "train": {"batch_size": 16, "num_steps": 500, "checkpoint_every": 250,
                   "log_every": 25, "eval_every": 250, "eval_batches": 16,
                   "sample_count": 8,
-                  # the AR baseline samples in seq_len steps by construction
-                  "sample_steps": None if process == "autoregressive" else 256},
+                  # the AR baseline samples in seq_len steps by construction; block
+                  # diffusion in K steps per block (256 in all, as the others)
+                  "sample_steps": (None if process == "autoregressive" else
+                                   block_size or 256)},
     })

@@ -5,6 +5,9 @@
   sampling.
 - Continuous-time masked diffusion (MDLM, Sahoo et al. 2024; MD4, Shi et al. 2024):
   :func:`masked_process`, the weighted cross-entropy ELBO, parallel unmasking.
+- Samplers for masked models (:mod:`jaxdiff.discrete.unmasking`): MDLM / MD4's ancestral
+  one with MDLM's cache, ReMDM remasking, LLaDA's confidence-ordered unmasking, all with
+  semi-autoregressive blocks, temperature and nucleus sampling.
 - Block diffusion (BD3-LM, Arriola et al. 2025): :func:`block_process`, the block bound with
   one time per block over a two-stream denoiser, block-by-block sampling with a KV cache.
 - Likelihoods in nats and perplexity bounds (bits per token: :func:`jaxdiff.bits_per_unit`);
@@ -55,7 +58,7 @@ from jaxdiff.discrete.masking import (
     masked_q_sample,
     masking_weight,
 )
-from jaxdiff.discrete.samplers import d3pm_sample, d3pm_step_counts, masked_sample
+from jaxdiff.discrete.samplers import d3pm_sample, d3pm_step_counts
 from jaxdiff.discrete.text import CharTokenizer, expand_template, inpaint_text
 from jaxdiff.discrete.transitions import (
     SCHEDULES,
@@ -68,9 +71,18 @@ from jaxdiff.discrete.transitions import (
     q_sample,
     reverse_log_probs,
 )
+from jaxdiff.discrete.unmasking import (
+    ORDERS,
+    REMASKING_SCHEDULES,
+    confidence_sample,
+    masked_sample,
+    remasking_sigmas,
+    remdm_sample,
+)
 
 __all__ = [
-    "MASKING_SCHEDULES", "SCHEDULES", "TRANSITIONS", "BlockProcess", "CharTokenizer",
+    "MASKING_SCHEDULES", "ORDERS", "REMASKING_SCHEDULES", "SCHEDULES", "TRANSITIONS",
+    "confidence_sample", "remasking_sigmas", "remdm_sample", "BlockProcess", "CharTokenizer",
     "D3PMProcess", "TwoStream", "block_diffusion_loss", "block_elbo", "block_elbo_terms",
     "block_process", "block_q_sample", "block_sample", "block_times", "nucleus",
     "uncached_block_decoder", "x0_log_probs",

@@ -48,21 +48,15 @@ from jaxdiff._validation import (
     check_sequence_shape,
     check_tokens,
 )
-from jaxdiff.discrete.distributions import (
-    categorical,
-    check_temperature,
-    check_top_p,
-    log_softmax_excluding,
-    x0_log_probs,
-)
+from jaxdiff.discrete.distributions import check_temperature, check_top_p, log_softmax_excluding
 from jaxdiff.discrete.masking import (
     MASKING_SCHEDULES,
     MaskedProcess,
     mask_probability,
     masked_process,
     masking_weight,
-    unmasking_log_probs,
 )
+from jaxdiff.discrete.unmasking import masked_sample
 
 
 @functools.partial(jax.tree_util.register_dataclass, data_fields=[],
@@ -308,26 +302,20 @@ def uncached_block_decoder(logits_fn, shape: tuple[int, int], *, mask_id: int):
 
 def block_sample(key, decode_fn, state, process: BlockProcess, shape, *, num_steps: int,
                  temperature: float = 1.0, top_p: float = 1.0, float64: bool = False,
-                 inpaint_mask=None, inpaint_values=None) -> tuple[jax.Array, jax.Array]:
+                 inpaint_mask=None, inpaint_values=None) -> jax.Array:
     r"""Block-by-block generation (BD3-LM): each block is unmasked in ``num_steps``
     masked-diffusion steps given the finished blocks, then appended to the state.
 
-    Within block :math:`b`, from :math:`t` to :math:`s = t - 1/K` every still-masked position
-    is drawn from (MDLM / MD4's ancestral step, :func:`jaxdiff.discrete.masked_sample`)
+    Within block :math:`b` the steps are :func:`jaxdiff.discrete.masked_sample`'s, with
+    :math:`\tilde p_\theta(\cdot | z_t^b, x^{<b})` from ``decode_fn``; the block holds no
+    ``[MASK]`` after the last. The denoiser takes no time, so a step that unmasked nothing
+    leaves its input and hence its prediction unchanged: the next step reuses the logits and
+    skips the network (MDLM's cached sampler, ``cache=True``, exact here). The finished block
+    is run once more to append it to the state (its clean keys and values, for a KV cache).
 
-    .. math:: \mathrm{Cat}\Big(\frac{\alpha_s - \alpha_t}{1 - \alpha_t}\,
-        \tilde p_\theta(\cdot | z_t^b, x^{<b}) + \frac{1 - \alpha_s}{1 - \alpha_t}\, e_m\Big),
-
-    and the block holds no ``[MASK]`` after step :math:`K`. The denoiser takes no time, so a
-    step that unmasked nothing leaves its input and hence its prediction unchanged: the
-    next step reuses the logits and skips the network (MDLM's cached sampler; one
-    ``lax.cond`` per step, over the whole batch). The finished block is run once more to
-    append it to the state (its clean keys and values, for a KV cache).
-
-    Temperature and nucleus truncation apply to :math:`\tilde p_\theta`
-    (:func:`jaxdiff.discrete.distributions.x0_log_probs`). Step ``i`` of block ``b`` draws
-    with ``fold_in(fold_in(key, b), i)``, so two decoders that compute the same logits (the
-    KV cache and :func:`uncached_block_decoder`) give the same tokens.
+    Block ``b`` draws with key ``fold_in(key, b)`` (its step ``i`` with ``fold_in(fold_in(key,
+    b), i)``), so two decoders that compute the same logits (the KV cache and
+    :func:`uncached_block_decoder`) give the same tokens.
 
     Args:
       key: PRNG key.
@@ -343,52 +331,31 @@ def block_sample(key, decode_fn, state, process: BlockProcess, shape, *, num_ste
         first step (left and within-block context).
 
     Returns:
-      ``(int32 [B, N] ids, int32 scalar)``: the sample and the number of denoiser calls made
-      while unmasking (at most ``num_steps`` per block; the appending calls not counted).
+      ``int32 [B, N]`` ids, no ``[MASK]``.
     """
     check_block_process(process)
     batch, length = check_sequence_shape(shape)
     check_float64(float64)
     blocks, k = num_blocks(process, length), process.block_size
     num_steps = check_int("num_steps", num_steps)
-    temperature, top_p = check_temperature(temperature), check_top_p(top_p)
+    check_temperature(temperature)
+    check_top_p(top_p)
     known, values = check_inpaint(inpaint_mask, inpaint_values, (batch, length),
                                   process.vocab_size, process.mask_id)
-    mask_id, masked = process.mask_id, process.masked
-    known = jnp.zeros((batch, length), bool) if known is None else known
-    values = jnp.zeros((batch, length), jnp.int32) if values is None else values
-    known_BxNbxK = known.reshape(batch, blocks, k).transpose(1, 0, 2)
-    values_BxNbxK = values.reshape(batch, blocks, k).transpose(1, 0, 2)
-    vocab = jax.eval_shape(decode_fn, jnp.zeros((batch, k), jnp.int32), state)[0]
-    check_logits("decode_fn output", vocab, batch, k, process.vocab_size)
 
-    def logits_of(z, state):
-        return decode_fn(z, state)[0].astype(jnp.float32)
+    def per_block(x):   # [B, N] -> [blocks, B, k]
+        return None if x is None else x.reshape(batch, blocks, k).transpose(1, 0, 2)
 
-    def one_block(carry, inputs):
-        state, calls = carry
+    def one_block(state, inputs):
         b, known_b, values_b = inputs
-        key_b = jax.random.fold_in(key, b)
-        z = jnp.where(known_b, values_b, mask_id).astype(jnp.int32)
-
-        def step(step_carry, i):
-            z, logits, stale, calls = step_carry
-            logits = jax.lax.cond(stale, lambda: logits_of(z, state), lambda: logits)
-            t = (num_steps - i).astype(jnp.float32) / num_steps
-            s = (num_steps - 1 - i).astype(jnp.float32) / num_steps
-            ratio = mask_probability(masked, s) / mask_probability(masked, t)
-            log_probs = unmasking_log_probs(
-                x0_log_probs(logits, mask_id, temperature=temperature, top_p=top_p), ratio,
-                mask_id)
-            draw = categorical(jax.random.fold_in(key_b, i), log_probs, float64=float64)
-            new = jnp.where(z == mask_id, draw, z)
-            return (new, logits, jnp.any(new != z), calls + stale.astype(jnp.int32)), None
-
-        start = (z, jnp.zeros(vocab.shape, jnp.float32), jnp.array(True), calls)
-        (z, _, _, calls), _ = jax.lax.scan(step, start, jnp.arange(num_steps, dtype=jnp.int32))
+        z = masked_sample(jax.random.fold_in(key, b),
+                          lambda z, t, cond=None: decode_fn(z, state)[0], process.masked,
+                          (batch, k), num_steps=num_steps, temperature=temperature,
+                          top_p=top_p, cache=True, float64=float64, inpaint_mask=known_b,
+                          inpaint_values=values_b)
         _, state = decode_fn(z, state)
-        return (state, calls), z
+        return state, z
 
-    inputs = (jnp.arange(blocks, dtype=jnp.int32), known_BxNbxK, values_BxNbxK)
-    (_, calls), z_NbxBxK = jax.lax.scan(one_block, (state, jnp.zeros((), jnp.int32)), inputs)
-    return z_NbxBxK.transpose(1, 0, 2).reshape(batch, length), calls
+    inputs = (jnp.arange(blocks, dtype=jnp.int32), per_block(known), per_block(values))
+    _, z_NbxBxK = jax.lax.scan(one_block, state, inputs)
+    return z_NbxBxK.transpose(1, 0, 2).reshape(batch, length)

@@ -1,13 +1,11 @@
-r"""Samplers for discrete diffusion; each is one ``lax.scan``, ``jit``-able end to end.
+r"""The D3PM sampler, one ``lax.scan``, ``jit``-able end to end: ancestral sampling over all
+``T`` steps or a strided subset (:func:`d3pm_sample`). The masked-model samplers (MDLM /
+MD4's ancestral one, ReMDM, LLaDA's) are :mod:`jaxdiff.discrete.unmasking`.
 
-- :func:`d3pm_sample`: D3PM ancestral sampling over all ``T`` steps or a strided subset.
-- :func:`masked_sample`: masked-diffusion unmasking in ``K`` steps, all positions in parallel
-  (the ancestral samplers of MD4 and MDLM).
-
-Both take ``inpaint_mask`` / ``inpaint_values``: the known tokens are clamped in the initial
-state and after every step, so they are never changed and the denoiser sees them clean at
-every step (for absorbing / masked processes this is exact conditioning: a known token is an
-unmasked one). Step ``i`` draws with ``fold_in(key, i)``.
+Every discrete sampler takes ``inpaint_mask`` / ``inpaint_values``: the known tokens are
+clamped in the initial state and after every step, so they are never changed and the
+denoiser sees them clean at every step (for absorbing / masked processes this is exact
+conditioning: a known token is an unmasked one). Step ``i`` draws with ``fold_in(key, i)``.
 
 ``float64=True`` makes every categorical draw (weights, cumulative sum, uniforms) float64. It
 needs JAX's 64-bit mode, which must be on while the sampler is traced::
@@ -32,11 +30,6 @@ from jaxdiff._validation import (
     check_sequence_shape,
 )
 from jaxdiff.discrete.distributions import categorical, log_softmax_excluding
-from jaxdiff.discrete.masking import (
-    check_masked_process,
-    mask_probability,
-    unmasking_log_probs,
-)
 from jaxdiff.discrete.transitions import (
     D3PMProcess,
     check_d3pm_process,
@@ -126,53 +119,3 @@ def d3pm_sample(key, denoise_fn, process: D3PMProcess, shape, *, num_steps: int 
           jnp.asarray(counts[1:]))
     x, _ = jax.lax.scan(step, x_init, xs)
     return x
-
-
-def masked_sample(key, denoise_fn, process, shape, *, num_steps: int, cond=None,
-                  float64: bool = False, inpaint_mask=None, inpaint_values=None) -> jax.Array:
-    r"""Masked-diffusion sampling: start all ``[MASK]`` at :math:`t = 1`, unmask to :math:`t = 0`
-    in ``K`` uniform time steps.
-
-    From :math:`t` to :math:`s = t - 1/K`, every still-masked position is, independently and in
-    parallel (MD4, MDLM):
-
-    .. math::
-        z_s^\ell \sim \mathrm{Cat}\Big(\frac{\alpha_s - \alpha_t}{1 - \alpha_t}\,
-        \tilde p_\theta(\cdot | z_t) + \frac{1 - \alpha_s}{1 - \alpha_t}\, e_m\Big),
-
-    while unmasked positions are carried over. At :math:`s = 0`, :math:`\alpha_s = 1` and every
-    remaining ``[MASK]`` is filled, so the output holds no ``[MASK]``.
-
-    Args:
-      denoise_fn: ``denoise_fn(z_t, t, cond) -> x0 logits [B, L, V]``, ``t`` float32 [B].
-      process: a :class:`~jaxdiff.discrete.masking.MaskedProcess`.
-      num_steps: ``K`` >= 1 (static).
-      key, shape, cond, float64, inpaint_mask, inpaint_values: as in :func:`d3pm_sample`.
-
-    Returns:
-      ``int32 [B, L]`` token ids.
-    """
-    check_masked_process(process)
-    batch, length = _check_sampling(shape, cond, float64)
-    num_steps = check_int("num_steps", num_steps)
-    known, values = check_inpaint(inpaint_mask, inpaint_values, (batch, length),
-                                  process.vocab_size, process.mask_id)
-    mask_id = process.mask_id
-    x_init = _clamp_known(jnp.full((batch, length), mask_id, jnp.int32), known, values)
-
-    def step(z, i):
-        # (K - i) / K and (K - i - 1) / K: exact at s = 0 (1 - (i + 1) / K can round to
-        # -1.5e-8 in float32, whose NaN mask probability would leave [MASK] ids behind).
-        t = (num_steps - i).astype(jnp.float32) / num_steps
-        s = (num_steps - 1 - i).astype(jnp.float32) / num_steps
-        m_t, m_s = mask_probability(process, t), mask_probability(process, s)
-        logits = call_denoiser(denoise_fn, z, jnp.full((batch,), t, jnp.float32), cond,
-                               process.vocab_size)
-        log_probs = unmasking_log_probs(log_softmax_excluding(logits, mask_id), m_s / m_t,
-                                        mask_id)
-        draw = categorical(jax.random.fold_in(key, i), log_probs, float64=float64)
-        z = jnp.where(z == mask_id, draw, z)
-        return _clamp_known(z, known, values), None
-
-    z, _ = jax.lax.scan(step, x_init, jnp.arange(num_steps, dtype=jnp.int32))
-    return z

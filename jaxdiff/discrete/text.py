@@ -20,8 +20,9 @@ import numpy as np
 from jaxdiff import chars
 from jaxdiff._validation import check_int
 from jaxdiff.discrete.masking import MaskedProcess
-from jaxdiff.discrete.samplers import d3pm_sample, masked_sample
+from jaxdiff.discrete.samplers import d3pm_sample
 from jaxdiff.discrete.transitions import D3PMProcess
+from jaxdiff.discrete.unmasking import masked_sample
 
 MASK_TOKEN = "[MASK]"
 

@@ -49,6 +49,7 @@ from jaxdiff._validation import check_int
 from jaxdiff.evaluation.common import format_value, restore_run, wall_time_lines, write_files
 from jaxdiff.metrics.text import distinct_n, self_bleu
 from jaxdiff.tasks import TOKENIZER
+from jaxdiff.tasks.text import text_denoiser
 from jaxdiff.units import bits_per_unit
 
 DISTINCT_ORDERS = (1, 2, 3, 4)
@@ -144,7 +145,7 @@ def sample_quality(texts: list[str], *, ar: tuple[train.Run, object] | None = No
 
 def token_accuracy(run: train.Run, params, rows: np.ndarray, *, seed: int) -> list[dict]:
     """Argmax x0 accuracy per time bucket (diffusion runs): corrupted and overall."""
-    denoise_fn = jm.bind(run.apply_fn(), params)
+    denoise_fn = text_denoiser(run, run.apply_fn(), params)
     key = jax.random.fold_in(jax.random.key(seed), 2)
     curve = run.task.evaluation.token_accuracy(key, denoise_fn, run.process, jnp.asarray(rows),
                                                num_buckets=ACCURACY_BUCKETS)

@@ -14,7 +14,7 @@ from typing import Any
 PROCESS_SETTINGS = ("num_steps", "prediction", "weighting", "learned_variance",
                     "time_density", "density_mean", "density_std", "time_shift", "sigma_data",
                     "label_dropout", "hybrid_coeff", "kl_weight", "reconstruction_loss",
-                    "adversarial_weight", "block_size")
+                    "adversarial_weight", "time_conditioning", "block_size")
 """The ``diffusion`` fields that belong to some processes only: None unless the run's
 process reads them (:attr:`Task.settings`)."""
 

@@ -64,7 +64,7 @@ def _make_sampler(run, *, count: int, sampler: str, num_steps: int | None = None
     @jax.jit
     def sample(key, params):
         decode_fn, state = decoder(params)
-        return discrete.block_sample(key, decode_fn, state, run.process, shape, **options)[0]
+        return discrete.block_sample(key, decode_fn, state, run.process, shape, **options)
 
     return sample
 

@@ -2,13 +2,19 @@ r"""``masked``: continuous-time masked diffusion on characters (MDLM, Sahoo et a
 MD4, Shi et al. 2024).
 
 Process: :func:`jaxdiff.discrete.masked_process` (``loglinear`` by default, or ``cosine``)
-with ``[MASK]`` = 27, V = 28; ``diffusion.num_steps`` is not used (continuous time).
-Objective and held-out bound: the negative ELBO
-(:func:`jaxdiff.discrete.masked_diffusion_loss`), an unbiased bound estimate per sequence.
-Sampler: ``ancestral`` (:func:`jaxdiff.discrete.masked_sample`, ``num_steps`` parallel
-unmasking steps).
+with ``[MASK]`` = 27, V = 28; ``diffusion.num_steps`` is not used (continuous time). The
+denoiser is time-conditioned unless ``diffusion.time_conditioning`` is False (MDLM trains
+without: the masked positions tell the time). Objective and held-out bound: the negative
+ELBO (:func:`jaxdiff.discrete.masked_diffusion_loss`), an unbiased bound estimate per
+sequence. Samplers (:mod:`jaxdiff.discrete.unmasking`): ``ancestral`` (MDLM / MD4's
+``num_steps`` parallel unmasking steps; ``cache=True``, MDLM's cached sampler, needs a
+denoiser without time conditioning), ``remdm`` (ReMDM remasking, ``remasking`` schedule and
+``eta``) and ``confidence`` (LLaDA's confidence-ordered unmasking, ``order``); all take
+``temperature``, ``top_p``, ``float64`` and inpainting, and ``ancestral`` / ``confidence``
+semi-autoregressive ``block_length``.
 """
 
+import jax
 
 from jaxdiff import discrete
 from jaxdiff._validation import config_error
@@ -18,25 +24,62 @@ from jaxdiff.tasks.base import Task
 from jaxdiff.tasks.text import TOKENIZER
 
 SCHEDULES = ("loglinear", "cosine")
+SHARED_OPTIONS = ("num_steps", "temperature", "top_p", "cache", "float64", "inpaint_mask",
+                  "inpaint_values")
+SAMPLERS = {   # name -> (sampler, the options it takes beyond SHARED_OPTIONS)
+    "ancestral": (discrete.masked_sample, ("block_length",)),
+    "remdm": (discrete.remdm_sample, ("remasking", "eta")),
+    "confidence": (discrete.confidence_sample, ("order", "block_length")),
+}
 
 
 def _check_config(config) -> None:
     if config.train.sample_steps is None:
         raise config_error("train.sample_steps", "masked diffusion samples in K unmasking "
                                                  "steps: set it to K >= 1, got None")
+    if not isinstance(MASKED.setting(config, "time_conditioning"), bool):
+        raise config_error("diffusion.time_conditioning", "must be True or False")
+
+
+def _make_sampler(run, *, count: int, sampler: str, inpaint_values=None, **options):
+    sample_fn, own = SAMPLERS[sampler]
+    foreign = sorted(set(options) - set(SHARED_OPTIONS) - set(own))
+    if foreign:
+        raise ValueError(f"sampler {sampler!r} does not take the option(s) {foreign}; it "
+                         f"takes {sorted(SHARED_OPTIONS + own)}")
+    if options.get("cache") and run.model_config.time_conditioning:
+        raise ValueError("cache=True reuses a prediction across times, exact only for a "
+                         "denoiser without time conditioning: train with "
+                         "diffusion.time_conditioning=False")
+    if "remasking" in options:
+        options["schedule"] = options.pop("remasking")
+    shape = text.text_sample_shape(run, count, inpaint_values)
+    apply_fn = run.apply_fn()
+
+    @jax.jit
+    def sample(key, params):
+        return sample_fn(key, text.text_denoiser(run, apply_fn, params), run.process, shape,
+                         inpaint_values=inpaint_values, **options)
+
+    return sample
 
 
 MASKED = Task(
-    name="masked", modality=text.TEXT, schedules=SCHEDULES, samplers=("ancestral",),
-    sampler_options=text.DIFFUSION_SAMPLER_OPTIONS,
+    name="masked", modality=text.TEXT, schedules=SCHEDULES, samplers=tuple(SAMPLERS),
+    sampler_options=tuple(dict.fromkeys(SHARED_OPTIONS + sum((v[1] for v in SAMPLERS.values()),
+                                                             ()))),
     check_config=_check_config,
     build_process=lambda config, schedule: discrete.masked_process(
         schedule, vocab_size=TOKENIZER.vocab_size, mask_id=TOKENIZER.mask_id),
     model_fields=lambda config: {"vocab_size": TOKENIZER.vocab_size, "causal": False,
-                                 "time_conditioning": True},
-    objective=lambda run: text.diffusion_loss_fn(discrete.masked_diffusion_loss, run, train=True),
-    held_out=lambda run: text.diffusion_loss_fn(discrete.masked_diffusion_loss, run, train=False),
-    make_sampler=text.diffusion_sampler(discrete.masked_sample),
+                                 "time_conditioning": MASKED.setting(config,
+                                                                     "time_conditioning")},
+    objective=lambda run: text.diffusion_loss_fn(discrete.masked_diffusion_loss, run,
+                                                 train=True),
+    held_out=lambda run: text.diffusion_loss_fn(discrete.masked_diffusion_loss, run,
+                                                train=False),
+    make_sampler=_make_sampler,
     evaluation=text.TextEvaluation(bound=text.diffusion_bound(discrete.masked_elbo), exact=False,
-                              token_accuracy=masked_token_accuracy,
-                              describe=lambda n: f"masked ELBO, {n} stratified times"))
+                                   token_accuracy=masked_token_accuracy,
+                                   describe=lambda n: f"masked ELBO, {n} stratified times"),
+    settings={"time_conditioning": True})

@@ -52,7 +52,7 @@ DIFFUSION_SAMPLER_OPTIONS = ("num_steps", "float64", "inpaint_mask", "inpaint_va
 def diffusion_sampler(sample_fn) -> Callable:
     """The ``make_sampler`` of a text diffusion process whose one sampler (``ancestral``) is
     ``sample_fn(key, denoise_fn, process, shape, *, num_steps, float64, inpaint_mask,
-    inpaint_values)`` (:func:`jaxdiff.discrete.d3pm_sample`, ``masked_sample``)."""
+    inpaint_values)`` (:func:`jaxdiff.discrete.d3pm_sample`)."""
 
     def make_sampler(run, *, count: int, sampler: str, num_steps: int | None = None,
                      float64: bool = False, inpaint_mask=None, inpaint_values=None):
@@ -70,6 +70,16 @@ def diffusion_sampler(sample_fn) -> Callable:
     return make_sampler
 
 
+def text_denoiser(run, apply_fn, params, key=None) -> Callable:
+    """``denoise_fn(x_t, t, cond)`` of ``apply_fn`` with ``params`` (and dropout ``key``); a
+    network without time conditioning is called without ``t`` (the math always passes one;
+    such a denoiser ignores it, as MDLM's and BD3-LM's do)."""
+    denoise_fn = bind(apply_fn, params, key)
+    if getattr(run.model_config, "time_conditioning", True):
+        return denoise_fn
+    return lambda x_t, t, cond=None: denoise_fn(x_t, None, cond)
+
+
 def diffusion_loss_fn(loss, run, *, train: bool) -> Callable:
     """``loss_fn(params, key, batch) -> [B]`` of a text diffusion whose loss is ``loss(key,
     denoise_fn, process, tokens)`` (:func:`jaxdiff.discrete.masked_diffusion_loss`,
@@ -79,7 +89,8 @@ def diffusion_loss_fn(loss, run, *, train: bool) -> Callable:
 
     def loss_fn(params, key, batch):
         key_loss, key_dropout = jax.random.split(key)
-        return loss(key_loss, bind(apply_fn, params, key_dropout), process, batch["tokens"])
+        return loss(key_loss, text_denoiser(run, apply_fn, params, key_dropout), process,
+                    batch["tokens"])
 
     return loss_fn
 
@@ -93,7 +104,7 @@ def diffusion_bound(elbo_fn) -> Callable:
         apply_fn = run.apply_fn()
 
         def bound(params, key, tokens):
-            return elbo_fn(key, bind(apply_fn, params), run.process, tokens,
+            return elbo_fn(key, text_denoiser(run, apply_fn, params), run.process, tokens,
                            num_samples=bound_samples)
 
         return bound

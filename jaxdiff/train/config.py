@@ -100,6 +100,9 @@ class DiffusionConfig:
     adversarial_weight: float | None = _setting(None, "autoencoder: the patch discriminator's "
                                                       "weight (LDM's disc_weight 0.5; None: "
                                                       "0, off)")
+    time_conditioning: bool | None = _setting(None, "masked: condition the denoiser on the "
+                                                    "time (None: True; False is MDLM's, "
+                                                    "needed by the cached sampler)")
     block_size: int | None = _setting(None, "block: tokens per block, dividing data.seq_len "
                                             "(None: 4, BD3-LM's LM1B headline)")
 

@@ -122,29 +122,25 @@ def _oracle_samples(block_size, num_steps, seed=0, **options):
         return jd.block_sample(key, decode_fn, state, process, shape, num_steps=num_steps,
                                **options)
 
-    tokens, calls = sample(jax.random.key(seed))
-    return np.asarray(tokens), int(calls)
+    return np.asarray(sample(jax.random.key(seed)))
 
 
 @pytest.mark.parametrize("block_size, num_steps", [(1, 1), (1, 7), (2, 100)])
 def test_the_sampler_with_the_exact_denoiser_reproduces_the_source(block_size, num_steps):
     """Block 1 is ancestral AR sampling (exact for any step count); block 2 unmasks two tokens
     in one of 100 steps rarely enough for the factorised step to be nearly exact."""
-    samples, calls = _oracle_samples(block_size, num_steps)
-    assert o.total_variation(samples) < TV_TOL
-    assert calls <= (o.LENGTH // block_size) * num_steps
+    assert o.total_variation(_oracle_samples(block_size, num_steps)) < TV_TOL
 
 
 def test_one_block_in_one_step_draws_the_product_of_marginals():
-    samples, calls = _oracle_samples(o.LENGTH, 1)
+    samples = _oracle_samples(o.LENGTH, 1)
     assert o.total_variation(samples) == pytest.approx(0.534, abs=TV_TOL)
-    assert calls == 1
 
 
 def test_inpainting_samples_the_conditional_given_the_left_and_the_block():
     known = np.array([False, True, False, False])
     values = np.array([0, 2, 0, 0])
-    samples, _ = _oracle_samples(
+    samples = _oracle_samples(
         2, 100, inpaint_mask=np.repeat(known[None], NUM_SAMPLES, 0),
         inpaint_values=np.repeat(values[None], NUM_SAMPLES, 0))
     assert np.all(samples[:, 1] == 2)
@@ -177,11 +173,10 @@ def test_kv_cached_generation_equals_uncached_token_for_token(options):
         out = [jd.block_sample(jax.random.key(2), decode_fn, state, process, shape, num_steps=5,
                                **options, **extra)
                for decode_fn, state in _decoders(model, shape)]
-        np.testing.assert_array_equal(out[0][0], out[1][0])
-        assert int(out[0][1]) == int(out[1][1])
-        assert not np.any(np.asarray(out[0][0]) == 10)
+        np.testing.assert_array_equal(out[0], out[1])
+        assert not np.any(np.asarray(out[0]) == 10)
         if extra:
-            assert np.all(np.asarray(out[0][0])[:, [1, 7]] == 4)
+            assert np.all(np.asarray(out[0])[:, [1, 7]] == 4)
 
 
 def test_skipping_unchanged_steps_gives_the_tokens_of_a_sampler_that_never_skips():
@@ -189,11 +184,18 @@ def test_skipping_unchanged_steps_gives_the_tokens_of_a_sampler_that_never_skips
     model = random_model(NET, seed=2)
     process = _process(3, vocab_size=11, mask_id=10)
     key, shape, num_steps = jax.random.key(7), (2, 12), 30
-    got, calls = jd.block_sample(key, model.decode_block, model.init_cache(2), process, shape,
-                                 num_steps=num_steps)
+    calls = []
+
+    def counted(block, cache):
+        jax.debug.callback(lambda: calls.append(1))
+        return model.decode_block(block, cache)
+
+    got = jax.jit(lambda: jd.block_sample(key, counted, model.init_cache(2), process, shape,
+                                          num_steps=num_steps))()
+    jax.effects_barrier()
     # the network runs only after a step that changed the block: at most once per token of
-    # the batch's block, plus the first step (4 blocks of 2 x 3 tokens)
-    assert int(calls) <= 4 * (2 * 3 + 1) < 4 * num_steps
+    # the batch's block plus the first step, and once more to append it (4 blocks of 2 x 3)
+    assert len(calls) <= 4 * (2 * 3 + 1 + 1) < 4 * num_steps
     cache, blocks = model.init_cache(2), []
     for b in range(4):
         z = jnp.full((2, 3), 10, jnp.int32)
