@@ -47,7 +47,7 @@ from jaxdiff import data, train
 from jaxdiff import models as jm
 from jaxdiff._validation import check_int
 from jaxdiff.evaluation.common import format_value, restore_run, wall_time_lines, write_files
-from jaxdiff.metrics.text import distinct_n, self_bleu
+from jaxdiff.metrics.text import distinct_n, sample_entropy, self_bleu
 from jaxdiff.tasks import TOKENIZER
 from jaxdiff.tasks.text import text_denoiser
 from jaxdiff.units import bits_per_unit
@@ -126,15 +126,17 @@ def draw_text_samples(run: train.Run, params, *, num_samples: int, steps: int | 
 
 
 def sample_quality(texts: list[str], *, ar: tuple[train.Run, object] | None = None) -> dict:
-    r"""Word-level distinct-n and self-BLEU of ``texts``; with ``ar = (run, params)`` of a run
-    with an exact likelihood (the autoregressive baseline), the generative perplexity of the
-    texts under it, :math:`\exp(\sum_b \mathcal L_b / (B L))` per character.
+    r"""Word-level distinct-n and self-BLEU of ``texts``, the mean entropy of each text's
+    characters in nats (:func:`jaxdiff.metrics.sample_entropy`); with ``ar = (run, params)``
+    of a run with an exact likelihood (the autoregressive baseline), the generative
+    perplexity of the texts under it, :math:`\exp(\sum_b \mathcal L_b / (B L))` per character.
     Distinct-n is None when no text has ``n`` words."""
     words = [text.split() for text in texts]
     longest = max(len(w) for w in words)
     quality = {f"distinct_{n}": distinct_n(words, n) if longest >= n else None
                for n in DISTINCT_ORDERS}
     quality["self_bleu"] = self_bleu(words)
+    quality["character_entropy"] = sample_entropy([list(text) for text in texts])
     if ar is not None:
         ar_run, ar_params = ar
         tokens = jnp.asarray(np.stack([TOKENIZER.encode(t) for t in texts]))

@@ -1,4 +1,5 @@
-r"""Text metrics for samples: BLEU (corpus and sentence), self-BLEU, distinct-n.
+r"""Text metrics for samples: BLEU (corpus and sentence), self-BLEU, distinct-n, and the
+entropy of a sample's tokens.
 
 BLEU (Papineni et al., 2002) is implemented here in plain Python and reproduces sacreBLEU's
 numbers (Post, 2018; its defaults: the ``13a`` tokenizer, ``exp`` smoothing, effective order at
@@ -329,3 +330,26 @@ def distinct_n(
     if not grams:
         raise ValueError(f"samples have no {n}-grams (every sample is shorter than {n} tokens)")
     return len(set(grams)) / len(grams)
+
+
+def sample_entropy(samples: Sequence[Sample], *, tokenize: str = "none",
+                   lowercase: bool = False) -> float:
+    r"""The mean over samples of the entropy of each sample's token frequencies, in nats:
+
+    .. math:: \frac1B \sum_b -\sum_v \hat p_{b,v} \log \hat p_{b,v},\qquad
+        \hat p_{b,v} = \frac{\#\{i : x_{b,i} = v\}}{L_b}
+
+    (BD3-LM's and ReMDM's sample entropy, beside generative perplexity, which alone rewards
+    repetitive low-entropy text). A string sample is split by ``tokenize`` (default
+    ``"none"``: whitespace words; pass its characters as a list for per-character entropy);
+    token ids are used as they are.
+    """
+    toks = _samples(samples, tokenize, lowercase, "samples")
+    if not toks or any(len(t) == 0 for t in toks):
+        raise ValueError("samples must be a non-empty list of non-empty samples")
+    entropies = []
+    for tokens in toks:
+        counts = np.asarray(list(Counter(tokens).values()), np.float64)
+        p = counts / counts.sum()
+        entropies.append(float(-(p * np.log(p)).sum()))
+    return float(np.mean(entropies))

@@ -6,6 +6,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 
 from jaxdiff import autoregressive, evaluation, train
 from jaxdiff.evaluation import text as text_evaluation
@@ -32,7 +33,8 @@ def test_text_report_numbers(runs, tmp_path):
     assert 3.0 < report["bpc"] < 8.0 and 0 < report["bpc_stderr"] < 1.0
     quality = report["quality"]["samples"]
     assert set(quality) == {"distinct_1", "distinct_2", "distinct_3", "distinct_4",
-                            "self_bleu", "generative_perplexity"}
+                            "self_bleu", "character_entropy", "generative_perplexity"}
+    assert 0 < quality["character_entropy"] <= np.log(27)
     assert 0 < quality["distinct_1"] <= 1
     assert all(quality[f"distinct_{n}"] is None or 0 <= quality[f"distinct_{n}"] <= 1
                for n in (2, 3, 4))
@@ -67,6 +69,9 @@ def test_sample_quality_on_known_texts():
     assert quality["distinct_2"] == pytest.approx(4 / 6)
     assert quality["distinct_4"] == pytest.approx(2 / 2)
     assert quality["self_bleu"] == pytest.approx(0.0)
+    # "a b a b": a, b twice and three spaces; the same counts in "c d c d"
+    assert quality["character_entropy"] == pytest.approx(
+        float(scipy.stats.entropy([2, 2, 3])))
     assert "generative_perplexity" not in quality
     assert evaluation.sample_quality(["ab", "cd"])["distinct_2"] is None   # one word each
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.stats
 
 from jaxdiff import metrics
 
@@ -177,3 +178,13 @@ def test_bad_text_arguments():
         metrics.distinct_n(["a b", "c"], 3)
     with pytest.raises(ValueError, match=r"samples\[1\] must be a string or a sequence"):
         metrics.distinct_n(["a b", 3], 1)
+
+
+def test_sample_entropy_equals_scipy_per_sample_and_averages():
+    rows = np.array([[0, 0, 1, 2, 2, 2], [5, 5, 5, 5, 5, 5], [1, 2, 3, 4, 5, 6]])
+    expected = np.mean([scipy.stats.entropy(np.bincount(row)) for row in rows])
+    assert metrics.sample_entropy(rows) == pytest.approx(expected, abs=1e-12)
+    assert metrics.sample_entropy(["the cat the dog"]) == pytest.approx(
+        float(scipy.stats.entropy([2, 1, 1])))
+    with pytest.raises(ValueError, match="non-empty samples"):
+        metrics.sample_entropy([[]])
