@@ -8,6 +8,8 @@
 - Samplers for masked models (:mod:`jaxdiff.discrete.unmasking`): MDLM / MD4's ancestral
   one with MDLM's cache, ReMDM remasking, LLaDA's confidence-ordered unmasking, all with
   semi-autoregressive blocks, temperature and nucleus sampling.
+- SEDD (Lou et al. 2024): score entropy on the absorbing and uniform graphs, Tweedie
+  tau-leaping.
 - Block diffusion (BD3-LM, Arriola et al. 2025): :func:`block_process`, the block bound with
   one time per block over a two-stream denoiser, block-by-block sampling with a KV cache.
 - Likelihoods in nats and perplexity bounds (bits per token: :func:`jaxdiff.bits_per_unit`);
@@ -59,6 +61,19 @@ from jaxdiff.discrete.masking import (
     masking_weight,
 )
 from jaxdiff.discrete.samplers import d3pm_sample, d3pm_step_counts
+from jaxdiff.discrete.sedd import (
+    GRAPHS,
+    SEDDProcess,
+    log_score,
+    score_entropy_terms,
+    sedd_elbo,
+    sedd_loss,
+    sedd_prior_kl,
+    sedd_process,
+    sedd_q_sample,
+    sedd_sample,
+    tau_leaping_log_probs,
+)
 from jaxdiff.discrete.text import CharTokenizer, expand_template, inpaint_text
 from jaxdiff.discrete.transitions import (
     SCHEDULES,
@@ -81,16 +96,16 @@ from jaxdiff.discrete.unmasking import (
 )
 
 __all__ = [
-    "MASKING_SCHEDULES", "ORDERS", "REMASKING_SCHEDULES", "SCHEDULES", "TRANSITIONS",
-    "confidence_sample", "remasking_sigmas", "remdm_sample", "BlockProcess", "CharTokenizer",
-    "D3PMProcess", "TwoStream", "block_diffusion_loss", "block_elbo", "block_elbo_terms",
-    "block_process", "block_q_sample", "block_sample", "block_times", "nucleus",
-    "uncached_block_decoder", "x0_log_probs",
-    "MaskedProcess", "categorical", "d3pm_cross_entropy", "d3pm_elbo", "d3pm_loss",
-    "d3pm_prior_kl", "d3pm_process", "d3pm_sample", "d3pm_step_counts", "d3pm_vb_terms",
-    "expand_template", "inpaint_text", "log_softmax_excluding", "mask_probability",
-    "masked_diffusion_loss", "masked_elbo", "masked_elbo_terms", "masked_process",
-    "masked_q_sample", "masked_sample", "masking_weight", "p_posterior_logits",
-    "perplexity_bound", "q_posterior_logits", "q_probs", "q_sample", "reverse_log_probs",
-    "sample_times",
+    "GRAPHS", "MASKING_SCHEDULES", "ORDERS", "REMASKING_SCHEDULES", "SCHEDULES", "TRANSITIONS",
+    "BlockProcess", "CharTokenizer", "D3PMProcess", "MaskedProcess", "SEDDProcess", "TwoStream",
+    "block_diffusion_loss", "block_elbo", "block_elbo_terms", "block_process", "block_q_sample",
+    "block_sample", "block_times", "categorical", "confidence_sample", "d3pm_cross_entropy",
+    "d3pm_elbo", "d3pm_loss", "d3pm_prior_kl", "d3pm_process", "d3pm_sample", "d3pm_step_counts",
+    "d3pm_vb_terms", "expand_template", "inpaint_text", "log_score", "log_softmax_excluding",
+    "mask_probability", "masked_diffusion_loss", "masked_elbo", "masked_elbo_terms",
+    "masked_process", "masked_q_sample", "masked_sample", "masking_weight", "nucleus",
+    "p_posterior_logits", "perplexity_bound", "q_posterior_logits", "q_probs", "q_sample",
+    "remasking_sigmas", "remdm_sample", "reverse_log_probs", "sample_times", "score_entropy_terms",
+    "sedd_elbo", "sedd_loss", "sedd_prior_kl", "sedd_process", "sedd_q_sample", "sedd_sample",
+    "tau_leaping_log_probs", "uncached_block_decoder", "x0_log_probs",
 ]

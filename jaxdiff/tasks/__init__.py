@@ -19,11 +19,12 @@ from jaxdiff.tasks.d3pm import ABSORBING, UNIFORM
 from jaxdiff.tasks.gaussian import GAUSSIAN
 from jaxdiff.tasks.images import IMAGES, ImageEvaluation
 from jaxdiff.tasks.masked import MASKED
+from jaxdiff.tasks.sedd import SEDD_ABSORBING, SEDD_UNIFORM
 from jaxdiff.tasks.text import TEXT, TOKENIZER, TextEvaluation
 
 TASKS: dict[str, Task] = {task.name: task for task in
                           (GAUSSIAN, FLOW, EDM, ABSORBING, UNIFORM, MASKED, BLOCK,
-                           AUTOREGRESSIVE, AUTOENCODER)}
+                           SEDD_ABSORBING, SEDD_UNIFORM, AUTOREGRESSIVE, AUTOENCODER)}
 
 
 def get_task(name: str) -> Task:
@@ -34,5 +35,6 @@ def get_task(name: str) -> Task:
 
 
 __all__ = ["ABSORBING", "AUTOENCODER", "AUTOREGRESSIVE", "BLOCK", "EDM", "FLOW", "GAUSSIAN",
-           "IMAGES", "MASKED", "TASKS", "TEXT", "TOKENIZER", "UNIFORM", "ImageEvaluation",
-           "Modality", "Task", "TextEvaluation", "config_error", "get_task"]
+           "IMAGES", "MASKED", "SEDD_ABSORBING", "SEDD_UNIFORM", "TASKS", "TEXT", "TOKENIZER",
+           "UNIFORM", "ImageEvaluation", "Modality", "Task", "TextEvaluation", "config_error",
+           "get_task"]

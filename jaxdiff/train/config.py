@@ -69,8 +69,8 @@ class DiffusionConfig:
     the ones it uses."""
 
     process: str = _setting("gaussian", "gaussian | flow | edm | absorbing | uniform | masked "
-                                        "| block | autoregressive | autoencoder "
-                                        "(jaxdiff.tasks.TASKS)")
+                                        "| block | sedd_absorbing | sedd_uniform | "
+                                        "autoregressive | autoencoder (jaxdiff.tasks.TASKS)")
     schedule: str | None = _setting(None, "the process's noise schedule or path (None: its "
                                           "default)")
     num_steps: int | None = _setting(None, "gaussian / D3PM: T, the discrete steps (None: "
