@@ -1,7 +1,8 @@
-"""Text generation speed: discrete diffusion (D3PM absorbing, masked diffusion) in 20 steps
-vs left-to-right autoregressive sampling with and without a KV cache, same-size models.
+"""Text generation speed: discrete diffusion (D3PM absorbing, masked diffusion) in 20 steps,
+block diffusion with and without its KV cache, vs left-to-right autoregressive sampling with
+and without a KV cache, same-size models.
 
-All four samplers generate ``batch`` sequences (batch 1 and 32 by default) of ``length``
+All seven samplers generate ``batch`` sequences (batch 1 and 32 by default) of ``length``
 characters (byte-level ids 0..255, id 256 = ``[MASK]`` for diffusion and BOS for the AR
 model):
 
@@ -10,16 +11,25 @@ model):
   network (adaLN time conditioning);
 * ``masked_20``: ``jaxdiff.discrete.masked_sample`` with ``num_steps=20`` (MDLM / MD4
   unmasking, log-linear schedule), the same network;
+* ``masked_20_cached``: the same with ``cache=True`` (MDLM's cached sampler: no network
+  call after a step that unmasked nothing) on the bidirectional network without time
+  conditioning (the cache is exact only there);
+* ``block_16_kv_cache``: ``jaxdiff.discrete.block_sample`` (BD3-LM) with blocks of 16
+  characters, ``--block-steps`` unmasking steps per block (default 16), the block network's
+  ``decode_block`` with the KV cache of the finished blocks;
+* ``block_16_no_cache``: the same, every step rerunning the whole sequence
+  (``uncached_block_decoder``);
 * ``ar_kv_cache``: ``jaxdiff.autoregressive.ar_sample_cached`` with the causal
   ``text_causal_tiny`` network's ``decode_step`` / ``init_cache`` (``length`` decode steps);
 * ``ar_no_cache``: ``jaxdiff.autoregressive.ar_sample``: ``length`` full forward passes of
   the causal network (O(L^2) work).
 
-Both networks are the presets with ``max_length = length``: width 64, 2 blocks, 4 heads,
-vocabulary 257; the causal one has no time conditioning (see the parameter counts in the
-output). Weights are random (speed does not depend on them; the samples are noise). Each
-sampler is one jitted program (compiled before timing); rounds alternate the order of the
-samplers; results are medians. Writes ``<out>/text_generation_<device>.json`` and ``.md``.
+The networks are the presets with ``max_length = length``: width 64, 2 blocks, 4 heads,
+vocabulary 257; the causal, untimed and block ones have no time conditioning (see the
+parameter counts in the output). Weights are random (speed does not depend on them; the
+samples are noise). Each sampler is one jitted program (compiled before timing); rounds
+alternate the order of the samplers; results are medians. Writes
+``<out>/text_generation_<device>.json`` and ``.md``.
 
     python benchmarks/text_generation.py --rounds 5
     python benchmarks/text_generation.py --rounds 5 --device gpu
@@ -41,7 +51,9 @@ PAPER_REFERENCE = {"d3pm_absorbing_20_s": 0.0785, "ar_transformer_s": 0.357,
                    "speedup": 0.357 / 0.0785}
 MASK_ID = 256
 TRAIN_STEPS_T = 1000
-SAMPLERS = ("d3pm_absorbing_20", "masked_20", "ar_kv_cache", "ar_no_cache")
+SAMPLERS = ("d3pm_absorbing_20", "masked_20", "masked_20_cached", "block_16_kv_cache",
+            "block_16_no_cache", "ar_kv_cache", "ar_no_cache")
+BLOCK_SIZE = 16
 
 
 def speedup(ar_seconds: float, diffusion_seconds: float) -> float:
@@ -56,19 +68,38 @@ def build(args, B):
 
     import jaxdiff.models as jm
     from jaxdiff.autoregressive import ar_sample, ar_sample_cached
-    from jaxdiff.discrete import d3pm_process, d3pm_sample, masked_process, masked_sample
+    from jaxdiff.discrete import (
+        block_process,
+        block_sample,
+        d3pm_process,
+        d3pm_sample,
+        masked_process,
+        masked_sample,
+        uncached_block_decoder,
+    )
 
     L = args.length
     diffusion_config = jm.preset_config("text_tiny", max_length=L)
     causal_config = jm.preset_config("text_causal_tiny", max_length=L)
+    untimed_config = dataclasses.replace(diffusion_config, time_conditioning=False)
+    block_config = dataclasses.replace(untimed_config, block_size=BLOCK_SIZE)
     d_graphdef, d_params, d_rest = jm.init(diffusion_config, key=jax.random.key(0))
     c_graphdef, c_params, c_rest = jm.init(causal_config, key=jax.random.key(1))
+    u_graphdef, u_params, u_rest = jm.init(untimed_config, key=jax.random.key(4))
+    b_graphdef, b_params, b_rest = jm.init(block_config, key=jax.random.key(5))
     # random weights (the presets zero-initialise the output layers, which would make every
     # distribution uniform): speed does not depend on the values
     d_params = _randomise(d_params, 2)
     c_params = _randomise(c_params, 3)
+    u_params = _randomise(u_params, 6)
+    b_params = _randomise(b_params, 7)
     diffusion = jm.make_apply_fn(d_graphdef, d_rest)
     causal = jm.make_apply_fn(c_graphdef, c_rest)
+    untimed = jm.make_apply_fn(u_graphdef, u_rest)
+    block_net = jm.make_apply_fn(b_graphdef, b_rest)
+    init_cache, decode_block = jm.make_decode_fns(b_graphdef, b_rest)
+    blocks = block_process("loglinear", vocab_size=block_config.vocab_size, mask_id=MASK_ID,
+                           block_size=BLOCK_SIZE)
     absorbing = d3pm_process("absorbing", vocab_size=diffusion_config.vocab_size,
                              num_steps=TRAIN_STEPS_T, mask_id=MASK_ID)
     masking = masked_process("loglinear", vocab_size=diffusion_config.vocab_size,
@@ -82,6 +113,19 @@ def build(args, B):
         return masked_sample(key, lambda x, t, c=None: diffusion(params, x, t, c), masking,
                              (B, L), num_steps=args.steps)
 
+    def masked_cached(params, key):
+        return masked_sample(key, lambda x, t, c=None: untimed(params, x, None, c), masking,
+                             (B, L), num_steps=args.steps, cache=True)
+
+    def block_cached(params, key):
+        return block_sample(key, lambda x, cache: decode_block(params, x, cache),
+                            init_cache(params, B), blocks, (B, L), num_steps=args.block_steps)
+
+    def block_plain(params, key):
+        decode_fn, state = uncached_block_decoder(lambda x: block_net(params, x, None), (B, L),
+                                                  mask_id=MASK_ID)
+        return block_sample(key, decode_fn, state, blocks, (B, L), num_steps=args.block_steps)
+
     def ar_cached(params, key):
         model = nnx.merge(c_graphdef, params, c_rest)
 
@@ -94,6 +138,9 @@ def build(args, B):
         return ar_sample(key, lambda x: causal(params, x, None), (B, L), bos_id=MASK_ID)
 
     fns = {"d3pm_absorbing_20": (d3pm, d_params), "masked_20": (masked, d_params),
+           "masked_20_cached": (masked_cached, u_params),
+           "block_16_kv_cache": (block_cached, b_params),
+           "block_16_no_cache": (block_plain, b_params),
            "ar_kv_cache": (ar_cached, c_params), "ar_no_cache": (ar_plain, c_params)}
     compiled, compile_s = {}, {}
     for name, (fn, params) in fns.items():
@@ -102,6 +149,8 @@ def build(args, B):
         compile_s[name] = time.perf_counter() - t
     sizes = {"diffusion_params": jm.count_params(d_params),
              "causal_params": jm.count_params(c_params),
+             "untimed_params": jm.count_params(u_params),
+             "block_params": jm.count_params(b_params),
              "diffusion_config": dataclasses.asdict(diffusion_config),
              "causal_config": dataclasses.asdict(causal_config)}
     return compiled, compile_s, sizes
@@ -138,6 +187,10 @@ def markdown(result):
     ]
     calls = {"d3pm_absorbing_20": f"{c['steps']} x full sequence",
              "masked_20": f"{c['steps']} x full sequence",
+             "masked_20_cached": f"<= {c['steps']} x full sequence (skips unchanged steps)",
+             "block_16_kv_cache": f"<= {c['block_steps']} x {BLOCK_SIZE} tokens per block + "
+                                  f"1 append, KV cache",
+             "block_16_no_cache": f"<= {c['block_steps']} x full sequence per block + 1",
              "ar_kv_cache": f"{c['length']} x one token (KV cache)",
              "ar_no_cache": f"{c['length']} x full sequence"}
     for batch, s in result["seconds_median"].items():
@@ -150,7 +203,9 @@ def markdown(result):
         "",
         f"Networks: bidirectional `text_tiny` (max_length={c['length']}) "
         f"{sz['diffusion_params']:,} parameters, causal `text_causal_tiny` "
-        f"{sz['causal_params']:,} parameters (width 64, 2 blocks, 4 heads, vocabulary 257). "
+        f"{sz['causal_params']:,} parameters, untimed {sz['untimed_params']:,}, block "
+        f"(block {BLOCK_SIZE}) {sz['block_params']:,} (width 64, 2 blocks, 4 heads, "
+        f"vocabulary 257). "
         "Compile s (largest batch): " + ", ".join(
             f"{k} {v:.1f}" for k, v in list(result["compile_s"].values())[-1].items()) + ".",
         "",
@@ -175,6 +230,8 @@ def main(argv=None):
                         help="comma-separated batch sizes, each measured separately")
     parser.add_argument("--length", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20, help="diffusion steps")
+    parser.add_argument("--block-steps", type=int, default=BLOCK_SIZE,
+                        help="block diffusion: unmasking steps per block")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--default-xla-flags", action="store_true",

@@ -92,4 +92,6 @@ def test_text_generation_speedup():
     spec.loader.exec_module(text)
     assert text.speedup(0.357, 0.0785) == pytest.approx(4.547770700636943)
     assert text.PAPER_REFERENCE["speedup"] == pytest.approx(0.357 / 0.0785)
-    assert text.SAMPLERS == ("d3pm_absorbing_20", "masked_20", "ar_kv_cache", "ar_no_cache")
+    assert text.SAMPLERS == ("d3pm_absorbing_20", "masked_20", "masked_20_cached",
+                             "block_16_kv_cache", "block_16_no_cache", "ar_kv_cache",
+                             "ar_no_cache")
