@@ -301,8 +301,8 @@ def uncached_block_decoder(logits_fn, shape: tuple[int, int], *, mask_id: int):
 
 
 def block_sample(key, decode_fn, state, process: BlockProcess, shape, *, num_steps: int,
-                 temperature: float = 1.0, top_p: float = 1.0, float64: bool = False,
-                 inpaint_mask=None, inpaint_values=None) -> jax.Array:
+                 temperature: float = 1.0, top_p: float = 1.0, stop_id: int | None = None,
+                 float64: bool = False, inpaint_mask=None, inpaint_values=None) -> jax.Array:
     r"""Block-by-block generation (BD3-LM): each block is unmasked in ``num_steps``
     masked-diffusion steps given the finished blocks, then appended to the state.
 
@@ -315,7 +315,10 @@ def block_sample(key, decode_fn, state, process: BlockProcess, shape, *, num_ste
 
     Block ``b`` draws with key ``fold_in(key, b)`` (its step ``i`` with ``fold_in(fold_in(key,
     b), i)``), so two decoders that compute the same logits (the KV cache and
-    :func:`uncached_block_decoder`) give the same tokens.
+    :func:`uncached_block_decoder`) give the same tokens. The blocks are one
+    ``lax.while_loop``: generation is any number of blocks up to ``N`` (the decoder's
+    capacity, e.g. the model's ``max_length``) and, with ``stop_id``, ends after the block in
+    which every sequence has produced that token (BD3-LM's variable-length sampling).
 
     Args:
       key: PRNG key.
@@ -326,6 +329,8 @@ def block_sample(key, decode_fn, state, process: BlockProcess, shape, *, num_ste
       num_steps: :math:`K` unmasking steps per block (static).
       temperature: divides the logits (``< 1`` sharpens).
       top_p: nucleus mass in ``(0, 1]``.
+      stop_id: an end token, or None: every position after a sequence's first ``stop_id``
+        holds ``stop_id``, and no block is drawn once every sequence has one.
       float64: categorical draws in float64 (needs 64-bit mode).
       inpaint_mask, inpaint_values: ``[B, N]`` known tokens, clamped in every block from its
         first step (left and within-block context).
@@ -343,19 +348,36 @@ def block_sample(key, decode_fn, state, process: BlockProcess, shape, *, num_ste
     known, values = check_inpaint(inpaint_mask, inpaint_values, (batch, length),
                                   process.vocab_size, process.mask_id)
 
-    def per_block(x):   # [B, N] -> [blocks, B, k]
-        return None if x is None else x.reshape(batch, blocks, k).transpose(1, 0, 2)
+    if stop_id is not None and not (isinstance(stop_id, int) and 0 <= stop_id < process.vocab_size
+                                    and stop_id != process.mask_id):
+        raise ValueError(f"stop_id must be a token id in [0, {process.vocab_size}) other than "
+                         f"[MASK] ({process.mask_id}), got {stop_id!r}")
 
-    def one_block(state, inputs):
-        b, known_b, values_b = inputs
+    def block_of(x, b):   # [B, N] -> block b, [B, k]
+        return None if x is None else jax.lax.dynamic_slice_in_dim(x, b * k, k, axis=1)
+
+    def one_block(carry):
+        b, state, tokens, done = carry
         z = masked_sample(jax.random.fold_in(key, b),
                           lambda z, t, cond=None: decode_fn(z, state)[0], process.masked,
                           (batch, k), num_steps=num_steps, temperature=temperature,
-                          top_p=top_p, cache=True, float64=float64, inpaint_mask=known_b,
-                          inpaint_values=values_b)
+                          top_p=top_p, cache=True, float64=float64,
+                          inpaint_mask=block_of(known, b), inpaint_values=block_of(values, b))
         _, state = decode_fn(z, state)
-        return state, z
+        tokens = jax.lax.dynamic_update_slice_in_dim(tokens, z, b * k, axis=1)
+        if stop_id is not None:
+            done = done | jnp.any(z == stop_id, axis=1)
+        return b + 1, state, tokens, done
 
-    inputs = (jnp.arange(blocks, dtype=jnp.int32), per_block(known), per_block(values))
-    _, z_NbxBxK = jax.lax.scan(one_block, state, inputs)
-    return z_NbxBxK.transpose(1, 0, 2).reshape(batch, length)
+    def more(carry):
+        b, _, _, done = carry
+        return (b < blocks) & ~jnp.all(done)
+
+    fill = process.mask_id if stop_id is None else stop_id
+    start = (jnp.zeros((), jnp.int32), state, jnp.full((batch, length), fill, jnp.int32),
+             jnp.zeros((batch,), bool))
+    _, _, tokens, _ = jax.lax.while_loop(more, one_block, start)
+    if stop_id is None:
+        return tokens
+    stops = (tokens == stop_id).astype(jnp.int32)
+    return jnp.where(jnp.cumsum(stops, axis=1) - stops > 0, stop_id, tokens)

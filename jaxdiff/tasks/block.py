@@ -9,8 +9,9 @@ input. Objective and held-out bound: the block bound
 per sequence; ``block_size=1`` is the autoregressive NLL, ``block_size=data.seq_len``
 masked diffusion's ELBO. Samplers: ``cached`` (default; block by block with the KV cache of
 the finished blocks, ``TextTransformer.decode_block``) and ``uncached`` (every step reruns
-the whole sequence); both give the same tokens for a key. ``train.sample_steps`` is the
-number of unmasking steps per block.
+the whole sequence); both give the same tokens for a key, and take ``stop_id`` (generation
+ends once every sequence has that token). ``train.sample_steps`` is the number of unmasking
+steps per block.
 """
 
 import functools
@@ -27,7 +28,7 @@ from jaxdiff.tasks.text import TOKENIZER
 SCHEDULES = ("loglinear", "cosine")
 BLOCK_SIZE = 4
 """``diffusion.block_size`` when None: BD3-LM's headline LM1B block (28.23 PPL)."""
-SAMPLER_OPTIONS = ("num_steps", "temperature", "top_p", "float64", "inpaint_mask",
+SAMPLER_OPTIONS = ("num_steps", "temperature", "top_p", "stop_id", "float64", "inpaint_mask",
                    "inpaint_values")
 
 
@@ -44,11 +45,11 @@ def _check_config(config) -> None:
 
 
 def _make_sampler(run, *, count: int, sampler: str, num_steps: int | None = None,
-                  temperature: float = 1.0, top_p: float = 1.0, float64: bool = False,
-                  inpaint_mask=None, inpaint_values=None):
+                  temperature: float = 1.0, top_p: float = 1.0, stop_id: int | None = None,
+                  float64: bool = False, inpaint_mask=None, inpaint_values=None):
     shape = text.text_sample_shape(run, count, inpaint_values)
-    options = dict(num_steps=num_steps, temperature=temperature, top_p=top_p, float64=float64,
-                   inpaint_mask=inpaint_mask, inpaint_values=inpaint_values)
+    options = dict(num_steps=num_steps, temperature=temperature, top_p=top_p, stop_id=stop_id,
+                   float64=float64, inpaint_mask=inpaint_mask, inpaint_values=inpaint_values)
     if sampler == "cached":
         init_cache, decode = make_decode_fns(run.graphdef, run.rest)
 

@@ -234,3 +234,26 @@ def test_bad_input_is_named():
     with pytest.raises(TypeError, match="process must be a BlockProcess"):
         jd.block_elbo(jax.random.key(0), _two_stream_oracle(2),
                       jd.masked_process(vocab_size=4, mask_id=3), jnp.zeros((2, 4), jnp.int32))
+
+
+def test_generation_ends_once_every_sequence_has_its_stop_token():
+    """A decoder sure of token 1 in the first block and of the stop token 2 after it: the
+    output is a block of 1s then 2s, and no block after the second is ever drawn."""
+    process = _process(2)
+    seen = []
+
+    def decode_fn(block, position):
+        jax.debug.callback(lambda p: seen.append(int(p)), position)
+        token = jnp.where(position >= 2, 2, 1)
+        logits = jnp.where(jnp.arange(4) == token, 0.0, -30.0)
+        return jnp.broadcast_to(logits, block.shape + (4,)), position + 2
+
+    out = jax.jit(lambda key: jd.block_sample(key, decode_fn, jnp.zeros((), jnp.int32),
+                                              process, (3, 8), num_steps=2, stop_id=2))(
+        jax.random.key(0))
+    jax.effects_barrier()
+    np.testing.assert_array_equal(out, np.array([[1, 1, 2, 2, 2, 2, 2, 2]] * 3))
+    assert max(seen) == 2      # decoding never started the third block (position 4)
+    with pytest.raises(ValueError, match="stop_id must be a token id"):
+        jd.block_sample(jax.random.key(0), decode_fn, jnp.zeros((), jnp.int32), process,
+                        (3, 8), num_steps=2, stop_id=o.MASK_ID)
