@@ -114,8 +114,9 @@ def num_blocks(process: BlockProcess, length: int) -> int:
 
 def block_times(key, batch: int, blocks: int, *, antithetic: bool) -> jax.Array:
     r"""``float32 [B, blocks]`` times in :math:`(0, 1]`, one per block: i.i.d. uniform, or
-    with ``antithetic`` BD3-LM's grid over all :math:`B \cdot` ``blocks`` times,
-    :math:`1 - ((u + i / n) \bmod 1)` with one shared :math:`u` (each still uniform)."""
+    with ``antithetic`` a shifted grid over all :math:`n = B \cdot` ``blocks`` times,
+    :math:`1 - ((u + i / n) \bmod 1)` with one shared :math:`u` (MDLM's grid; BD3-LM jitters
+    each grid point by its own :math:`u_i / n`; both are marginally uniform)."""
     if antithetic:
         count = batch * blocks
         u = jax.random.uniform(key, (), jnp.float32)
@@ -348,10 +349,19 @@ def block_sample(key, decode_fn, state, process: BlockProcess, shape, *, num_ste
     known, values = check_inpaint(inpaint_mask, inpaint_values, (batch, length),
                                   process.vocab_size, process.mask_id)
 
-    if stop_id is not None and not (isinstance(stop_id, int) and 0 <= stop_id < process.vocab_size
-                                    and stop_id != process.mask_id):
-        raise ValueError(f"stop_id must be a token id in [0, {process.vocab_size}) other than "
-                         f"[MASK] ({process.mask_id}), got {stop_id!r}")
+    if stop_id is not None:
+        if isinstance(stop_id, bool) or not isinstance(stop_id, int) or not (
+                0 <= stop_id < process.vocab_size) or stop_id == process.mask_id:
+            raise ValueError(f"stop_id must be a token id in [0, {process.vocab_size}) other "
+                             f"than [MASK] ({process.mask_id}), got {stop_id!r}")
+        if known is not None:
+            raise ValueError("stop_id and inpainting do not go together: the tokens after a "
+                             "stop are the stop token, known or not")
+    layers = getattr(state, "layers", None)   # a jaxdiff.models.KVCache, or another state
+    if layers is not None and layers[0].keys.shape[1] < length:
+        # writing past a KV cache's end would be clamped silently
+        raise ValueError(f"the KV cache holds {state.layers[0].keys.shape[1]} positions, fewer "
+                         f"than the {length} to generate (the model's max_length)")
 
     def block_of(x, b):   # [B, N] -> block b, [B, k]
         return None if x is None else jax.lax.dynamic_slice_in_dim(x, b * k, k, axis=1)

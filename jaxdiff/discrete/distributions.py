@@ -79,7 +79,9 @@ def nucleus(log_probs, top_p: float) -> jax.Array:
 
     .. math:: \tilde p_v \propto p_v\,\mathbb 1\Big[\sum_{v':\, p_{v'} > p_v} p_{v'} < p\Big]
 
-    (ties broken by id). ``top_p = 1`` returns ``log_probs`` unchanged.
+    (ties broken by id). ``top_p = 1`` returns ``log_probs`` unchanged. (BD3-LM's and
+    ReMDM's code keep the ids whose cumulative mass is at most ``top_p``, plus the first:
+    one id fewer whenever the mass does not land exactly on ``top_p``.)
 
     Args:
       log_probs: normalised ``float [..., V]`` log-probabilities.

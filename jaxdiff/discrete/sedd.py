@@ -194,6 +194,9 @@ def score_entropy_terms(process: SEDDProcess, log_s, x0, x_t, t) -> jax.Array:
         p_current = jnp.take_along_axis(p_given_x0, x_t[..., None], axis=-1)
         ratio = p_given_x0 / p_current
         rate = jnp.where(vocab == x_t[..., None], 0.0, 1.0 / n)
+    # rate-0 entries (unmasked positions, the current token) never count; zeroing their log
+    # score keeps an overflowing exp out of the gradient (0 * inf)
+    log_s = jnp.where(rate > 0, log_s, 0.0)
     terms = jnp.exp(log_s) - ratio * log_s + _xlogx_minus_x(ratio)
     per_position = jnp.sum(jnp.where(rate > 0, rate * terms, 0.0), axis=-1)
     return noise_rate(process, t) * jnp.sum(per_position, axis=-1)
@@ -261,7 +264,9 @@ def sedd_elbo(key, denoise_fn, process: SEDDProcess, x0, *, num_samples: int = 1
     u = jax.random.uniform(key_u, (batch,), jnp.float32)
 
     def body(total, j):
-        t = (j.astype(jnp.float32) + u) / num_samples
+        # (S - 1 + u) / S rounds to 1 in float32 for u within 2^-18 of 1 (S = 128), where
+        # the absorbing rate is infinite; the integrand's limit there is finite
+        t = jnp.minimum((j.astype(jnp.float32) + u) / num_samples, 1.0 - 2.0 ** -24)
         x_t = sedd_q_sample(jax.random.fold_in(key_x, j), process, x0, t)
         output = call_denoiser(denoise_fn, x_t, t, cond, process.vocab_size)
         terms = score_entropy_terms(process, log_score(process, output, t), x0, x_t, t)

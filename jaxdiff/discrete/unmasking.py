@@ -20,8 +20,8 @@ skips the network after a step that changed nothing (MDLM's cached sampler) -- e
 for a denoiser that ignores ``t`` (no time conditioning, as MDLM's and BD3-LM's), so it is
 the caller's promise. Known tokens (``inpaint_mask`` / ``inpaint_values``) are clamped in the
 initial state and after every step; they are never remasked. Step ``i`` draws with
-``fold_in(key, i)`` (and ``fold_in(fold_in(key, i), 1)`` for a second draw), so
-``masked_sample``'s defaults give the draws it always gave.
+``fold_in(key, i)`` (a rule that needs two draws splits it), so ``masked_sample``'s
+defaults give the draws it always gave.
 
 The denoiser's time: the step's :math:`t` (one per step) without blocks; with
 ``block_length``, the time whose masking probability is the row's fraction of masked
@@ -61,8 +61,8 @@ REMASKING_SCHEDULES = ("cap", "rescale", "conf")
 ORDERS = ("confidence", "random")
 
 # update(key, z, log_p_x0, step, aux) -> (z, aux); step holds the local times "t", "s" (float32
-# scalars), the active positions "active" (bool [1, L]) and "remaining" (int32 scalar, steps
-# left in the block including this one)
+# scalars), the active positions "active" (bool [1, L]), "remaining" (int32 scalar, steps
+# left in the block including this one) and the denoiser's raw "logits" [B, L, V]
 Update = Callable[..., tuple[jax.Array, jax.Array]]
 
 
@@ -132,7 +132,7 @@ def unmasking_scan(key, denoise_fn, process: MaskedProcess, shape, update: Updat
         logits = jax.lax.cond(stale, fresh, lambda: logits) if cache else fresh()
         block = jnp.arange(length) // (length // blocks)
         info = {"t": t, "s": s, "active": (block == i // per_block)[None, :],
-                "remaining": per_block - local}
+                "remaining": per_block - local, "logits": logits}
         log_p = x0_log_probs(logits, mask_id, temperature=temperature, top_p=top_p)
         new, aux = update(jax.random.fold_in(key, i), z, log_p, info, aux)
         new = clamp(new)
@@ -232,6 +232,15 @@ def remasking_sigmas(process: MaskedProcess, num_steps: int, *, schedule: str,
     return sigma
 
 
+def conf_sigmas(sigma_max, confidence, decoded) -> jax.Array:
+    r"""ReMDM-conf's remasking probability per token, ``[B, L]``: :math:`\sigma^{max}_t`
+    shared over a row's decoded tokens by :math:`\mathrm{softmax}(-\psi)`, :math:`\psi` the
+    probability each had when it was decoded (0 for masked positions and for a row with
+    nothing decoded)."""
+    weights = jax.nn.softmax(jnp.where(decoded, -confidence, -jnp.inf), axis=-1)
+    return sigma_max * jnp.where(decoded, jnp.nan_to_num(weights), 0.0)
+
+
 def remdm_sample(key, denoise_fn, process, shape, *, num_steps: int, schedule: str = "cap",
                  eta: float = 0.02, cond=None, temperature: float = 1.0, top_p: float = 1.0,
                  cache: bool = False, float64: bool = False, inpaint_mask=None,
@@ -279,8 +288,7 @@ def remdm_sample(key, denoise_fn, process, shape, *, num_steps: int, schedule: s
         alpha_s = 1 - mask_probability(process, step["s"])
         decoded = (z != mask_id) & ~fixed
         if schedule == "conf":
-            weights = jax.nn.softmax(jnp.where(decoded, -confidence, -jnp.inf), axis=-1)
-            sigma = sigmas[i] * jnp.where(decoded, jnp.nan_to_num(weights), 0.0)
+            sigma = conf_sigmas(sigmas[i], confidence, decoded)
         else:
             sigma = jnp.full(z.shape, sigmas[i])
         key_draw, key_remask = jax.random.split(key)
@@ -305,10 +313,11 @@ def confidence_sample(key, denoise_fn, process, shape, *, num_steps: int,
                       float64: bool = False, inpaint_mask=None,
                       inpaint_values=None) -> jax.Array:
     r"""LLaDA's sampler (Nie et al. 2025): at each step every masked position of the active
-    block draws :math:`\hat x^\ell \sim \tilde p_\theta(\cdot | z_t)`; the
-    :math:`n = \lceil r / k \rceil` with the highest confidence :math:`\tilde p_\theta(\hat x^\ell)`
-    are kept (:math:`r` masked positions left in the block, :math:`k` steps left) and the
-    others stay masked ("low-confidence remasking"). ``order="random"`` keeps :math:`n` random
+    block draws :math:`\hat x^\ell \sim \tilde p_\theta(\cdot | z_t)` (after temperature and
+    nucleus truncation); the :math:`n = \lceil r / k \rceil` with the highest confidence
+    :math:`\tilde p_\theta(\hat x^\ell)` (the untempered softmax, as LLaDA's) are kept
+    (:math:`r` masked positions left in the block, :math:`k` steps left) and the others stay
+    masked ("low-confidence remasking"). ``order="random"`` keeps :math:`n` random
     ones instead (LLaDA's random remasking). The block is filled by its last step.
 
     Args:
@@ -327,8 +336,9 @@ def confidence_sample(key, denoise_fn, process, shape, *, num_steps: int,
         key_draw, key_order = jax.random.split(key)
         candidates = step["active"] & (z == mask_id)
         draw = _draw(key_draw, log_p, float64)
-        if order == "confidence":
-            score = jnp.take_along_axis(log_p, draw[..., None], axis=-1)[..., 0]
+        if order == "confidence":   # LLaDA ranks by softmax(logits), untempered
+            plain = x0_log_probs(step["logits"], mask_id)
+            score = jnp.take_along_axis(plain, draw[..., None], axis=-1)[..., 0]
         else:
             score = jax.random.uniform(key_order, z.shape)
         score = jnp.where(candidates, score, -jnp.inf)

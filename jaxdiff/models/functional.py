@@ -170,7 +170,8 @@ def bind(apply_fn: ApplyFn, params: nnx.State, key: PRNGKey | None = None) -> De
     return denoise_fn
 
 
-def make_decode_fns(graphdef: nnx.GraphDef, rest: nnx.State) -> tuple[Callable, Callable]:
+def make_decode_fns(graphdef: nnx.GraphDef, rest: nnx.State, *,
+                    compute_dtype: Any = None) -> tuple[Callable, Callable]:
     """The pure key-value-cache decoder of a causal or block ``TextTransformer``:
     ``init_cache(params, batch_size) -> cache`` and ``decode(params, tokens, cache) ->
     (logits float32, cache)``, the functional faces of ``TextTransformer.init_cache`` and
@@ -178,13 +179,17 @@ def make_decode_fns(graphdef: nnx.GraphDef, rest: nnx.State) -> tuple[Callable, 
     (a block model: ``tokens [B, block_size]``, logits ``[B, block_size, V]``), eval mode.
 
     ``jaxdiff.autoregressive.ar_sample_cached`` and ``jaxdiff.discrete.block_sample`` take
-    ``functools.partial(decode, params)`` and ``init_cache(params, B)``.
+    ``functools.partial(decode, params)`` and ``init_cache(params, B)``. ``compute_dtype``
+    casts the parameters inside ``decode``, as in :func:`make_apply_fn` (the cache stays
+    float32).
     """
 
     def init_cache(params: nnx.State, batch_size: int):
         return nnx.merge(graphdef, params, rest).init_cache(batch_size)
 
     def decode(params: nnx.State, tokens: Array, cache):
+        if compute_dtype is not None:
+            params = cast_floating(params, compute_dtype)
         model = nnx.merge(graphdef, params, rest)
         step = model.decode_step if model.config.causal else model.decode_block
         logits, cache = step(tokens, cache)

@@ -17,7 +17,6 @@ import jax
 
 from jaxdiff import autoregressive
 from jaxdiff._validation import config_error
-from jaxdiff.models.functional import make_decode_fns
 from jaxdiff.tasks.base import Task
 from jaxdiff.tasks.text import TEXT, TOKENIZER, TextEvaluation, text_sample_shape
 
@@ -54,7 +53,7 @@ def _make_sampler(run, *, count: int, sampler: str, float64: bool = False,
     options = dict(bos_id=BOS_ID, float64=float64, inpaint_mask=inpaint_mask,
                    inpaint_values=inpaint_values)
     if sampler == "cached":
-        init_cache, decode = make_decode_fns(run.graphdef, run.rest)
+        init_cache, decode = run.decode_fns()
 
         @jax.jit
         def sample(key, params):

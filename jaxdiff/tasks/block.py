@@ -20,7 +20,6 @@ import jax
 
 from jaxdiff import discrete
 from jaxdiff._validation import config_error
-from jaxdiff.models.functional import make_decode_fns
 from jaxdiff.tasks import text
 from jaxdiff.tasks.base import Task
 from jaxdiff.tasks.text import TOKENIZER
@@ -51,7 +50,7 @@ def _make_sampler(run, *, count: int, sampler: str, num_steps: int | None = None
     options = dict(num_steps=num_steps, temperature=temperature, top_p=top_p, stop_id=stop_id,
                    float64=float64, inpaint_mask=inpaint_mask, inpaint_values=inpaint_values)
     if sampler == "cached":
-        init_cache, decode = make_decode_fns(run.graphdef, run.rest)
+        init_cache, decode = run.decode_fns()
 
         def decoder(params):
             return functools.partial(decode, params), init_cache(params, count)

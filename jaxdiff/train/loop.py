@@ -69,9 +69,19 @@ class Run:
     def apply_fn(self, *, train: bool = False):
         """The run's pure ``apply_fn(params, x_t, t, cond, key)`` in its compute dtype
         (``jaxdiff.models.bind`` turns it into a ``denoise_fn``)."""
-        dtype = self.config.model.compute_dtype
         return jm.make_apply_fn(self.graphdef, self.rest, train=train,
-                                compute_dtype=None if dtype is None else jnp.dtype(dtype))
+                                compute_dtype=self.compute_dtype)
+
+    @property
+    def compute_dtype(self):
+        """``model.compute_dtype`` as a dtype, or None (the parameters' dtype)."""
+        dtype = self.config.model.compute_dtype
+        return None if dtype is None else jnp.dtype(dtype)
+
+    def decode_fns(self):
+        """``(init_cache, decode)`` of a causal or block text network in the run's compute
+        dtype (``jaxdiff.models.functional.make_decode_fns``)."""
+        return jm.make_decode_fns(self.graphdef, self.rest, compute_dtype=self.compute_dtype)
 
 
 def model_config_for(config: ExperimentConfig, dataset) -> jm.NetworkConfig:

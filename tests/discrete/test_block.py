@@ -257,3 +257,17 @@ def test_generation_ends_once_every_sequence_has_its_stop_token():
     with pytest.raises(ValueError, match="stop_id must be a token id"):
         jd.block_sample(jax.random.key(0), decode_fn, jnp.zeros((), jnp.int32), process,
                         (3, 8), num_steps=2, stop_id=o.MASK_ID)
+
+
+def test_a_kv_cache_too_short_and_stop_with_inpainting_are_named():
+    model = random_model(NET)
+    process = _process(3, vocab_size=11, mask_id=10)
+    with pytest.raises(ValueError, match="the KV cache holds 12 positions, fewer than the 15"):
+        jd.block_sample(jax.random.key(0), model.decode_block, model.init_cache(2), process,
+                        (2, 15), num_steps=2)
+    known = np.zeros((2, 12), bool)
+    known[:, 0] = True
+    with pytest.raises(ValueError, match="stop_id and inpainting do not go together"):
+        jd.block_sample(jax.random.key(0), model.decode_block, model.init_cache(2), process,
+                        (2, 12), num_steps=2, stop_id=3, inpaint_mask=known,
+                        inpaint_values=np.ones((2, 12), np.int32))

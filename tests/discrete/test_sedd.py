@@ -154,14 +154,18 @@ def test_the_bound_with_the_exact_score_is_the_nll_for_absorbing_and_above_it_fo
     assert float(jd.sedd_prior_kl(UNIFORM, x0[:1])[0]) == pytest.approx(0.0, abs=1e-6)
 
 
-def test_the_loss_has_a_finite_gradient_at_the_edges_of_time():
+def test_the_loss_and_its_gradient_are_finite_at_the_edges_of_time():
+    """t = 0 with an output whose exp overflows once scaled (absorbing: +69 nats), and the
+    largest float32 time below 1, where the bound's stratified grid can land."""
     x0 = jnp.asarray(o.SEQUENCES[:4])
+    times = jnp.asarray([0.0, 1e-6, 0.5, 1.0 - 2.0 ** -24])
     for process in (ABSORBING, UNIFORM):
-        def loss(w, p=process):
-            fn = lambda x, t, cond=None: w * jnp.ones(x.shape + (p.vocab_size,))  # noqa: E731
-            return jnp.sum(jd.sedd_loss(jax.random.key(0), fn, p, x0,
-                                        t=jnp.asarray([0.0, 1e-6, 0.5, 0.999])))
-        assert np.isfinite(float(jax.grad(loss)(0.1)))
+        for scale in (0.1, 30.0):
+            def loss(w, p=process):
+                fn = lambda x, t, cond=None: w * jnp.ones(x.shape + (p.vocab_size,))  # noqa
+                return jnp.sum(jd.sedd_loss(jax.random.key(0), fn, p, x0, t=times))
+            value, grad = jax.value_and_grad(loss)(scale)
+            assert np.isfinite(float(value)) and np.isfinite(float(grad)), (process, scale)
 
 
 def test_bad_input_is_named():

@@ -109,6 +109,18 @@ def test_remasking_sigmas_follow_the_schedules():
                                np.minimum(0.2, sigma_max), atol=1e-6)
 
 
+def test_conf_remasking_shares_sigma_max_by_the_softmax_of_negated_confidence():
+    confidence = jnp.asarray([[0.9, 0.2, 0.5, 0.0], [0.3, 0.3, 0.0, 0.0]])
+    decoded = jnp.asarray([[True, True, True, False], [True, True, False, False]])
+    got = np.asarray(jd.unmasking.conf_sigmas(0.4, confidence, decoded))
+    weights = np.exp(-np.array([0.9, 0.2, 0.5]))
+    np.testing.assert_allclose(got[0], np.append(0.4 * weights / weights.sum(), 0.0),
+                               rtol=1e-6)
+    np.testing.assert_allclose(got[1], [0.2, 0.2, 0.0, 0.0], rtol=1e-6)
+    nothing = jd.unmasking.conf_sigmas(0.4, confidence, jnp.zeros((2, 4), bool))
+    assert np.all(np.asarray(nothing) == 0)
+
+
 @pytest.mark.parametrize("call, error, match", [
     (lambda: jd.remasking_sigmas(LOGLINEAR, 10, schedule="rescale", eta=1.5), ValueError,
      r"eta=1.5 with schedule 'rescale' remasks with sigma > sigma_max at step 4 \(t=0.6\)"),
