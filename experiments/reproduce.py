@@ -22,6 +22,7 @@ import time
 # experiments/ is on the path: as a script (its own directory) or from the tests (pytest's
 # pythonpath setting in pyproject.toml).
 from claims import (
+    block_diffusion,
     forward_process,
     guidance,
     inpainting,
@@ -31,6 +32,7 @@ from claims import (
     posthoc_ema,
     process_comparison,
     reconstruction,
+    remasking,
     sampler_steps,
     schedule_comparison,
     straightness,
@@ -48,7 +50,8 @@ _HERE = pathlib.Path(__file__).resolve().parent
 CLAIMS = (forward_process, schedule_comparison, learned_variance, sampler_steps, guidance,
           mode_coverage, reconstruction, inpainting, text_likelihood, text_speed,
           text_inpainting, text_quality, process_comparison, vdm_bound,
-          straightness, posthoc_ema, text_to_image, latent_vs_pixel)
+          straightness, posthoc_ema, text_to_image, latent_vs_pixel, block_diffusion,
+          remasking)
 DEFAULT_OUT = _HERE / "results"
 
 

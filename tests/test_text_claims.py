@@ -1,4 +1,4 @@
-"""Claims 8-11 (text) on their committed results: each check fails exactly where
+"""Claims 8-11, 19 and 20 (text) on their committed results: each check fails exactly where
 experiments/RESULTS.md says the claim does not hold, and doctored results change the verdict.
 (They train four text models, so the suite never reruns them.)"""
 
@@ -7,7 +7,14 @@ import json
 import pathlib
 
 import pytest
-from claims import text_inpainting, text_likelihood, text_quality, text_speed
+from claims import (
+    block_diffusion,
+    remasking,
+    text_inpainting,
+    text_likelihood,
+    text_quality,
+    text_speed,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -24,10 +31,14 @@ EXPECTED_FAILURES = {
     "text_speed": ["absorbing at 32 steps", "masked at 32 steps"],
     "text_inpainting": ["absorbing - autoregressive", "masked - autoregressive"],
     "text_quality": [],
+    "block_diffusion": ["block_16_to_block_64", "block_1_minus_autoregressive",
+                        "block_256_minus_masked", "block 4's generative perplexity"],
+    "remasking": ["ReMDM improves by only"],
 }
 
 
-@pytest.mark.parametrize("claim", [text_likelihood, text_speed, text_inpainting, text_quality])
+@pytest.mark.parametrize("claim", [text_likelihood, text_speed, text_inpainting, text_quality,
+                                   block_diffusion, remasking])
 def test_committed_text_results_fail_only_where_reported(claim):
     results = committed(claim)
     assert results["name"] == claim.NAME
@@ -74,3 +85,28 @@ def test_quality_fails_on_collapse():
     doctored["models"]["masked"]["distinct_2"] = 0.01
     assert any("masked: distinct-2" in f for f in text_quality.check(doctored))
     assert text_quality.check({}) and "malformed" in text_quality.check({})[0]
+
+
+def test_block_diffusion_fails_on_a_slow_cache_or_a_worse_block_4():
+    results = committed(block_diffusion)
+    doctored = copy.deepcopy(results)
+    doctored["generation"]["block_16_kv_cache"]["median_s"] = 1e6
+    failures = block_diffusion.check(doctored)
+    assert any("than masked_256" in f for f in failures)
+    assert any("than block_16_no_cache" in f for f in failures)
+    doctored = copy.deepcopy(results)
+    doctored["block_4_minus_masked"] = {"mean": 0.1, "stderr": 0.01}
+    assert any("block 4 - masked" in f for f in block_diffusion.check(doctored))
+    doctored = copy.deepcopy(results)
+    doctored["block_size_steps"]["block_16_to_block_64"]["mean"] = 0.05
+    assert not any("block_16_to_block_64" in f for f in block_diffusion.check(doctored))
+
+
+def test_remasking_fails_when_the_ancestral_sampler_keeps_improving_or_entropy_differs():
+    results = committed(remasking)
+    doctored = copy.deepcopy(results)
+    doctored["quality"]["ancestral_512"]["generative_perplexity"] = 1.0
+    assert any("has not saturated" in f for f in remasking.check(doctored))
+    doctored = copy.deepcopy(results)
+    doctored["quality"]["remdm_cap_512"]["character_entropy"] = 1.0
+    assert any("not matched" in f for f in remasking.check(doctored))

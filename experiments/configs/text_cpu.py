@@ -3,8 +3,9 @@
 Command: ``python experiments/train.py --config experiments/configs/text_cpu.py:PROCESS
 --workdir workdirs/text_cpu_PROCESS`` with PROCESS one of ``absorbing``, ``uniform`` (D3PM,
 Austin et al. 2021), ``masked`` (continuous-time masked diffusion, MDLM / MD4) or
-``autoregressive`` (the causal baseline), or ``block_K`` (block diffusion, BD3-LM, with
-blocks of K characters, K dividing 256; e.g. ``block_4``). Hardware: 2 CPU cores. Data: the
+``autoregressive`` (the causal baseline), ``sedd_absorbing`` / ``sedd_uniform`` (SEDD), or
+``block_K`` (block diffusion, BD3-LM, with blocks of K characters, K dividing 256; e.g.
+``block_4``). Hardware: 2 CPU cores. Data: the
 gensim wheel's Wikipedia pages, text8-normalised (``enwiki_gensim``, 2.74M training
 characters), random 256-character windows. Model: the same 4-block, 128-wide transformer
 (1.26M parameters) for every process, bidirectional with adaLN time conditioning for
@@ -21,7 +22,8 @@ import ml_collections
 from jaxdiff import train
 
 SCHEDULES = {"absorbing": "reciprocal", "uniform": "cosine", "masked": "loglinear",
-             "block": "loglinear", "autoregressive": None}   # the autoregressive baseline has none
+             "block": "loglinear", "sedd_absorbing": None, "sedd_uniform": None,
+             "autoregressive": None}   # SEDD's graphs and the AR baseline have none
 D3PM_SETTINGS = {"num_steps": 1000, "hybrid_coeff": 0.01}   # D3PM's T and lambda
 
 
