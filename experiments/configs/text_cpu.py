@@ -22,8 +22,8 @@ import ml_collections
 from jaxdiff import train
 
 SCHEDULES = {"absorbing": "reciprocal", "uniform": "cosine", "masked": "loglinear",
-             "block": "loglinear", "sedd_absorbing": None, "sedd_uniform": None,
-             "autoregressive": None}   # SEDD's graphs and the AR baseline have none
+             "block": "loglinear", "sedd_absorbing": "loglinear", "sedd_uniform": "geometric",
+             "autoregressive": None}   # the autoregressive baseline has none
 D3PM_SETTINGS = {"num_steps": 1000, "hybrid_coeff": 0.01}   # D3PM's T and lambda
 
 

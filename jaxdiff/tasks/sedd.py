@@ -2,8 +2,9 @@ r"""``sedd_absorbing`` and ``sedd_uniform``: score entropy discrete diffusion on
 (SEDD, Lou et al. 2024).
 
 Process: :func:`jaxdiff.discrete.sedd_process`, the absorbing graph (``[MASK]`` = 27, V = 28,
-log-linear noise with :math:`\alpha_t = 1 - t`) or the uniform graph over the 27 characters
-(geometric noise 1e-4 .. 20), each with its one schedule. The network's output is the log
+log-linear noise with :math:`\alpha_t = 1 - t`, ``diffusion.schedule`` ``loglinear``) or the
+uniform graph over the 27 characters (geometric noise 1e-4 .. 20, ``geometric``): each graph
+has its one schedule. The network's output is the log
 concrete score (SEDD's scaling for absorbing). Objective: the denoising score entropy at one
 time per sequence (:func:`jaxdiff.discrete.sedd_loss`); held out, the same plus the prior
 term. Sampler: ``tau_leaping`` (SEDD's Tweedie tau-leaping, :func:`jaxdiff.discrete.sedd_sample`,
@@ -47,11 +48,13 @@ def _make_sampler(run, *, count: int, sampler: str, num_steps: int | None = None
     return sample
 
 
-def sedd_task(graph: str, vocab_size: int) -> Task:
-    """The SEDD task of ``graph`` (``absorbing`` or ``uniform``)."""
+def sedd_task(graph: str, vocab_size: int, schedule: str) -> Task:
+    """The SEDD task of ``graph`` (``absorbing`` or ``uniform``) with its one noise
+    ``schedule`` (``loglinear`` or ``geometric``: the graph fixes it)."""
     mask_id = TOKENIZER.mask_id if graph == "absorbing" else None
     return Task(
-        name=f"sedd_{graph}", modality=text.TEXT, schedules=(), samplers=("tau_leaping",),
+        name=f"sedd_{graph}", modality=text.TEXT, schedules=(schedule,),
+        samplers=("tau_leaping",),
         sampler_options=text.DIFFUSION_SAMPLER_OPTIONS, check_config=_check_config,
         build_process=lambda config, schedule: discrete.sedd_process(
             graph, vocab_size=vocab_size, mask_id=mask_id),
@@ -65,5 +68,5 @@ def sedd_task(graph: str, vocab_size: int) -> Task:
                                                           f"stratified times, + prior"))
 
 
-SEDD_ABSORBING = sedd_task("absorbing", TOKENIZER.vocab_size)
-SEDD_UNIFORM = sedd_task("uniform", len(TOKENIZER.alphabet))
+SEDD_ABSORBING = sedd_task("absorbing", TOKENIZER.vocab_size, "loglinear")
+SEDD_UNIFORM = sedd_task("uniform", len(TOKENIZER.alphabet), "geometric")

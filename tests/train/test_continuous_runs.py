@@ -120,7 +120,9 @@ def test_every_task_is_hashable_and_names_its_process_owned_settings():
         "prediction": "eps", "weighting": "uniform", "num_steps": 1000,
         "learned_variance": False, "label_dropout": 0.1}
     assert tasks.TASKS["absorbing"].settings == {"num_steps": 1000, "hybrid_coeff": 0.01}
-    assert tasks.TASKS["masked"].settings == tasks.TASKS["autoregressive"].settings == {}
+    assert tasks.TASKS["masked"].settings == {"time_conditioning": True}
+    assert tasks.TASKS["block"].settings == {"block_size": 4}
+    assert tasks.TASKS["autoregressive"].settings == tasks.TASKS["sedd_uniform"].settings == {}
 
 
 @pytest.mark.parametrize("process", ["gaussian", "flow"])

@@ -54,6 +54,7 @@ def test_a_block_run_trains_and_its_samplers_agree(tmp_path):
 @pytest.mark.parametrize("process", ["sedd_absorbing", "sedd_uniform"])
 def test_a_sedd_run_trains_and_samples(tmp_path, process):
     config = tiny_config(TINY_TEXT, diffusion={"process": process, "schedule": None})
+    assert config.diffusion.schedule is None   # the graph's one schedule
     train.train(config, tmp_path)
     run, state = train.restore_workdir(tmp_path)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
