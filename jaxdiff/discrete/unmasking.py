@@ -145,10 +145,6 @@ def unmasking_scan(key, denoise_fn, process: MaskedProcess, shape, update: Updat
     return z
 
 
-def _draw(key, log_probs, float64: bool) -> jax.Array:
-    return categorical(key, log_probs, float64=float64)
-
-
 def masked_sample(key, denoise_fn, process, shape, *, num_steps: int, cond=None,
                   temperature: float = 1.0, top_p: float = 1.0, block_length: int | None = None,
                   cache: bool = False, float64: bool = False, inpaint_mask=None,
@@ -187,7 +183,7 @@ def masked_sample(key, denoise_fn, process, shape, *, num_steps: int, cond=None,
 
     def update(key, z, log_p, step, aux):
         ratio = mask_probability(process, step["s"]) / mask_probability(process, step["t"])
-        draw = _draw(key, unmasking_log_probs(log_p, ratio, mask_id), float64)
+        draw = categorical(key, unmasking_log_probs(log_p, ratio, mask_id), float64=float64)
         return jnp.where((z == mask_id) & step["active"], draw, z), aux
 
     return unmasking_scan(key, denoise_fn, process, shape, update, num_steps=num_steps,
@@ -294,7 +290,7 @@ def remdm_sample(key, denoise_fn, process, shape, *, num_steps: int, schedule: s
         key_draw, key_remask = jax.random.split(key)
         unmask = (alpha_s - (1 - sigma) * alpha_t) / jnp.maximum(1 - alpha_t, 1e-30)
         stay = jnp.clip(1 - unmask, 0.0, 1.0)[..., None]
-        draw = _draw(key_draw, unmasking_log_probs(log_p, stay, mask_id), float64)
+        draw = categorical(key_draw, unmasking_log_probs(log_p, stay, mask_id), float64=float64)
         remask = jax.random.uniform(key_remask, z.shape) < sigma
         new = jnp.where(z == mask_id, draw, jnp.where(remask & decoded, mask_id, z))
         chosen = jnp.take_along_axis(jnp.exp(log_p), new[..., None], axis=-1)[..., 0]
@@ -335,7 +331,7 @@ def confidence_sample(key, denoise_fn, process, shape, *, num_steps: int,
     def update(key, z, log_p, step, aux):
         key_draw, key_order = jax.random.split(key)
         candidates = step["active"] & (z == mask_id)
-        draw = _draw(key_draw, log_p, float64)
+        draw = categorical(key_draw, log_p, float64=float64)
         if order == "confidence":   # LLaDA ranks by softmax(logits), untempered
             plain = x0_log_probs(step["logits"], mask_id)
             score = jnp.take_along_axis(plain, draw[..., None], axis=-1)[..., 0]
