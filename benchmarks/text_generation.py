@@ -122,8 +122,8 @@ def build(args, B):
                             init_cache(params, B), blocks, (B, L), num_steps=args.block_steps)
 
     def block_plain(params, key):
-        decode_fn, state = uncached_block_decoder(lambda x: block_net(params, x, None), (B, L),
-                                                  mask_id=MASK_ID)
+        decode_fn, state = uncached_block_decoder(
+            lambda x, c: block_net(params, x, None, c), (B, L), mask_id=MASK_ID)
         return block_sample(key, decode_fn, state, blocks, (B, L), num_steps=args.block_steps)
 
     def ar_cached(params, key):

@@ -19,8 +19,10 @@ from jaxdiff.data.load import load
 from jaxdiff.data.sharding import DATA_AXIS, data_mesh, global_batch
 from jaxdiff.data.text import (
     TEXT_CORPUS_NAMES,
+    article_labels,
     chunk,
     load_text_corpus,
+    page_starts,
     random_crops,
     wikifil,
 )
@@ -32,6 +34,7 @@ __all__ = [
     "TEXT_CORPUS_NAMES",
     "ArrayDataset",
     "Position",
+    "article_labels",
     "batches",
     "chunk",
     "data_mesh",
@@ -42,6 +45,7 @@ __all__ = [
     "image_grid",
     "load",
     "load_text_corpus",
+    "page_starts",
     "position",
     "random_crops",
     "read_idx",

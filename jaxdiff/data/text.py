@@ -28,6 +28,13 @@ with ``n`` characters and ``k = n // 20``, ``train = [0, n - 2k)``,
 ``validation = [n - 2k, n - k)``, ``test = [n - k, n)`` (a cut may fall inside a word,
 as in text8).
 
+Article groups (the attribute of label-conditioned text runs): the embedded corpus keeps
+where each page starts in the stream (:func:`page_starts`); :func:`article_labels` labels
+every character with its page's group, page ``i`` (in dump order, empty pages dropped) in
+group ``i mod num_groups``, so every split holds every group and the groups have (nearly) as
+many pages each. A window's label is its first character's. text8 has no page boundaries
+and no groups.
+
 Sequences: :func:`chunk` cuts a split into non-overlapping rows of ``seq_len`` characters
 (D3PM's text8 setup, ``seq_len=256``, for evaluation); :func:`random_crops` yields training
 batches of random windows, a pure function of ``(seed, step)`` so a run resumes exactly from
@@ -182,27 +189,40 @@ def _sha256(path: pathlib.Path) -> str:
     return digest.hexdigest()
 
 
-def normalise_wikipedia_dump(path: pathlib.Path) -> np.ndarray:
-    """``uint8`` ids of a (bz2) MediaWiki XML dump: :func:`wikifil` per page, pages joined
-    by one space."""
+def normalised_pages(path: pathlib.Path) -> list[str]:
+    """The non-empty :func:`wikifil` text of every page of a (bz2) MediaWiki XML dump."""
     opener = bz2.open if str(path).endswith(".bz2") else open
     with opener(path, "rb") as f:
         pages = wikipedia_xml_pages(f.read())
-    text = " ".join(page for page in map(wikifil, pages) if page)
-    return chars.encode(text).astype(np.uint8)
+    return [page for page in map(wikifil, pages) if page]
 
 
-def _cached_ids(path: pathlib.Path, tag: str) -> np.ndarray:
+def normalise_wikipedia_dump(path: pathlib.Path) -> np.ndarray:
+    """``uint8`` ids of a (bz2) MediaWiki XML dump: :func:`normalised_pages` joined by one
+    space."""
+    return chars.encode(" ".join(normalised_pages(path))).astype(np.uint8)
+
+
+def normalised_page_starts(path: pathlib.Path) -> np.ndarray:
+    """``int64`` offset of each page of :func:`normalised_pages` in
+    :func:`normalise_wikipedia_dump`'s stream (the space after a page belongs to it)."""
+    lengths = np.array([len(page) + 1 for page in normalised_pages(path)], np.int64)
+    return np.concatenate([[0], np.cumsum(lengths)[:-1]])
+
+
+def _cached(path: pathlib.Path, tag: str, compute) -> np.ndarray:
+    """``compute(path)``, cached under :func:`cache_dir` by ``tag``, the normaliser version
+    and the source's sha256."""
     key = f"{tag}-v{_NORMALISER_VERSION}-{_sha256(path)[:16]}.npy"
     cache_file = cache_dir() / "text" / key
     if cache_file.is_file():
         return np.load(cache_file)
-    ids = normalise_wikipedia_dump(path)
+    values = compute(path)
     cache_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache_file.with_suffix(f".tmp{os.getpid()}.npy")
-    np.save(tmp, ids)
+    np.save(tmp, values)
     os.replace(tmp, cache_file)  # atomic: concurrent processes never see a partial file
-    return ids
+    return values
 
 
 def _read_text8(path) -> np.ndarray:
@@ -262,9 +282,31 @@ def load_text_corpus(name: str = "enwiki_gensim", split: str = "train", *,
     if path is not None:
         raise ValueError(f"path is only for the 'text8' corpus, got path={path!r} with "
                          f"name={name!r}")
-    ids = _cached_ids(gensim_enwiki_path(), name)
+    ids = _cached(gensim_enwiki_path(), name, normalise_wikipedia_dump)
     start, stop = split_bounds(ids.size, split)
     return ids[start:stop]
+
+
+def page_starts(name: str = "enwiki_gensim") -> np.ndarray:
+    """Where each page starts in corpus ``name``'s whole stream (``int64 [pages]``); only the
+    embedded corpus has pages."""
+    if name != "enwiki_gensim":
+        raise ValueError(f"only the 'enwiki_gensim' corpus has pages (article groups); got "
+                         f"name={name!r}")
+    return _cached(gensim_enwiki_path(), f"{name}-pages", normalised_page_starts)
+
+
+def article_labels(name: str = "enwiki_gensim", split: str = "train", *,
+                   num_groups: int) -> np.ndarray:
+    """The article group of every character of ``split`` (``int32``, aligned with
+    :func:`load_text_corpus`): page ``i`` belongs to group ``i mod num_groups`` (module
+    doc)."""
+    num_groups = check_int("num_groups", num_groups, 2)
+    starts = page_starts(name)
+    total = int(load_text_corpus(name, "all").size)
+    start, stop = split_bounds(total, split)
+    page = np.searchsorted(starts, np.arange(start, stop), side="right") - 1
+    return (page % num_groups).astype(np.int32)
 
 
 # ----------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@
   tau-leaping.
 - Block diffusion (BD3-LM, Arriola et al. 2025): :func:`block_process`, the block bound with
   one time per block over a two-stream denoiser, block-by-block sampling with a KV cache.
+- Classifier-free guidance on the x0 logits (:mod:`jaxdiff.discrete.guidance`) for every
+  sampler of a label-conditioned denoiser.
 - Likelihoods in nats and perplexity bounds (bits per token: :func:`jaxdiff.bits_per_unit`);
   text inpainting with a character tokenizer.
 - Categorical distributions shared with the autoregressive baseline: inverse-CDF draws
@@ -42,6 +44,7 @@ from jaxdiff.discrete.distributions import (
     nucleus,
     x0_log_probs,
 )
+from jaxdiff.discrete.guidance import guided_decoder, guided_denoiser, guided_log_probs
 from jaxdiff.discrete.likelihood import d3pm_elbo, masked_elbo, perplexity_bound
 from jaxdiff.discrete.losses import (
     d3pm_cross_entropy,
@@ -101,7 +104,8 @@ __all__ = [
     "block_diffusion_loss", "block_elbo", "block_elbo_terms", "block_process", "block_q_sample",
     "block_sample", "block_times", "categorical", "confidence_sample", "d3pm_cross_entropy",
     "d3pm_elbo", "d3pm_loss", "d3pm_prior_kl", "d3pm_process", "d3pm_sample", "d3pm_step_counts",
-    "d3pm_vb_terms", "expand_template", "inpaint_text", "log_score", "log_softmax_excluding",
+    "d3pm_vb_terms", "expand_template", "guided_decoder", "guided_denoiser", "guided_log_probs",
+    "inpaint_text", "log_score", "log_softmax_excluding",
     "mask_probability", "masked_diffusion_loss", "masked_elbo", "masked_elbo_terms",
     "masked_process", "masked_q_sample", "masked_sample", "masking_weight", "nucleus",
     "p_posterior_logits", "perplexity_bound", "q_posterior_logits", "q_probs", "q_sample",

@@ -283,18 +283,19 @@ def block_elbo(key, denoise_fn, process: BlockProcess, x0, *, num_samples: int =
 def uncached_block_decoder(logits_fn, shape: tuple[int, int], *, mask_id: int):
     """A ``(decode_fn, state)`` pair for :func:`block_sample` without a KV cache.
 
-    The state is the sequence so far, ``(buffer int32 [B, N], length)``; ``decode_fn``
-    writes the block at ``length`` and runs ``logits_fn(buffer) -> [B, N, V]`` -- a
-    block-causal model, e.g. ``lambda x: apply_fn(params, x, None)`` of a block
-    ``TextTransformer`` -- on the whole buffer (positions after the block hold ``[MASK]``,
-    which block-causal attention hides), so every step costs a full-length pass.
+    The state is the sequence so far, ``(buffer int32 [B, N], length)``; ``decode_fn(block,
+    state, cond=None)`` writes the block at ``length`` and runs ``logits_fn(buffer, cond) ->
+    [B, N, V]`` -- a block-causal model, e.g. ``lambda x, cond: apply_fn(params, x, None,
+    cond)`` of a block ``TextTransformer`` -- on the whole buffer (positions after the block
+    hold ``[MASK]``, which block-causal attention hides), so every step costs a full-length
+    pass. (:func:`jaxdiff.discrete.guided_decoder` binds ``cond``.)
     """
     batch, length = check_sequence_shape(shape)
 
-    def decode_fn(block, state):
+    def decode_fn(block, state, cond=None):
         buffer, start = state
         buffer = jax.lax.dynamic_update_slice(buffer, block.astype(jnp.int32), (0, start))
-        logits = logits_fn(buffer)
+        logits = logits_fn(buffer, cond)
         rows = jax.lax.dynamic_slice_in_dim(logits, start, block.shape[1], axis=1)
         return rows, (buffer, start + block.shape[1])
 

@@ -11,7 +11,8 @@ baseline): likelihood, sample quality and generation speed, as JSON and Markdown
   (:func:`jaxdiff.discrete.d3pm_elbo`, unbiased); the masked-diffusion ELBO with
   ``bound_samples`` stratified times (:func:`jaxdiff.discrete.masked_elbo`, unbiased); the
   exact NLL of the autoregressive model (:func:`jaxdiff.autoregressive.sequence_nll`).
-  Row batch ``i`` uses key ``fold_in(fold_in(key(seed), 1), i)``;
+  Row batch ``i`` uses key ``fold_in(fold_in(key(seed), 1), i)``. A label-conditioned run's
+  bound (and token accuracy) is the conditional one, given each row's article group;
 * **perplexity bound** per character, :math:`\exp(\text{nats per character})`;
 * **token accuracy per timestep** (diffusion only): argmax :math:`x_0` accuracy in 10
   buckets of the process's time (:func:`jaxdiff.metrics.d3pm_token_accuracy` /
@@ -19,7 +20,8 @@ baseline): likelihood, sample quality and generation speed, as JSON and Markdown
 * **samples**: ``num_samples`` sequences of ``seq_len`` characters from the run's sampler
   (:func:`jaxdiff.train.make_sampler`: D3PM ancestral or masked unmasking with ``steps``
   steps; the autoregressive model left to right with its key-value cache), drawn in
-  batches of ``batch_size``, batch ``i`` with key ``fold_in(fold_in(key(seed), 0), i)``;
+  batches of ``batch_size``, batch ``i`` with key ``fold_in(fold_in(key(seed), 0), i)``
+  (a conditional run's unguided, the groups in turn);
 * **generation time**: the median wall time of one jitted batch of ``batch_size`` samples
   (compiled beforehand, ``timing_rounds`` calls);
 * **sample quality** (:func:`sample_quality`): distinct-1..4 and self-BLEU over the words of
@@ -43,13 +45,13 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxdiff import data, train
+from jaxdiff import data, discrete, train
 from jaxdiff import models as jm
 from jaxdiff._validation import check_int
 from jaxdiff.evaluation.common import format_value, restore_run, wall_time_lines, write_files
 from jaxdiff.metrics.text import distinct_n, sample_entropy, self_bleu
 from jaxdiff.tasks import TOKENIZER
-from jaxdiff.tasks.text import text_denoiser
+from jaxdiff.tasks.text import row_labels, text_denoiser
 from jaxdiff.units import bits_per_unit
 
 DISTINCT_ORDERS = (1, 2, 3, 4)
@@ -70,27 +72,40 @@ def bound_fn(run: train.Run, *, bound_samples: int):
 
 
 def row_bits_per_char(run: train.Run, params, rows: np.ndarray, *, bound_samples: int,
-                      seed: int, batch_size: int, progress: bool = False) -> np.ndarray:
+                      seed: int, batch_size: int, labels: np.ndarray | None = None,
+                      progress: bool = False) -> np.ndarray:
     """Each row's bound in bits per character, ``float64 [N]`` (see the module doc for the
-    estimator and its keys); rows go in jitted batches of ``batch_size`` (a progress bar
-    with ``progress``)."""
+    estimator and its keys), conditioned on the rows' ``labels`` for a label-conditioned run
+    (required there); rows go in jitted batches of ``batch_size`` (a progress bar with
+    ``progress``)."""
+    conditional = run.config.data.conditional
+    if conditional != (labels is not None):
+        raise ValueError("labels (one per row) must be given exactly for a label-conditioned "
+                         f"run; this run has data.conditional={conditional}")
     bound = bound_fn(run, bound_samples=bound_samples)
     key = jax.random.fold_in(jax.random.key(seed), 1)
     starts = range(0, len(rows), batch_size)
-    nats = np.concatenate([
-        np.asarray(bound(params, jax.random.fold_in(key, i),
-                         jnp.asarray(_padded(rows[start:start + batch_size], batch_size))))
-        [:len(rows[start:start + batch_size])]
-        for i, start in enumerate(tqdm(starts, desc="bits/char", disable=not progress))])
+
+    def batch_nats(i, start):
+        window = slice(start, start + batch_size)
+        inputs = [jnp.asarray(_padded(rows[window], batch_size))]
+        if conditional:
+            inputs.append(jnp.asarray(_padded(np.asarray(labels)[window], batch_size)))
+        return np.asarray(bound(params, jax.random.fold_in(key, i), *inputs))[
+            :len(rows[window])]
+
+    nats = np.concatenate([batch_nats(i, start) for i, start in
+                           enumerate(tqdm(starts, desc="bits/char", disable=not progress))])
     return bits_per_unit(nats.astype(np.float64), rows.shape[1])
 
 
 def bits_per_char(run: train.Run, params, rows: np.ndarray, *, bound_samples: int, seed: int,
-                  batch_size: int, progress: bool = False) -> dict:
-    """The test bound of ``rows`` in bits per character: mean, standard error over rows,
-    and the perplexity bound (per character)."""
+                  batch_size: int, labels: np.ndarray | None = None,
+                  progress: bool = False) -> dict:
+    """The test bound of ``rows`` (given their ``labels`` in a conditional run) in bits per
+    character: mean, standard error over rows, and the perplexity bound (per character)."""
     per_char = row_bits_per_char(run, params, rows, bound_samples=bound_samples, seed=seed,
-                                 batch_size=batch_size, progress=progress)
+                                 batch_size=batch_size, labels=labels, progress=progress)
     return {"bpc": float(per_char.mean()),
             "bpc_stderr": float(per_char.std(ddof=1) / math.sqrt(len(per_char)))
             if len(per_char) > 1 else float("nan"),
@@ -145,9 +160,13 @@ def sample_quality(texts: list[str], *, ar: tuple[train.Run, object] | None = No
     return quality
 
 
-def token_accuracy(run: train.Run, params, rows: np.ndarray, *, seed: int) -> list[dict]:
-    """Argmax x0 accuracy per time bucket (diffusion runs): corrupted and overall."""
-    denoise_fn = text_denoiser(run, run.apply_fn(), params)
+def token_accuracy(run: train.Run, params, rows: np.ndarray, *, seed: int,
+                   labels: np.ndarray | None = None) -> list[dict]:
+    """Argmax x0 accuracy per time bucket (diffusion runs): corrupted and overall; a
+    conditional run's given the rows' ``labels``."""
+    denoise_fn = discrete.guided_denoiser(
+        text_denoiser(run, run.apply_fn(), params),
+        None if labels is None else jnp.asarray(labels), guidance_scale=None, null_cond=None)
     key = jax.random.fold_in(jax.random.key(seed), 2)
     curve = run.task.evaluation.token_accuracy(key, denoise_fn, run.process, jnp.asarray(rows),
                                                num_buckets=ACCURACY_BUCKETS)
@@ -214,10 +233,14 @@ def evaluate_text_run(workdir: str | os.PathLike, *, num_samples: int = 64,
             on_update(report)
 
     rows = test_rows(run, examples)
+    labels = (row_labels(run.config, "test")[:len(rows)] if run.config.data.conditional
+              else None)
     part("bpc", lambda: bits_per_char(run, params, rows, bound_samples=bound_samples,
-                                      seed=seed, batch_size=batch_size, progress=progress))
+                                      seed=seed, batch_size=batch_size, labels=labels,
+                                      progress=progress))
     part("token_accuracy", lambda: {"token_accuracy": None if evaluation.token_accuracy is None
-                                    else token_accuracy(run, params, rows, seed=seed)})
+                                    else token_accuracy(run, params, rows, seed=seed,
+                                                        labels=labels)})
 
     texts: list[str] = []
 

@@ -173,10 +173,11 @@ def bind(apply_fn: ApplyFn, params: nnx.State, key: PRNGKey | None = None) -> De
 def make_decode_fns(graphdef: nnx.GraphDef, rest: nnx.State, *,
                     compute_dtype: Any = None) -> tuple[Callable, Callable]:
     """The pure key-value-cache decoder of a causal or block ``TextTransformer``:
-    ``init_cache(params, batch_size) -> cache`` and ``decode(params, tokens, cache) ->
-    (logits float32, cache)``, the functional faces of ``TextTransformer.init_cache`` and
+    ``init_cache(params, batch_size) -> cache`` and ``decode(params, tokens, cache, cond=None)
+    -> (logits float32, cache)``, the functional faces of ``TextTransformer.init_cache`` and
     ``decode_step`` (a causal model: ``tokens [B]``, logits ``[B, V]``) or ``decode_block``
-    (a block model: ``tokens [B, block_size]``, logits ``[B, block_size, V]``), eval mode.
+    (a block model: ``tokens [B, block_size]``, logits ``[B, block_size, V]``), eval mode;
+    ``cond`` is a label-conditioned model's labels ``[B]``.
 
     ``jaxdiff.autoregressive.ar_sample_cached`` and ``jaxdiff.discrete.block_sample`` take
     ``functools.partial(decode, params)`` and ``init_cache(params, B)``. ``compute_dtype``
@@ -187,12 +188,12 @@ def make_decode_fns(graphdef: nnx.GraphDef, rest: nnx.State, *,
     def init_cache(params: nnx.State, batch_size: int):
         return nnx.merge(graphdef, params, rest).init_cache(batch_size)
 
-    def decode(params: nnx.State, tokens: Array, cache):
+    def decode(params: nnx.State, tokens: Array, cache, cond=None):
         if compute_dtype is not None:
             params = cast_floating(params, compute_dtype)
         model = nnx.merge(graphdef, params, rest)
         step = model.decode_step if model.config.causal else model.decode_block
-        logits, cache = step(tokens, cache)
+        logits, cache = step(tokens, cache, cond=cond)
         return logits.astype(jnp.float32), cache
 
     return init_cache, decode

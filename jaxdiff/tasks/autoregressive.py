@@ -18,12 +18,19 @@ import jax
 from jaxdiff import autoregressive
 from jaxdiff._validation import config_error
 from jaxdiff.tasks.base import Task
-from jaxdiff.tasks.text import TEXT, TOKENIZER, TextEvaluation, text_sample_shape
+from jaxdiff.tasks.text import (
+    TEXT,
+    TOKENIZER,
+    TextEvaluation,
+    check_unconditional,
+    text_sample_shape,
+)
 
 BOS_ID = TOKENIZER.mask_id
 
 
 def _check_config(config) -> None:
+    check_unconditional(config, "autoregressive")
     if config.train.sample_steps is not None:
         raise config_error("train.sample_steps", "the autoregressive baseline samples left "
                                                  "to right in data.seq_len steps; set it to "

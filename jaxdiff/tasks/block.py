@@ -28,7 +28,7 @@ SCHEDULES = ("loglinear", "cosine")
 BLOCK_SIZE = 4
 """``diffusion.block_size`` when None: BD3-LM's headline LM1B block (28.23 PPL)."""
 SAMPLER_OPTIONS = ("num_steps", "temperature", "top_p", "stop_id", "float64", "inpaint_mask",
-                   "inpaint_values")
+                   "inpaint_values") + text.GUIDED_SAMPLER_OPTIONS
 
 
 def _check_config(config) -> None:
@@ -45,25 +45,31 @@ def _check_config(config) -> None:
 
 def _make_sampler(run, *, count: int, sampler: str, num_steps: int | None = None,
                   temperature: float = 1.0, top_p: float = 1.0, stop_id: int | None = None,
-                  float64: bool = False, inpaint_mask=None, inpaint_values=None):
+                  float64: bool = False, inpaint_mask=None, inpaint_values=None, classes=None,
+                  guidance_scale=None):
     shape = text.text_sample_shape(run, count, inpaint_values)
     options = dict(num_steps=num_steps, temperature=temperature, top_p=top_p, stop_id=stop_id,
                    float64=float64, inpaint_mask=inpaint_mask, inpaint_values=inpaint_values)
+    cond, null = text.sampling_conditions(run, count, classes=classes,
+                                          guidance_scale=guidance_scale)
+    rows = count if guidance_scale is None else 2 * count   # guidance: both branches' rows
     if sampler == "cached":
         init_cache, decode = run.decode_fns()
 
         def decoder(params):
-            return functools.partial(decode, params), init_cache(params, count)
+            return functools.partial(decode, params), init_cache(params, rows)
     else:
         apply_fn = run.apply_fn()
 
         def decoder(params):
-            return discrete.uncached_block_decoder(lambda x: apply_fn(params, x, None), shape,
-                                                   mask_id=TOKENIZER.mask_id)
+            return discrete.uncached_block_decoder(lambda x, c: apply_fn(params, x, None, c),
+                                                   (rows, shape[1]), mask_id=TOKENIZER.mask_id)
 
     @jax.jit
     def sample(key, params):
         decode_fn, state = decoder(params)
+        decode_fn = discrete.guided_decoder(decode_fn, cond, guidance_scale=guidance_scale,
+                                            null_cond=null)
         return discrete.block_sample(key, decode_fn, state, run.process, shape, **options)
 
     return sample
@@ -86,4 +92,4 @@ BLOCK = Task(
                                    token_accuracy=None,
                                    describe=lambda n: f"block bound, {n} stratified times "
                                                       f"per block"),
-    settings={"block_size": BLOCK_SIZE})
+    settings={"block_size": BLOCK_SIZE, "label_dropout": text.LABEL_DROPOUT})

@@ -35,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdiff._validation import config_error
 from jaxdiff.data.wordpiece import WordPieceTokenizer
 from jaxdiff.models.conditioning import CaptionTokens, TextCondition, drop_labels
 
@@ -44,6 +45,17 @@ TEXT_ENCODERS = (MINILM, TRAINABLE)
 """The ``data.text_encoder`` names, the default first."""
 TRAINABLE_WIDTH = 128
 """The width (``text_dim``) of the trainable encoder unless ``model.overrides`` sets it."""
+
+
+def check_label_dropout(config) -> None:
+    """``diffusion.label_dropout``: None unless the run is conditional, else in ``[0, 1)``."""
+    dropout = config.diffusion.label_dropout
+    if dropout is not None and not config.data.conditional:
+        raise config_error("diffusion.label_dropout", f"is for conditional runs "
+                                                      f"(data.conditional=True); it must be None "
+                                                      f"here, got {dropout}")
+    if dropout is not None and not 0 <= dropout < 1:
+        raise config_error("diffusion.label_dropout", f"must be in [0, 1), got {dropout}")
 
 
 @functools.lru_cache(maxsize=2)
@@ -170,7 +182,7 @@ class ImageConditions:
             if classes is not None or prompts is not None or guidance_scale is not None:
                 raise ValueError("classes, prompts and guidance_scale need a conditional run "
                                  "(data.conditional=True: class-conditional or "
-                                 "caption-conditional)")
+                                 "caption-conditional images, label-conditioned text)")
             return None, None
         if prompts is not None:
             if self.table is None:

@@ -26,20 +26,29 @@ HYBRID_COEFF = 0.01
 r"""D3PM's :math:`\lambda` when ``diffusion.hybrid_coeff`` is None (the paper's 0.01)."""
 
 
-def d3pm_bound_objective(apply_fn, process: discrete.D3PMProcess):
+def d3pm_bound_objective(apply_fn, process: discrete.D3PMProcess,
+                         batch_cond=lambda batch: None):
     r"""An unbiased one-term estimate of D3PM's bound per sequence, in nats:
 
     .. math:: \hat L_{vb} = T\,L_t + L_T,\qquad t \sim \mathcal U\{0, \dots, T-1\}
 
-    since :math:`L_{vb} = L_T + \sum_{t} L_t` (``discrete.d3pm_elbo`` sums every term)."""
+    since :math:`L_{vb} = L_T + \sum_{t} L_t` (``discrete.d3pm_elbo`` sums every term);
+    ``batch_cond(batch)`` is the network's condition (None: unconditional)."""
 
     def loss_fn(params, key, batch):
         tokens = batch["tokens"]
         term = discrete.d3pm_loss(key, bind(apply_fn, params), process, tokens,
-                                  hybrid_coeff=0.0)
+                                  hybrid_coeff=0.0, cond=batch_cond(batch))
         return process.num_steps * term + discrete.d3pm_prior_kl(process, tokens)
 
     return loss_fn
+
+
+def _held_out(run):
+    """:func:`d3pm_bound_objective`, conditioned on the batch's labels in a conditional run."""
+    return d3pm_bound_objective(run.apply_fn(), run.process,
+                                batch_cond=lambda batch: text.batch_condition(run, None, batch,
+                                                                              train=False))
 
 
 def _objective(run):
@@ -47,9 +56,10 @@ def _objective(run):
     hybrid_coeff = run.task.setting(run.config, "hybrid_coeff")
 
     def loss_fn(params, key, batch):
-        key_loss, key_dropout = jax.random.split(key)
+        key_loss, key_dropout, key_labels = jax.random.split(key, 3)
         return discrete.d3pm_loss(key_loss, bind(apply_fn, params, key_dropout), process,
-                                  batch["tokens"], hybrid_coeff=hybrid_coeff)
+                                  batch["tokens"], hybrid_coeff=hybrid_coeff,
+                                  cond=text.batch_condition(run, key_labels, batch, train=True))
 
     return loss_fn
 
@@ -77,18 +87,19 @@ def d3pm_task(transition: str, schedules: tuple[str, ...], vocab_size: int) -> T
 
     task = Task(
         name=transition, modality=text.TEXT, schedules=schedules, samplers=("ancestral",),
-        sampler_options=text.DIFFUSION_SAMPLER_OPTIONS,
+        sampler_options=text.DIFFUSION_SAMPLER_OPTIONS + text.GUIDED_SAMPLER_OPTIONS,
         check_config=check_config, build_process=build_process,
         model_fields=lambda config: {"vocab_size": vocab_size, "causal": False,
                                      "time_conditioning": True},
         objective=_objective,
-        held_out=lambda run: d3pm_bound_objective(run.apply_fn(), run.process),
+        held_out=_held_out,
         make_sampler=text.diffusion_sampler(discrete.d3pm_sample),
         evaluation=text.TextEvaluation(
             bound=text.diffusion_bound(discrete.d3pm_elbo), exact=False,
             token_accuracy=d3pm_token_accuracy,
             describe=lambda n: f"D3PM L_vb, {n} stratified steps of T"),
-        settings={"num_steps": NUM_STEPS, "hybrid_coeff": HYBRID_COEFF})
+        settings={"num_steps": NUM_STEPS, "hybrid_coeff": HYBRID_COEFF,
+                  "label_dropout": text.LABEL_DROPOUT})
     return task
 
 

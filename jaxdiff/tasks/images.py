@@ -101,13 +101,7 @@ def _check_config(config) -> None:
     if d.path is not None:
         raise config_error("data.path", f"is for the 'text8' corpus only; got "
                                         f"path={d.path!r} with name={d.name!r}")
-    dropout = config.diffusion.label_dropout
-    if dropout is not None and not d.conditional:
-        raise config_error("diffusion.label_dropout", f"is for class-conditional runs "
-                                                      f"(data.conditional=True); it must be None "
-                                                      f"here, got {dropout}")
-    if dropout is not None and not 0 <= dropout < 1:
-        raise config_error("diffusion.label_dropout", f"must be in [0, 1), got {dropout}")
+    conditions.check_label_dropout(config)
     if d.text_encoder is not None and d.text_encoder not in conditions.TEXT_ENCODERS:
         raise config_error("data.text_encoder", f"must be None or one of "
                                                 f"{list(conditions.TEXT_ENCODERS)}, got "

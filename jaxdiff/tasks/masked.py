@@ -11,7 +11,8 @@ sequence. Samplers (:mod:`jaxdiff.discrete.unmasking`): ``ancestral`` (MDLM / MD
 denoiser without time conditioning), ``remdm`` (ReMDM remasking, ``remasking`` schedule and
 ``eta``) and ``confidence`` (LLaDA's confidence-ordered unmasking, ``order``); all take
 ``temperature``, ``top_p``, ``float64`` and inpainting, and ``ancestral`` / ``confidence``
-semi-autoregressive ``block_length``.
+semi-autoregressive ``block_length``; a label-conditioned run's (``data.conditional``)
+also ``classes`` and ``guidance_scale`` (:mod:`jaxdiff.tasks.text`).
 """
 
 import jax
@@ -25,7 +26,7 @@ from jaxdiff.tasks.text import TOKENIZER
 
 SCHEDULES = ("loglinear", "cosine")
 SHARED_OPTIONS = ("num_steps", "temperature", "top_p", "cache", "float64", "inpaint_mask",
-                  "inpaint_values")
+                  "inpaint_values") + text.GUIDED_SAMPLER_OPTIONS
 SAMPLERS = {   # name -> (sampler, the options it takes beyond SHARED_OPTIONS)
     "ancestral": (discrete.masked_sample, ("block_length",)),
     "remdm": (discrete.remdm_sample, ("remasking", "eta")),
@@ -41,7 +42,8 @@ def _check_config(config) -> None:
         raise config_error("diffusion.time_conditioning", "must be True or False")
 
 
-def _make_sampler(run, *, count: int, sampler: str, inpaint_values=None, **options):
+def _make_sampler(run, *, count: int, sampler: str, inpaint_values=None, classes=None,
+                  guidance_scale=None, **options):
     sample_fn, own = SAMPLERS[sampler]
     foreign = sorted(set(options) - set(SHARED_OPTIONS) - set(own))
     if foreign:
@@ -54,12 +56,14 @@ def _make_sampler(run, *, count: int, sampler: str, inpaint_values=None, **optio
     if "remasking" in options:
         options["schedule"] = options.pop("remasking")
     shape = text.text_sample_shape(run, count, inpaint_values)
-    apply_fn = run.apply_fn()
+    cond, null = text.sampling_conditions(run, count, classes=classes,
+                                          guidance_scale=guidance_scale)
 
     @jax.jit
     def sample(key, params):
-        return sample_fn(key, text.text_denoiser(run, apply_fn, params), run.process, shape,
-                         inpaint_values=inpaint_values, **options)
+        denoise_fn = text.guided_text_denoiser(run, params, cond, null, guidance_scale)
+        return sample_fn(key, denoise_fn, run.process, shape, inpaint_values=inpaint_values,
+                         **options)
 
     return sample
 
@@ -82,4 +86,4 @@ MASKED = Task(
     evaluation=text.TextEvaluation(bound=text.diffusion_bound(discrete.masked_elbo), exact=False,
                                    token_accuracy=masked_token_accuracy,
                                    describe=lambda n: f"masked ELBO, {n} stratified times"),
-    settings={"time_conditioning": True})
+    settings={"time_conditioning": True, "label_dropout": text.LABEL_DROPOUT})

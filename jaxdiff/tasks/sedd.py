@@ -22,6 +22,7 @@ from jaxdiff.tasks.text import TOKENIZER
 
 
 def _check_config(config) -> None:
+    text.check_unconditional(config, config.diffusion.process)
     if config.train.sample_steps is None:
         raise config_error("train.sample_steps", "SEDD samples in K tau-leaping steps: set it "
                                                  "to K >= 1, got None")

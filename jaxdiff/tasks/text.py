@@ -1,14 +1,23 @@
 """The text modality: a character corpus, random windows, text samples.
 
-Shared by every text process (``absorbing``, ``uniform``, ``masked``, ``autoregressive``):
-the character tokenizer (a-z, space; id 27 is ``[MASK]``, or the autoregressive baseline's
-BOS), random ``data.seq_len``-character training windows ``{"tokens"}``, the first
-validation windows as the held-out batches, the bound in bits per character the loop logs,
-and samples written one per line. :class:`TextEvaluation` is what the text report asks of
-a text process.
+Shared by every text process (``absorbing``, ``uniform``, ``masked``, ``block``, SEDD,
+``autoregressive``): the character tokenizer (a-z, space; id 27 is ``[MASK]``, or the
+autoregressive baseline's BOS), random ``data.seq_len``-character training windows
+``{"tokens"}``, the first validation windows as the held-out batches, the bound in bits per
+character the loop logs, and samples written one per line. :class:`TextEvaluation` is what
+the text report asks of a text process.
+
+Label-conditioned text (``data.conditional`` on ``enwiki_gensim``; the diffusion processes
+with an x0 denoiser, :data:`GUIDED_SAMPLER_OPTIONS`): every window carries its article group
+(:func:`jaxdiff.data.article_labels`, ``data.article_groups`` of them) as ``batch["label"]``;
+training replaces it by the null label at ``diffusion.label_dropout`` (default 0.1), the
+held-out bound is the conditional one given the true label, and the samplers take
+``classes`` (default round-robin over the groups) and ``guidance_scale``
+(:func:`jaxdiff.discrete.guided_denoiser`: guidance on the x0 logits).
 """
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import jax
@@ -18,10 +27,14 @@ from jaxdiff import data, discrete
 from jaxdiff._validation import config_error
 from jaxdiff.models.functional import bind
 from jaxdiff.models.text_transformer import TextTransformerConfig
+from jaxdiff.tasks import conditions
 from jaxdiff.tasks.base import Modality
+from jaxdiff.tasks.images import LABEL_DROPOUT as IMAGE_LABEL_DROPOUT
 from jaxdiff.units import bits_per_unit
 
 TOKENIZER = discrete.CharTokenizer()     # a-z, space and [MASK] (V = 28)
+LABEL_DROPOUT = IMAGE_LABEL_DROPOUT
+"""The default ``diffusion.label_dropout`` of a label-conditioned text run (as for images)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +44,8 @@ class TextEvaluation:
     Attributes:
       bound: ``(run, *, bound_samples) -> bound(params, key, tokens) -> nats [B]``: the
         process's negative log-likelihood bound per row (``bound_samples`` Monte Carlo
-        terms where it is estimated).
+        terms where it is estimated); a conditional run's also takes ``cond`` (the rows'
+        labels) and is the conditional bound.
       exact: the bound is the exact NLL (the autoregressive baseline): such a run can score
         other runs' samples (generative perplexity).
       describe: ``(bound_samples) -> str``: the estimator, for the report's protocol.
@@ -47,6 +61,32 @@ class TextEvaluation:
 
 
 DIFFUSION_SAMPLER_OPTIONS = ("num_steps", "float64", "inpaint_mask", "inpaint_values")
+GUIDED_SAMPLER_OPTIONS = ("classes", "guidance_scale")
+"""The options of the samplers of a process that trains label-conditioned."""
+
+
+def check_unconditional(config, process: str) -> None:
+    """The ``check_config`` part of a text process without label conditioning."""
+    if config.data.conditional:
+        raise config_error("data.conditional", f"process {process!r} trains unconditional "
+                                               f"text models; label-conditioned text is for "
+                                               f"the absorbing, uniform, masked and block "
+                                               f"processes")
+
+
+def sampling_conditions(run, count: int, *, classes=None, guidance_scale=None):
+    """``(cond, null_cond)`` of ``count`` samples of a text run: ``classes`` (article groups,
+    default round-robin) and the null label; ``(None, None)`` for an unconditional run,
+    where ``classes`` or ``guidance_scale`` are a ``ValueError``."""
+    return conditions.class_conditions(run.model_config.num_classes).for_sampling(
+        count, classes=classes, guidance_scale=guidance_scale)
+
+
+def guided_text_denoiser(run, params, cond, null_cond, guidance_scale) -> Callable:
+    """The sampler's ``denoise_fn(z_t, t, cond=None)``: the run's denoiser with ``params``,
+    ``cond`` bound, guided at ``guidance_scale`` (None: not guided)."""
+    return discrete.guided_denoiser(text_denoiser(run, run.apply_fn(), params), cond,
+                                    guidance_scale=guidance_scale, null_cond=null_cond)
 
 
 def diffusion_sampler(sample_fn) -> Callable:
@@ -55,15 +95,18 @@ def diffusion_sampler(sample_fn) -> Callable:
     inpaint_values)`` (:func:`jaxdiff.discrete.d3pm_sample`)."""
 
     def make_sampler(run, *, count: int, sampler: str, num_steps: int | None = None,
-                     float64: bool = False, inpaint_mask=None, inpaint_values=None):
+                     float64: bool = False, inpaint_mask=None, inpaint_values=None,
+                     classes=None, guidance_scale=None):
         del sampler   # the one sampler
-        apply_fn, shape = run.apply_fn(), text_sample_shape(run, count, inpaint_values)
+        shape = text_sample_shape(run, count, inpaint_values)
+        cond, null = sampling_conditions(run, count, classes=classes,
+                                         guidance_scale=guidance_scale)
 
         @jax.jit
         def sample(key, params):
-            return sample_fn(key, bind(apply_fn, params), run.process, shape,
-                             num_steps=num_steps, float64=float64, inpaint_mask=inpaint_mask,
-                             inpaint_values=inpaint_values)
+            return sample_fn(key, guided_text_denoiser(run, params, cond, null, guidance_scale),
+                             run.process, shape, num_steps=num_steps, float64=float64,
+                             inpaint_mask=inpaint_mask, inpaint_values=inpaint_values)
 
         return sample
 
@@ -80,32 +123,43 @@ def text_denoiser(run, apply_fn, params, key=None) -> Callable:
     return lambda x_t, t, cond=None: denoise_fn(x_t, None, cond)
 
 
+def batch_condition(run, key, batch: dict, *, train: bool):
+    """The network's condition of a batch: None (unconditional), the labels, or in training
+    the labels with each replaced by the null label at ``diffusion.label_dropout``."""
+    if not run.config.data.conditional:
+        return None
+    if not train:
+        return batch["label"]
+    return conditions.class_conditions(run.model_config.num_classes).dropped(
+        key, batch, run.task.setting(run.config, "label_dropout"))
+
+
 def diffusion_loss_fn(loss, run, *, train: bool) -> Callable:
     """``loss_fn(params, key, batch) -> [B]`` of a text diffusion whose loss is ``loss(key,
-    denoise_fn, process, tokens)`` (:func:`jaxdiff.discrete.masked_diffusion_loss`,
+    denoise_fn, process, tokens, *, cond)`` (:func:`jaxdiff.discrete.masked_diffusion_loss`,
     ``block_diffusion_loss``); ``train`` runs the network in train mode (dropout from a split
-    of ``key``)."""
+    of ``key``) and drops labels (:func:`batch_condition`)."""
     apply_fn, process = run.apply_fn(train=train), run.process
 
     def loss_fn(params, key, batch):
-        key_loss, key_dropout = jax.random.split(key)
+        key_loss, key_dropout, key_labels = jax.random.split(key, 3)
         return loss(key_loss, text_denoiser(run, apply_fn, params, key_dropout), process,
-                    batch["tokens"])
+                    batch["tokens"], cond=batch_condition(run, key_labels, batch, train=train))
 
     return loss_fn
 
 
 def diffusion_bound(elbo_fn) -> Callable:
     """``TextEvaluation.bound`` of a process whose bound estimator is ``elbo_fn(key,
-    denoise_fn, process, tokens, *, num_samples)`` (:func:`jaxdiff.discrete.d3pm_elbo`,
+    denoise_fn, process, tokens, *, num_samples, cond)`` (:func:`jaxdiff.discrete.d3pm_elbo`,
     ``masked_elbo``)."""
 
     def make_bound(run, *, bound_samples: int):
         apply_fn = run.apply_fn()
 
-        def bound(params, key, tokens):
+        def bound(params, key, tokens, cond=None):
             return elbo_fn(key, text_denoiser(run, apply_fn, params), run.process, tokens,
-                           num_samples=bound_samples)
+                           num_samples=bound_samples, cond=cond)
 
         return bound
 
@@ -118,8 +172,14 @@ def _check_config(config) -> None:
         raise config_error("data.name", f"process {config.diffusion.process!r} trains on a "
                                         f"character corpus, one of "
                                         f"{list(data.TEXT_CORPUS_NAMES)}; got {d.name!r}")
-    if d.conditional:
-        raise config_error("data.conditional", "text runs are unconditional")
+    if d.conditional and d.name != "enwiki_gensim":
+        raise config_error("data.conditional", f"label-conditioned text needs the article "
+                                               f"groups of the 'enwiki_gensim' corpus; "
+                                               f"{d.name!r} has no pages")
+    groups = d.article_groups
+    if d.conditional and (isinstance(groups, bool) or not isinstance(groups, int) or groups < 2):
+        raise config_error("data.article_groups", f"must be an int >= 2, got {groups!r}")
+    conditions.check_label_dropout(config)
     if d.latents != "cached":
         raise config_error("data.latents", f"is for latent image runs; got {d.latents!r}")
     if (d.path is not None) != (d.name == "text8"):
@@ -135,15 +195,36 @@ def _load(config):
 
 def _model_fields(config, dataset) -> dict:
     del dataset
-    return {"max_length": config.data.seq_len}
+    d = config.data
+    return {"max_length": d.seq_len, "num_classes": d.article_groups if d.conditional else None}
+
+
+@functools.lru_cache(maxsize=8)
+def split_labels(name: str, split: str, num_groups: int) -> np.ndarray:
+    """:func:`jaxdiff.data.article_labels` of a split, computed once per process."""
+    return data.article_labels(name, split, num_groups=num_groups)
+
+
+def row_labels(config, split: str) -> np.ndarray:
+    """The article group of each ``data.seq_len`` row of ``split`` (:func:`jaxdiff.data.chunk`'s
+    rows): its first character's, ``int32 [rows]``."""
+    d = config.data
+    labels = split_labels(d.name, split, d.article_groups)
+    return data.chunk(labels, d.seq_len)[:, 0]
 
 
 def _train_batches(run, start_step: int):
-    t = run.config.train
-    crops = data.random_crops(run.dataset, batch_size=t.batch_size,
-                              seq_len=run.config.data.seq_len, seed=t.seed,
-                              start_step=start_step)
-    return ({"tokens": tokens} for tokens in crops)
+    t, d = run.config.train, run.config.data
+
+    def crops(ids):   # the same windows of any per-character array: a pure function of step
+        return data.random_crops(ids, batch_size=t.batch_size, seq_len=d.seq_len, seed=t.seed,
+                                 start_step=start_step)
+
+    if not d.conditional:
+        return ({"tokens": tokens} for tokens in crops(run.dataset))
+    labels = split_labels(d.name, "train", d.article_groups)
+    return ({"tokens": tokens, "label": windows[:, 0]}
+            for tokens, windows in zip(crops(run.dataset), crops(labels), strict=True))
 
 
 def _eval_batches(run) -> list:
@@ -158,8 +239,12 @@ def _eval_batches(run) -> list:
                          f"data.seq_len={run.config.data.seq_len} characters")
     process, count = jax.process_index(), jax.process_count()
     local = t.batch_size // count
-    return [{"tokens": rows[i * t.batch_size + process * local:
-                            i * t.batch_size + (process + 1) * local]}
+    fields = {"tokens": rows}
+    if run.config.data.conditional:
+        fields["label"] = row_labels(run.config, "validation")
+    return [{name: values[i * t.batch_size + process * local:
+                          i * t.batch_size + (process + 1) * local]
+             for name, values in fields.items()}
             for i in range(t.eval_batches)]
 
 

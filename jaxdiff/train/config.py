@@ -36,9 +36,12 @@ class DataConfig:
     name: str = _setting("digits", "digits | mnist_5k | fashion_mnist | tfds:<name> | a folder "
                                    "of images | an .npz/.npy file | enwiki_gensim | text8")
     image_size: int | None = _setting(16, "images: output size (None keeps the native size)")
-    conditional: bool = _setting(False, "images: condition the model on the class labels")
+    conditional: bool = _setting(False, "condition the model on the class labels (images) or "
+                                        "the article group (text, enwiki_gensim)")
     seq_len: int = _setting(256, "text: characters per training sequence")
     path: str | None = _setting(None, "text: the text8 file (name=text8 only)")
+    article_groups: int = _setting(4, "conditional text: the labels, page i of the dump in "
+                                      "group i mod article_groups")
     download: bool = _setting(False, "tfds:<name> only: let TFDS download and prepare it")
     autoencoder: str | None = _setting(None, "images: train on the latents of this frozen "
                                              "autoencoder (an autoencoder run's workdir, or "
@@ -90,8 +93,8 @@ class DiffusionConfig:
     sigma_data: float | None = _setting(None, "edm: the data's standard deviation (None: 0.5)")
     learned_variance: bool | None = _setting(None, "gaussian: learn the variance (L_hybrid; "
                                                    "None: False)")
-    label_dropout: float | None = _setting(None, "class-conditional image runs: null-label "
-                                                 "rate (classifier-free guidance; None: 0.1)")
+    label_dropout: float | None = _setting(None, "conditional runs: null-label rate "
+                                                 "(classifier-free guidance; None: 0.1)")
     hybrid_coeff: float | None = _setting(None, "D3PM: lambda of L_vb + lambda CE (None: "
                                                 "0.01)")
     kl_weight: float | None = _setting(None, "autoencoder: beta of reconstruction + beta KL "

@@ -21,10 +21,6 @@ _INITIAL = np.array([0.5, 0.3, 0.2])
 _TRANSITION = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.15, 0.15, 0.7]])
 
 SEQUENCES = np.array(list(itertools.product(range(NUM_SYMBOLS), repeat=LENGTH)), np.int32)
-PROBS = _INITIAL[SEQUENCES[:, 0]] * np.prod(
-    _TRANSITION[SEQUENCES[:, :-1], SEQUENCES[:, 1:]], axis=1)
-ENTROPY = float(-(PROBS * np.log(PROBS)).sum())  # nats per sequence
-
 # All 16 mask patterns (True = masked) of the 4 positions.
 PATTERNS = np.array(list(itertools.product([False, True], repeat=LENGTH)))
 
@@ -47,15 +43,28 @@ def _marginals(weights):
     return marg / marg.sum(axis=-1, keepdims=True)
 
 
-def masked_oracle_table() -> np.ndarray:
-    """``log p(x0^i | z)`` for every z in {0,1,2,[MASK]}^4: ``[256, L, 4]``, ``-inf`` on [MASK].
+def markov_probs(initial, transition) -> np.ndarray:
+    """The probabilities of the 81 sequences of a Markov chain (``[81]``, float64)."""
+    initial, transition = np.asarray(initial, np.float64), np.asarray(transition, np.float64)
+    return initial[SEQUENCES[:, 0]] * np.prod(transition[SEQUENCES[:, :-1], SEQUENCES[:, 1:]],
+                                              axis=1)
+
+
+PROBS = markov_probs(_INITIAL, _TRANSITION)
+ENTROPY = float(-(PROBS * np.log(PROBS)).sum())  # nats per sequence
+
+
+def masked_oracle_table(probs=None) -> np.ndarray:
+    """``log p(x0^i | z)`` for every z in {0,1,2,[MASK]}^4: ``[256, L, 4]``, ``-inf`` on [MASK],
+    under the source (or the law ``probs [81]`` over the sequences).
 
     Time-independent: a [MASK] carries no information about the token it hides.
     """
+    probs = PROBS if probs is None else probs
     states = np.array(list(itertools.product(range(NUM_SYMBOLS + 1), repeat=LENGTH)))
     consistent = np.all((states[:, None, :] == MASK_ID)
                         | (states[:, None, :] == SEQUENCES[None, :, :]), axis=-1)
-    marg = _marginals(consistent * PROBS[None, :])
+    marg = _marginals(consistent * probs[None, :])
     return np.concatenate([_log(marg), np.full(marg.shape[:-1] + (1,), -np.inf)], axis=-1)
 
 
@@ -97,9 +106,10 @@ def uniform_oracle(process, *, leave_one_out: bool = True):
     return lambda x, t, cond=None: table[t, state_index(x, NUM_SYMBOLS)]
 
 
-def total_variation(samples) -> float:
-    """TV distance between the empirical law of ``samples [N, L]`` and the source."""
+def total_variation(samples, probs=None) -> float:
+    """TV distance between the empirical law of ``samples [N, L]`` and the source (or the law
+    ``probs [81]``)."""
     samples = np.asarray(samples)
     counts = np.bincount(np.asarray(state_index(samples, NUM_SYMBOLS)),
                          minlength=len(SEQUENCES))
-    return 0.5 * float(np.abs(counts / len(samples) - PROBS).sum())
+    return 0.5 * float(np.abs(counts / len(samples) - (PROBS if probs is None else probs)).sum())

@@ -117,8 +117,8 @@ def _oracle_samples(block_size, num_steps, seed=0, **options):
 
     @jax.jit
     def sample(key):
-        decode_fn, state = jd.uncached_block_decoder(lambda x: o.masked_oracle()(x, None), shape,
-                                                     mask_id=o.MASK_ID)
+        decode_fn, state = jd.uncached_block_decoder(
+            lambda x, c: o.masked_oracle()(x, None, c), shape, mask_id=o.MASK_ID)
         return jd.block_sample(key, decode_fn, state, process, shape, num_steps=num_steps,
                                **options)
 
@@ -157,7 +157,7 @@ NET = jm.TextTransformerConfig(vocab_size=11, max_length=12, hidden_size=32, dep
 def _decoders(model, shape):
     """The block model's KV cache, and the uncached decoder over its block-causal pass."""
     cached = (model.decode_block, model.init_cache(shape[0]))
-    uncached = jd.uncached_block_decoder(model, shape, mask_id=10)
+    uncached = jd.uncached_block_decoder(lambda x, c: model(x, None, c), shape, mask_id=10)
     return cached, uncached
 
 

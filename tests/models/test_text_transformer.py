@@ -1,5 +1,8 @@
 """The text transformer: shapes, time inputs, causality, KV-cache decoding, checks."""
 
+import dataclasses
+import itertools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -138,3 +141,45 @@ def test_causal_model_without_time_conditioning_rejects_t_and_bidirectional_cann
 def test_invalid_config_fails_naming_the_field(overrides, message):
     with pytest.raises(ValueError, match=message):
         jm.TextTransformerConfig(**{**dict(vocab_size=11, max_length=16), **overrides})
+
+
+LABELLED_BLOCK = jm.TextTransformerConfig(vocab_size=11, max_length=12, hidden_size=32, depth=2,
+                                          num_heads=4, dropout=0.0, block_size=3,
+                                          time_conditioning=False, num_classes=3, cond_dim=16)
+
+
+def test_labels_condition_every_variant_and_the_null_label_is_its_own_row():
+    tokens = jax.random.randint(jax.random.key(0), (4, 12), 0, 11)
+    t = jnp.full((4,), 0.5)
+    for config, time in ((LABELLED_BLOCK, None),
+                         (dataclasses.replace(BIDIRECTIONAL, num_classes=3), t)):
+        model = random_model(config)
+        outputs = [np.asarray(model(tokens, time, jnp.full((4,), y, jnp.int32)))
+                   for y in range(4)]   # 3: the null label
+        for a, b in itertools.combinations(outputs, 2):
+            assert np.abs(a - b).max() > 1e-3
+        mixed = np.asarray(model(tokens, time, jnp.array([0, 1, 2, 3], jnp.int32)))
+        np.testing.assert_allclose(mixed, np.stack([outputs[y][y] for y in range(4)]),
+                                   atol=1e-5)
+
+
+def test_a_labelled_kv_cache_equals_the_labelled_block_causal_pass():
+    model = random_model(LABELLED_BLOCK, seed=2)
+    labels = jnp.array([0, 3], jnp.int32)
+    x = jax.random.randint(jax.random.key(1), (2, 12), 0, 10)
+    full = model(x, None, labels)
+    cache = model.init_cache(2)
+    for b in range(4):
+        rows = slice(3 * b, 3 * b + 3)
+        logits, cache = model.decode_block(x[:, rows], cache, cond=labels)
+        np.testing.assert_allclose(logits, full[:, rows], atol=2e-5, rtol=0)
+
+
+def test_labels_are_required_exactly_when_the_model_has_classes():
+    tokens = jnp.zeros((2, 12), jnp.int32)
+    with pytest.raises(ValueError, match="cond is required"):
+        random_model(LABELLED_BLOCK)(tokens)
+    with pytest.raises(ValueError, match="cond must be None"):
+        random_model(CAUSAL)(tokens, None, jnp.zeros(2, jnp.int32))
+    with pytest.raises(ValueError, match="cond must have shape"):
+        random_model(LABELLED_BLOCK)(tokens, None, jnp.zeros(3, jnp.int32))

@@ -92,8 +92,8 @@ def test_flow_settings_reach_the_loss_and_the_sampler():
      "diffusion.learned_variance: is not a setting of process 'flow'"),
     ("edm", {"num_steps": 1000}, "diffusion.num_steps: is not a setting of process 'edm'"),
     ("flow", {"hybrid_coeff": 0.01}, "diffusion.hybrid_coeff: is not a setting of process"),
-    ("flow", {"label_dropout": 0.1}, "diffusion.label_dropout: is for class-conditional runs"),
-    ("gaussian", {"label_dropout": 0.2}, "diffusion.label_dropout: is for class-conditional"),
+    ("flow", {"label_dropout": 0.1}, "diffusion.label_dropout: is for conditional runs"),
+    ("gaussian", {"label_dropout": 0.2}, "diffusion.label_dropout: is for conditional runs"),
     ("flow", {"prediction": "score"}, "diffusion.prediction: must be one of"),
     ("flow", {"prediction": "eps"}, "diffusion.prediction: 'eps' cannot be sampled on the "
                                     "'rectified_flow' path"),
@@ -119,9 +119,10 @@ def test_every_task_is_hashable_and_names_its_process_owned_settings():
     assert tasks.TASKS["gaussian"].settings == {
         "prediction": "eps", "weighting": "uniform", "num_steps": 1000,
         "learned_variance": False, "label_dropout": 0.1}
-    assert tasks.TASKS["absorbing"].settings == {"num_steps": 1000, "hybrid_coeff": 0.01}
-    assert tasks.TASKS["masked"].settings == {"time_conditioning": True}
-    assert tasks.TASKS["block"].settings == {"block_size": 4}
+    assert tasks.TASKS["absorbing"].settings == {"num_steps": 1000, "hybrid_coeff": 0.01,
+                                                 "label_dropout": 0.1}
+    assert tasks.TASKS["masked"].settings == {"time_conditioning": True, "label_dropout": 0.1}
+    assert tasks.TASKS["block"].settings == {"block_size": 4, "label_dropout": 0.1}
     assert tasks.TASKS["autoregressive"].settings == tasks.TASKS["sedd_uniform"].settings == {}
 
 

@@ -129,8 +129,8 @@ def test_the_autoregressive_baseline_refuses_a_schedule_and_sample_steps():
 
 def test_a_sampler_option_the_process_does_not_take_is_named():
     run = train.build_run(text_config("masked"))
-    with pytest.raises(ValueError, match=r"process 'masked' does not support .*guidance_scale"):
-        train.make_sampler(run, count=2, num_steps=2, guidance_scale=2.0)
+    with pytest.raises(ValueError, match=r"process 'masked' does not support .*prompts"):
+        train.make_sampler(run, count=2, num_steps=2, prompts=["a", "b"])
     with pytest.raises(ValueError, match="sampler for process 'masked' must be one of"):
         train.make_sampler(run, count=2, num_steps=2, sampler="ddim")
     d3pm = train.build_run(text_config("absorbing"))
