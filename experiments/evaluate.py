@@ -59,6 +59,8 @@ _OPTIONS = {argument: define(flag, None, help) for flag, argument, define, help 
      "text: test rows for bits/char; autoencoder: test images"),
     ("ar_workdir", "ar_workdir", flags.DEFINE_string,
      "text: an autoregressive run for generative perplexity"),
+    ("mauve", "mauve", flags.DEFINE_bool,
+     "text: MAUVE of the samples against test rows (needs mauve-text, faiss-cpu)"),
 )}
 _QUICK = flags.DEFINE_bool("quick", False, "a short evaluation (the report's quick options: "
                                            "fewer samples and examples, a coarser bound, no "

@@ -82,7 +82,8 @@ def main(argv):
         if run.task.modality is not tasks.TEXT:
             raise app.UsageError("--inpaint fills a text template: it needs a text run")
         options["inpaint_mask"], options["inpaint_values"] = tasks.text.template_inpainting(
-            _INPAINT.value, mask_length=_MASK_LENGTH.value, count=_COUNT.value)
+            _INPAINT.value, mask_length=_MASK_LENGTH.value, count=_COUNT.value,
+            tokenizer=tasks.text.text_tokenizer(run.config))
     sample = train.make_sampler(run, sampler=sampler, num_steps=steps, count=_COUNT.value,
                                 **options)
     samples = np.asarray(sample(jax.random.key(_SEED.value), state.ema_params))

@@ -58,6 +58,11 @@ class CharTokenizer:
         """``V = len(alphabet) + 1``."""
         return len(self.alphabet) + 1
 
+    @property
+    def data_vocab_size(self) -> int:
+        """The ids text encodes to, ``len(alphabet)`` (a uniform process's vocabulary)."""
+        return len(self.alphabet)
+
     def encode(self, text: str) -> np.ndarray:
         """``int32 [N]`` ids of ``text`` (lowercased; ``[MASK]`` -> :attr:`mask_id`), by
         :func:`jaxdiff.chars.encode`."""

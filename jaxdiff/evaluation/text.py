@@ -5,8 +5,9 @@ baseline): likelihood, sample quality and generation speed, as JSON and Markdown
 :func:`jaxdiff.train.train`, takes its **EMA parameters** and measures:
 
 * **bits per character on the test split**: the first ``examples`` rows of the test split
-  cut into ``seq_len``-character rows (:func:`jaxdiff.data.chunk`), each row's bound in nats
-  divided by ``seq_len * ln 2``, with the standard error over rows. The bound is, per
+  cut into ``seq_len``-token rows (:func:`jaxdiff.data.chunk`), each row's bound in nats
+  divided by ``seq_len * c * ln 2``, with the standard error over rows; ``c`` is 1 for
+  characters, the test split's measured characters per token for subword tokens. The bound is, per
   process: D3PM's :math:`L_{vb}` estimated with ``bound_samples`` stratified steps
   (:func:`jaxdiff.discrete.d3pm_elbo`, unbiased); the masked-diffusion ELBO with
   ``bound_samples`` stratified times (:func:`jaxdiff.discrete.masked_elbo`, unbiased); the
@@ -28,7 +29,10 @@ baseline): likelihood, sample quality and generation speed, as JSON and Markdown
   the samples (whitespace tokens, sacreBLEU's exponential smoothing), and with an
   autoregressive run (``ar_workdir``, or the run itself when it is one) the generative
   perplexity of the samples under it; the same numbers for ``num_samples`` real test rows
-  are the reference.
+  are the reference;
+* **MAUVE** (with ``mauve=True``): the samples against those test rows
+  (:mod:`jaxdiff.metrics.mauve`: the authors' package on all-MiniLM-L6-v2 sentence
+  embeddings, not the paper's GPT-2 large; noisy below a few hundred samples).
 
 :func:`write_text_report` writes ``metrics.json`` and ``metrics.md``;
 ``experiments/evaluate.py`` is the command (it picks the report of the run's modality).
@@ -45,13 +49,19 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from jaxdiff import data, discrete, train
+from jaxdiff import discrete, train
 from jaxdiff import models as jm
 from jaxdiff._validation import check_int
 from jaxdiff.evaluation.common import format_value, restore_run, wall_time_lines, write_files
+from jaxdiff.metrics.mauve import mauve_score, text_features
 from jaxdiff.metrics.text import distinct_n, sample_entropy, self_bleu
-from jaxdiff.tasks import TOKENIZER
-from jaxdiff.tasks.text import row_labels, text_denoiser
+from jaxdiff.tasks.text import (
+    characters_per_token,
+    row_labels,
+    split_rows,
+    text_denoiser,
+    text_tokenizer,
+)
 from jaxdiff.units import bits_per_unit
 
 DISTINCT_ORDERS = (1, 2, 3, 4)
@@ -59,9 +69,9 @@ ACCURACY_BUCKETS = 10
 
 
 def test_rows(run: train.Run, examples: int | None = None) -> np.ndarray:
-    """The first ``examples`` rows (all if None) of the run's test split, ``int32 [N, L]``."""
-    d = run.config.data
-    rows = data.chunk(data.load_text_corpus(d.name, "test", path=d.path), d.seq_len)
+    """The first ``examples`` rows (all if None) of the run's test split in its tokens,
+    ``int32 [N, L]``."""
+    rows = split_rows(run.config, "test")
     return rows if examples is None else rows[:check_int("examples", examples, 1)]
 
 
@@ -75,9 +85,10 @@ def row_bits_per_char(run: train.Run, params, rows: np.ndarray, *, bound_samples
                       seed: int, batch_size: int, labels: np.ndarray | None = None,
                       progress: bool = False) -> np.ndarray:
     """Each row's bound in bits per character, ``float64 [N]`` (see the module doc for the
-    estimator and its keys), conditioned on the rows' ``labels`` for a label-conditioned run
-    (required there); rows go in jitted batches of ``batch_size`` (a progress bar with
-    ``progress``)."""
+    estimator and its keys; the rows are test rows: a subword run's bound per token converts
+    with the test split's characters per token), conditioned on the rows' ``labels`` for a
+    label-conditioned run (required there); rows go in jitted batches of ``batch_size`` (a
+    progress bar with ``progress``)."""
     conditional = run.config.data.conditional
     if conditional != (labels is not None):
         raise ValueError("labels (one per row) must be given exactly for a label-conditioned "
@@ -96,7 +107,12 @@ def row_bits_per_char(run: train.Run, params, rows: np.ndarray, *, bound_samples
 
     nats = np.concatenate([batch_nats(i, start) for i, start in
                            enumerate(tqdm(starts, desc="bits/char", disable=not progress))])
-    return bits_per_unit(nats.astype(np.float64), rows.shape[1])
+    ratio = characters_per_token(run.config, "test")
+    if ratio is None:
+        raise ValueError("a pre-tokenised corpus (data.name='tokens') has no characters: "
+                         "its held-out metric is the perplexity per token (eval_ppl in "
+                         "metrics.jsonl)")
+    return bits_per_unit(nats.astype(np.float64), rows.shape[1] * ratio)
 
 
 def bits_per_char(run: train.Run, params, rows: np.ndarray, *, bound_samples: int, seed: int,
@@ -144,8 +160,10 @@ def sample_quality(texts: list[str], *, ar: tuple[train.Run, object] | None = No
     r"""Word-level distinct-n and self-BLEU of ``texts``, the mean entropy of each text's
     characters in nats (:func:`jaxdiff.metrics.sample_entropy`); with ``ar = (run, params)``
     of a run with an exact likelihood (the autoregressive baseline), the generative
-    perplexity of the texts under it, :math:`\exp(\sum_b \mathcal L_b / (B L))` per character.
-    Distinct-n is None when no text has ``n`` words."""
+    perplexity of the texts under it per character, :math:`\exp(\sum_b \mathcal L_b /
+    \sum_b c_b)`, each text scored on its first ``n`` tokens in the judge's tokens (``n`` the
+    shortest text's count; all of them for equally long character texts), :math:`c_b` the
+    characters they hold. Distinct-n is None when no text has ``n`` words."""
     words = [text.split() for text in texts]
     longest = max(len(w) for w in words)
     quality = {f"distinct_{n}": distinct_n(words, n) if longest >= n else None
@@ -154,9 +172,14 @@ def sample_quality(texts: list[str], *, ar: tuple[train.Run, object] | None = No
     quality["character_entropy"] = sample_entropy([list(text) for text in texts])
     if ar is not None:
         ar_run, ar_params = ar
-        tokens = jnp.asarray(np.stack([TOKENIZER.encode(t) for t in texts]))
-        nats = bound_fn(ar_run, bound_samples=1)(ar_params, jax.random.key(0), tokens)
-        quality["generative_perplexity"] = float(jnp.exp(jnp.mean(nats) / tokens.shape[-1]))
+        judge = text_tokenizer(ar_run.config)
+        encoded = [judge.encode(t) for t in texts]
+        length = min(len(ids) for ids in encoded)
+        tokens = np.stack([ids[:length] for ids in encoded])
+        characters = sum(len(judge.decode(row)) for row in tokens)
+        nats = bound_fn(ar_run, bound_samples=1)(ar_params, jax.random.key(0),
+                                                 jnp.asarray(tokens))
+        quality["generative_perplexity"] = float(np.exp(float(jnp.sum(nats)) / characters))
     return quality
 
 
@@ -183,7 +206,7 @@ def token_accuracy(run: train.Run, params, rows: np.ndarray, *, seed: int,
 def evaluate_text_run(workdir: str | os.PathLike, *, num_samples: int = 64,
                       steps: int | None = None, bound_samples: int = 10,
                       examples: int | None = 256, seed: int = 0, batch_size: int = 32,
-                      ar_workdir: str | os.PathLike | None = None,
+                      ar_workdir: str | os.PathLike | None = None, mauve: bool = False,
                       progress: bool = True, on_update=None) -> dict:
     """Every text metric of the module doc for the run in ``workdir``; ``steps`` defaults to
     the run's ``train.sample_steps``; progress bars for the long passes; ``on_update(report)``
@@ -243,17 +266,21 @@ def evaluate_text_run(workdir: str | os.PathLike, *, num_samples: int = 64,
                                                         labels=labels)})
 
     texts: list[str] = []
+    decode = text_tokenizer(run.config).decode
 
     def samples():
         ids, timing = draw_text_samples(run, params, num_samples=num_samples, steps=steps,
                                         seed=seed, batch_size=batch_size, progress=progress)
-        texts.extend(TOKENIZER.decode(row) for row in ids)
+        texts.extend(decode(row) for row in ids)
         return {"generation": timing, "examples": texts[:8]}
 
     part("samples", samples)
-    reference = [TOKENIZER.decode(row) for row in test_rows(run)[-num_samples:]]
+    reference = [decode(row) for row in test_rows(run)[-num_samples:]]
     part("quality", lambda: {"quality": {"samples": sample_quality(texts, ar=ar),
                                          "test_data": sample_quality(reference, ar=ar)}})
+    if mauve:
+        part("mauve", lambda: {"mauve": mauve_score(text_features(reference),
+                                                    text_features(texts))})
     return report
 
 
@@ -266,7 +293,7 @@ def text_report_markdown(report: dict) -> str:
              "| metric | value | protocol |", "|---|---|---|",
              f"| bits per character | {format_value(report['bpc'])} "
              f"+- {format_value(report['bpc_stderr'])} | "
-             f"{report['rows']} {p['split']} rows of {p['seq_len']} characters; "
+             f"{report['rows']} {p['split']} rows of {p['seq_len']} tokens; "
              f"{p['estimator']} |",
              f"| perplexity bound (per character) | {format_value(report['perplexity_bound'])} | "
              f"exp(nats per character) |",
@@ -279,6 +306,9 @@ def text_report_markdown(report: dict) -> str:
     lines += [f"| {k} | {format_value(v if v is not None else 'n/a')} | "
               f"{format_value(ref[k] if ref[k] is not None else 'n/a')} |"
               for k, v in q.items()]
+    if "mauve" in report:
+        lines.append(f"| MAUVE vs the test rows (MiniLM features) | "
+                     f"{format_value(report['mauve'])} | 1 by definition |")
     if report["token_accuracy"]:
         lines += ["", "## Token accuracy per timestep (argmax x0)", "",
                   "| t | corrupted | overall |", "|---|---|---|"]

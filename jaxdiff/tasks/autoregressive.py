@@ -1,8 +1,8 @@
 r"""``autoregressive``: the causal baseline on the same text transformer.
 
 No diffusion process (``diffusion.schedule`` must be None): the model reads
-``[BOS] + x[:-1]`` with BOS the tokenizer's ``[MASK]`` id (so it shares V = 28 with the
-diffusion models) and is trained and evaluated on its exact NLL
+``[BOS] + x[:-1]`` with BOS the tokens' ``[MASK]`` id (so it shares V, 28 for characters,
+with the diffusion models) and is trained and evaluated on its exact NLL
 :math:`-\log p(x)` per sequence (:func:`jaxdiff.autoregressive.sequence_nll`). Samplers:
 ``cached`` (default; left to right with the key-value cache,
 :func:`jaxdiff.autoregressive.ar_sample_cached`) and ``uncached`` (the whole prefix
@@ -20,13 +20,17 @@ from jaxdiff._validation import config_error
 from jaxdiff.tasks.base import Task
 from jaxdiff.tasks.text import (
     TEXT,
-    TOKENIZER,
     TextEvaluation,
     check_unconditional,
     text_sample_shape,
+    vocabulary,
 )
 
-BOS_ID = TOKENIZER.mask_id
+
+def bos_id(config) -> int:
+    """The baseline's beginning-of-sequence id: the tokens' ``[MASK]`` id, which text never
+    holds."""
+    return vocabulary(config, absorbing=True)["mask_id"]
 
 
 def _check_config(config) -> None:
@@ -44,7 +48,7 @@ def _nll(run, *, train: bool = False):
 
     def nll(params, key, tokens):
         return autoregressive.sequence_nll(lambda x: apply_fn(params, x, None, None, key),
-                                           tokens, bos_id=BOS_ID)
+                                           tokens, bos_id=bos_id(run.config))
 
     return nll
 
@@ -57,7 +61,7 @@ def _loss_fn(run, *, train: bool):
 def _make_sampler(run, *, count: int, sampler: str, float64: bool = False,
                   inpaint_mask=None, inpaint_values=None):
     shape = text_sample_shape(run, count, inpaint_values)
-    options = dict(bos_id=BOS_ID, float64=float64, inpaint_mask=inpaint_mask,
+    options = dict(bos_id=bos_id(run.config), float64=float64, inpaint_mask=inpaint_mask,
                    inpaint_values=inpaint_values)
     if sampler == "cached":
         init_cache, decode = run.decode_fns()
@@ -83,7 +87,8 @@ AUTOREGRESSIVE = Task(
     name="autoregressive", modality=TEXT, schedules=(), samplers=("cached", "uncached"),
     sampler_options=("float64", "inpaint_mask", "inpaint_values"),
     check_config=_check_config, build_process=lambda config, schedule: None,
-    model_fields=lambda config: {"vocab_size": TOKENIZER.vocab_size, "causal": True,
+    model_fields=lambda config: {"vocab_size": vocabulary(config, absorbing=True)["vocab_size"],
+                                 "causal": True,
                                  "time_conditioning": False},
     objective=lambda run: _loss_fn(run, train=True),
     held_out=lambda run: _loss_fn(run, train=False), make_sampler=_make_sampler,

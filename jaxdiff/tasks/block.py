@@ -22,7 +22,6 @@ from jaxdiff import discrete
 from jaxdiff._validation import config_error
 from jaxdiff.tasks import text
 from jaxdiff.tasks.base import Task
-from jaxdiff.tasks.text import TOKENIZER
 
 SCHEDULES = ("loglinear", "cosine")
 BLOCK_SIZE = 4
@@ -63,7 +62,8 @@ def _make_sampler(run, *, count: int, sampler: str, num_steps: int | None = None
 
         def decoder(params):
             return discrete.uncached_block_decoder(lambda x, c: apply_fn(params, x, None, c),
-                                                   (rows, shape[1]), mask_id=TOKENIZER.mask_id)
+                                                   (rows, shape[1]),
+                                                   mask_id=run.process.mask_id)
 
     @jax.jit
     def sample(key, params):
@@ -80,9 +80,11 @@ BLOCK = Task(
     sampler_options=SAMPLER_OPTIONS,
     check_config=_check_config,
     build_process=lambda config, schedule: discrete.block_process(
-        schedule, vocab_size=TOKENIZER.vocab_size, mask_id=TOKENIZER.mask_id,
+        schedule, **text.vocabulary(config, absorbing=True),
         block_size=BLOCK.setting(config, "block_size")),
-    model_fields=lambda config: {"vocab_size": TOKENIZER.vocab_size, "causal": False,
+    model_fields=lambda config: {"vocab_size": text.vocabulary(config,
+                                                              absorbing=True)["vocab_size"],
+                                 "causal": False,
                                  "time_conditioning": False,
                                  "block_size": BLOCK.setting(config, "block_size")},
     objective=lambda run: text.diffusion_loss_fn(discrete.block_diffusion_loss, run, train=True),

@@ -18,7 +18,6 @@ from jaxdiff.metrics.diagnostics import d3pm_token_accuracy
 from jaxdiff.models.functional import bind
 from jaxdiff.tasks import text
 from jaxdiff.tasks.base import Task
-from jaxdiff.tasks.text import TOKENIZER
 
 NUM_STEPS = 1000
 """D3PM's T when ``diffusion.num_steps`` is None (Austin et al. 2021 train with T = 1000)."""
@@ -64,14 +63,14 @@ def _objective(run):
     return loss_fn
 
 
-def d3pm_task(transition: str, schedules: tuple[str, ...], vocab_size: int) -> Task:
+def d3pm_task(transition: str, schedules: tuple[str, ...]) -> Task:
     """The D3PM task of ``transition`` (``absorbing`` or ``uniform``)."""
-    mask_id = TOKENIZER.mask_id if transition == "absorbing" else None
+    absorbing = transition == "absorbing"
 
     def build_process(config, schedule: str):
-        return discrete.d3pm_process(transition, vocab_size=vocab_size,
-                                     num_steps=task.setting(config, "num_steps"),
-                                     schedule=schedule, mask_id=mask_id)
+        return discrete.d3pm_process(transition, num_steps=task.setting(config, "num_steps"),
+                                     schedule=schedule,
+                                     **text.vocabulary(config, absorbing=absorbing))
 
     def check_config(config):
         hybrid_coeff, T = task.setting(config, "hybrid_coeff"), task.setting(config, "num_steps")
@@ -89,7 +88,9 @@ def d3pm_task(transition: str, schedules: tuple[str, ...], vocab_size: int) -> T
         name=transition, modality=text.TEXT, schedules=schedules, samplers=("ancestral",),
         sampler_options=text.DIFFUSION_SAMPLER_OPTIONS + text.GUIDED_SAMPLER_OPTIONS,
         check_config=check_config, build_process=build_process,
-        model_fields=lambda config: {"vocab_size": vocab_size, "causal": False,
+        model_fields=lambda config: {"vocab_size": text.vocabulary(
+                                         config, absorbing=absorbing)["vocab_size"],
+                                     "causal": False,
                                      "time_conditioning": True},
         objective=_objective,
         held_out=_held_out,
@@ -103,6 +104,5 @@ def d3pm_task(transition: str, schedules: tuple[str, ...], vocab_size: int) -> T
     return task
 
 
-ABSORBING = d3pm_task("absorbing", ("reciprocal", "mutual_information"), TOKENIZER.vocab_size)
-UNIFORM = d3pm_task("uniform", ("cosine", "reciprocal", "mutual_information"),
-                    len(TOKENIZER.alphabet))
+ABSORBING = d3pm_task("absorbing", ("reciprocal", "mutual_information"))
+UNIFORM = d3pm_task("uniform", ("cosine", "reciprocal", "mutual_information"))

@@ -22,7 +22,6 @@ from jaxdiff._validation import config_error
 from jaxdiff.metrics.diagnostics import masked_token_accuracy
 from jaxdiff.tasks import text
 from jaxdiff.tasks.base import Task
-from jaxdiff.tasks.text import TOKENIZER
 
 SCHEDULES = ("loglinear", "cosine")
 SHARED_OPTIONS = ("num_steps", "temperature", "top_p", "cache", "float64", "inpaint_mask",
@@ -74,8 +73,10 @@ MASKED = Task(
                                                              ()))),
     check_config=_check_config,
     build_process=lambda config, schedule: discrete.masked_process(
-        schedule, vocab_size=TOKENIZER.vocab_size, mask_id=TOKENIZER.mask_id),
-    model_fields=lambda config: {"vocab_size": TOKENIZER.vocab_size, "causal": False,
+        schedule, **text.vocabulary(config, absorbing=True)),
+    model_fields=lambda config: {"vocab_size": text.vocabulary(config,
+                                                              absorbing=True)["vocab_size"],
+                                 "causal": False,
                                  "time_conditioning": MASKED.setting(config,
                                                                      "time_conditioning")},
     objective=lambda run: text.diffusion_loss_fn(discrete.masked_diffusion_loss, run,

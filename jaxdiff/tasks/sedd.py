@@ -18,7 +18,6 @@ from jaxdiff._validation import config_error
 from jaxdiff.models.functional import bind
 from jaxdiff.tasks import text
 from jaxdiff.tasks.base import Task
-from jaxdiff.tasks.text import TOKENIZER
 
 
 def _check_config(config) -> None:
@@ -49,17 +48,19 @@ def _make_sampler(run, *, count: int, sampler: str, num_steps: int | None = None
     return sample
 
 
-def sedd_task(graph: str, vocab_size: int, schedule: str) -> Task:
+def sedd_task(graph: str, schedule: str) -> Task:
     """The SEDD task of ``graph`` (``absorbing`` or ``uniform``) with its one noise
     ``schedule`` (``loglinear`` or ``geometric``: the graph fixes it)."""
-    mask_id = TOKENIZER.mask_id if graph == "absorbing" else None
+    absorbing = graph == "absorbing"
     return Task(
         name=f"sedd_{graph}", modality=text.TEXT, schedules=(schedule,),
         samplers=("tau_leaping",),
         sampler_options=text.DIFFUSION_SAMPLER_OPTIONS, check_config=_check_config,
         build_process=lambda config, schedule: discrete.sedd_process(
-            graph, vocab_size=vocab_size, mask_id=mask_id),
-        model_fields=lambda config: {"vocab_size": vocab_size, "causal": False,
+            graph, **text.vocabulary(config, absorbing=absorbing)),
+        model_fields=lambda config: {"vocab_size": text.vocabulary(
+                                         config, absorbing=absorbing)["vocab_size"],
+                                     "causal": False,
                                      "time_conditioning": True},
         objective=lambda run: text.diffusion_loss_fn(discrete.sedd_loss, run, train=True),
         held_out=_held_out, make_sampler=_make_sampler,
@@ -69,5 +70,5 @@ def sedd_task(graph: str, vocab_size: int, schedule: str) -> Task:
                                                           f"stratified times, + prior"))
 
 
-SEDD_ABSORBING = sedd_task("absorbing", TOKENIZER.vocab_size, "loglinear")
-SEDD_UNIFORM = sedd_task("uniform", len(TOKENIZER.alphabet), "geometric")
+SEDD_ABSORBING = sedd_task("absorbing", "loglinear")
+SEDD_UNIFORM = sedd_task("uniform", "geometric")

@@ -7,6 +7,15 @@ autoregressive baseline's BOS), random ``data.seq_len``-character training windo
 character the loop logs, and samples written one per line. :class:`TextEvaluation` is what
 the text report asks of a text process.
 
+Tokens (``data.tokenizer``, :func:`text_tokenizer`): characters (the default), a BPE
+tokenizer of ``data.vocab_size`` tokens trained on the corpus's training split
+(``"bpe"``), or a ``tokenizer.json`` file (:mod:`jaxdiff.data.subword`); ``data.seq_len``
+counts tokens, and the logged ``eval_bpc`` converts the per-token bound with the validation
+split's measured characters per token. A subword run also logs ``eval_ppl``, the
+perplexity (bound) per token, the papers' metric; a pre-tokenised corpus
+(``data.name="tokens"``, ``data.path`` its directory, ``data.tokenizer`` the file that made
+it) has no characters and logs ``eval_ppl`` alone.
+
 Label-conditioned text (``data.conditional`` on ``enwiki_gensim``; the diffusion processes
 with an x0 denoiser, :data:`GUIDED_SAMPLER_OPTIONS`): every window carries its article group
 (:func:`jaxdiff.data.article_labels`, ``data.article_groups`` of them) as ``batch["label"]``;
@@ -18,6 +27,7 @@ held-out bound is the conditional one given the true label, and the samplers tak
 
 import dataclasses
 import functools
+import pathlib
 from collections.abc import Callable
 
 import jax
@@ -25,6 +35,7 @@ import numpy as np
 
 from jaxdiff import data, discrete
 from jaxdiff._validation import config_error
+from jaxdiff.data import subword
 from jaxdiff.models.functional import bind
 from jaxdiff.models.text_transformer import TextTransformerConfig
 from jaxdiff.tasks import conditions
@@ -33,6 +44,9 @@ from jaxdiff.tasks.images import LABEL_DROPOUT as IMAGE_LABEL_DROPOUT
 from jaxdiff.units import bits_per_unit
 
 TOKENIZER = discrete.CharTokenizer()     # a-z, space and [MASK] (V = 28)
+CHARS, BPE = "chars", "bpe"
+BPE_VOCAB_SIZE = 512
+"""``data.vocab_size`` of a ``"bpe"`` run when None."""
 LABEL_DROPOUT = IMAGE_LABEL_DROPOUT
 """The default ``diffusion.label_dropout`` of a label-conditioned text run (as for images)."""
 
@@ -166,31 +180,121 @@ def diffusion_bound(elbo_fn) -> Callable:
     return make_bound
 
 
+@functools.lru_cache(maxsize=8)
+def _tokenizer(name: str, path: str | None, tokenizer: str, vocab_size: int | None):
+    if tokenizer == CHARS:
+        return TOKENIZER
+    if tokenizer == BPE:
+        return subword.corpus_bpe(data.load_text_corpus(name, "train", path=path),
+                                  vocab_size or BPE_VOCAB_SIZE, corpus=name,
+                                  cache=data.text.cache_dir() / "text")
+    return subword.load_tokenizer_file(tokenizer)
+
+
+def text_tokenizer(config):
+    """The run's tokenizer (``data.tokenizer``): :data:`TOKENIZER`, the corpus's BPE
+    (trained once and cached) or the file's; each has ``encode``, ``decode``, ``mask_id``,
+    ``vocab_size`` and ``data_vocab_size`` (the ids text encodes to)."""
+    d = config.data
+    return _tokenizer(d.name, d.path, d.tokenizer, d.vocab_size)
+
+
+TOKEN_CORPUS = "tokens"
+"""``data.name`` of a pre-tokenised corpus (:func:`jaxdiff.data.subword.load_token_split`)."""
+
+
+@functools.lru_cache(maxsize=16)
+def _split_tokens(name: str, path: str | None, tokenizer: str, vocab_size: int | None,
+                  split: str) -> tuple[np.ndarray, float | None]:
+    encoder = _tokenizer(name, path, tokenizer, vocab_size)
+    if name == TOKEN_CORPUS:
+        return subword.load_token_split(path, split, vocab_size=encoder.data_vocab_size), None
+    ids = data.load_text_corpus(name, split, path=path)
+    if encoder is TOKENIZER:
+        return ids, 1.0
+    tokens = subword.encode_corpus(ids, encoder, cache=data.text.cache_dir() / "text")
+    return tokens, subword.characters_per_token(ids, tokens)
+
+
+def split_tokens(config, split: str) -> np.ndarray:
+    """The token ids of a corpus split in the run's tokens (characters: the character ids)."""
+    d = config.data
+    return _split_tokens(d.name, d.path, d.tokenizer, d.vocab_size, split)[0]
+
+
+def split_rows(config, split: str) -> np.ndarray:
+    """:func:`split_tokens` cut into ``data.seq_len``-token rows (:func:`jaxdiff.data.chunk`)."""
+    return data.chunk(split_tokens(config, split), config.data.seq_len)
+
+
+def characters_per_token(config, split: str) -> float | None:
+    """The split's characters per token (1 for characters), which turns a bound per token
+    into one per character; None for a pre-tokenised corpus."""
+    d = config.data
+    return _split_tokens(d.name, d.path, d.tokenizer, d.vocab_size, split)[1]
+
+
+def vocabulary(config, *, absorbing: bool) -> dict:
+    """``{"vocab_size", "mask_id"}`` of a process on the run's tokens: with ``[MASK]`` for
+    an absorbing one, the text's ids alone (``mask_id`` None) for a uniform one."""
+    tokenizer = text_tokenizer(config)
+    if absorbing:
+        return {"vocab_size": tokenizer.vocab_size, "mask_id": tokenizer.mask_id}
+    return {"vocab_size": tokenizer.data_vocab_size, "mask_id": None}
+
+
 def _check_config(config) -> None:
     d = config.data
-    if d.name not in data.TEXT_CORPUS_NAMES:
+    if d.name not in data.TEXT_CORPUS_NAMES + (TOKEN_CORPUS,):
         raise config_error("data.name", f"process {config.diffusion.process!r} trains on a "
                                         f"character corpus, one of "
-                                        f"{list(data.TEXT_CORPUS_NAMES)}; got {d.name!r}")
+                                        f"{list(data.TEXT_CORPUS_NAMES)}, or a pre-tokenised "
+                                        f"one, {TOKEN_CORPUS!r}; got {d.name!r}")
+    if d.name == TOKEN_CORPUS:
+        if d.path is None or not pathlib.Path(d.path).is_dir():
+            raise config_error("data.path", f"must be the directory of a pre-tokenised "
+                                            f"corpus (train.npy, validation.npy), got "
+                                            f"{d.path!r}")
+        if d.tokenizer in (CHARS, BPE):
+            raise config_error("data.tokenizer", f"of a pre-tokenised corpus must be the "
+                                                 f"tokenizer.json that made it, got "
+                                                 f"{d.tokenizer!r}")
     if d.conditional and d.name != "enwiki_gensim":
         raise config_error("data.conditional", f"label-conditioned text needs the article "
                                                f"groups of the 'enwiki_gensim' corpus; "
                                                f"{d.name!r} has no pages")
+    if d.tokenizer not in (CHARS, BPE) and not pathlib.Path(d.tokenizer).is_file():
+        raise config_error("data.tokenizer", f"must be {CHARS!r}, {BPE!r} or an existing "
+                                             f"tokenizer.json file, got {d.tokenizer!r}")
+    if d.vocab_size is not None and d.tokenizer != BPE:
+        raise config_error("data.vocab_size", f"sizes the trained BPE (data.tokenizer="
+                                              f"{BPE!r}); it must be None with "
+                                              f"data.tokenizer={d.tokenizer!r}")
+    alphabet = len(TOKENIZER.alphabet)
+    if d.vocab_size is not None and (isinstance(d.vocab_size, bool)
+                                     or not isinstance(d.vocab_size, int)
+                                     or d.vocab_size < alphabet):
+        raise config_error("data.vocab_size", f"must be an int >= {alphabet} (the "
+                                              f"characters), got {d.vocab_size!r}")
+    if d.conditional and d.tokenizer != CHARS:
+        raise config_error("data.conditional", f"article groups label characters: "
+                                               f"label-conditioned text needs "
+                                               f"data.tokenizer={CHARS!r}, got "
+                                               f"{d.tokenizer!r}")
     groups = d.article_groups
     if d.conditional and (isinstance(groups, bool) or not isinstance(groups, int) or groups < 2):
         raise config_error("data.article_groups", f"must be an int >= 2, got {groups!r}")
     conditions.check_label_dropout(config)
     if d.latents != "cached":
         raise config_error("data.latents", f"is for latent image runs; got {d.latents!r}")
-    if (d.path is not None) != (d.name == "text8"):
-        raise config_error("data.path", f"is required for the 'text8' corpus and only for "
-                                        f"it; got path={d.path!r} with name={d.name!r}")
+    if (d.path is not None) != (d.name in ("text8", TOKEN_CORPUS)):
+        raise config_error("data.path", f"is required for the 'text8' and {TOKEN_CORPUS!r} "
+                                        f"corpora and only for them; got path={d.path!r} "
+                                        f"with name={d.name!r}")
 
 
 def _load(config):
-    d = config.data
-    return (data.load_text_corpus(d.name, "train", path=d.path),
-            data.chunk(data.load_text_corpus(d.name, "validation", path=d.path), d.seq_len))
+    return split_tokens(config, "train"), split_rows(config, "validation")
 
 
 def _model_fields(config, dataset) -> dict:
@@ -236,7 +340,7 @@ def _eval_batches(run) -> list:
     if len(rows) < needed:
         raise ValueError(f"train.eval_batches x train.batch_size = {needed} held-out "
                          f"sequences, but the validation split has only {len(rows)} of "
-                         f"data.seq_len={run.config.data.seq_len} characters")
+                         f"data.seq_len={run.config.data.seq_len} tokens")
     process, count = jax.process_index(), jax.process_count()
     local = t.batch_size // count
     fields = {"tokens": rows}
@@ -249,8 +353,14 @@ def _eval_batches(run) -> list:
 
 
 def _held_out_metrics(run, eval_loss: float) -> dict:
-    """``eval_bpc``: the held-out bound (nats per sequence) in bits per character."""
-    return {"eval_bpc": bits_per_unit(eval_loss, run.config.data.seq_len)}
+    """``eval_bpc``: the held-out bound (nats per sequence) in bits per character (its
+    tokens' characters: ``data.seq_len`` times the validation split's characters per
+    token); ``eval_ppl`` of subword tokens: the perplexity per token."""
+    length, ratio = run.config.data.seq_len, characters_per_token(run.config, "validation")
+    metrics = {} if ratio is None else {"eval_bpc": bits_per_unit(eval_loss, length * ratio)}
+    if text_tokenizer(run.config) is not TOKENIZER:
+        metrics["eval_ppl"] = float(np.exp(eval_loss / length))
+    return metrics
 
 
 def text_sample_shape(run, count: int, inpaint_values=None) -> tuple[int, int]:
@@ -265,21 +375,24 @@ def text_sample_shape(run, count: int, inpaint_values=None) -> tuple[int, int]:
     return (count, length)
 
 
-def template_inpainting(template: str, *, mask_length, count: int):
+def template_inpainting(template: str, *, mask_length, count: int, tokenizer=TOKENIZER):
     """``(inpaint_mask, inpaint_values)``, ``[count, L]``, of a text template such as
     ``"the [MASK] sat on the [MASK]"`` with each ``[MASK]`` a span of ``mask_length``
-    unknown characters (an int, or one per span): what a text task's sampler takes to fill
-    the spans (``experiments/sample.py --inpaint``)."""
-    ids = discrete.expand_template(template, mask_length, TOKENIZER)
-    if ids.size == 0 or not np.any(ids == TOKENIZER.mask_id):
+    unknown tokens (an int, or one per span) of ``tokenizer`` (the run's,
+    :func:`text_tokenizer`): what a text task's sampler takes to fill the spans
+    (``experiments/sample.py --inpaint``)."""
+    ids = discrete.expand_template(template, mask_length, tokenizer)
+    mask_id = tokenizer.mask_id
+    if ids.size == 0 or not np.any(ids == mask_id):
         raise ValueError(f"template must hold text and at least one [MASK], got {template!r}")
-    known = np.repeat((ids != TOKENIZER.mask_id)[None], count, axis=0)
-    return known, np.repeat(np.where(ids == TOKENIZER.mask_id, 0, ids)[None], count, axis=0)
+    known = np.repeat((ids != mask_id)[None], count, axis=0)
+    return known, np.repeat(np.where(ids == mask_id, 0, ids)[None], count, axis=0)
 
 
 def _save_samples(run, path_stem, samples):
     path = path_stem.with_suffix(".txt")
-    path.write_text("".join(TOKENIZER.decode(row) + "\n" for row in np.asarray(samples)))
+    decode = text_tokenizer(run.config).decode
+    path.write_text("".join(decode(row) + "\n" for row in np.asarray(samples)))
     return path
 
 

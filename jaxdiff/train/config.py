@@ -38,7 +38,12 @@ class DataConfig:
     image_size: int | None = _setting(16, "images: output size (None keeps the native size)")
     conditional: bool = _setting(False, "condition the model on the class labels (images) or "
                                         "the article group (text, enwiki_gensim)")
-    seq_len: int = _setting(256, "text: characters per training sequence")
+    seq_len: int = _setting(256, "text: tokens (characters by default) per training "
+                                 "sequence")
+    tokenizer: str = _setting("chars", "text: chars | bpe (trained on the corpus's training "
+                                       "split) | a tokenizer.json file")
+    vocab_size: int | None = _setting(None, "text, tokenizer=bpe: its vocabulary size (None: "
+                                            "512; [MASK] is one more)")
     path: str | None = _setting(None, "text: the text8 file (name=text8 only)")
     article_groups: int = _setting(4, "conditional text: the labels, page i of the dump in "
                                       "group i mod article_groups")

