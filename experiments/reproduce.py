@@ -36,6 +36,8 @@ from claims import (
     sampler_steps,
     schedule_comparison,
     straightness,
+    subword_tokens,
+    text_guidance,
     text_inpainting,
     text_likelihood,
     text_quality,
@@ -51,7 +53,7 @@ CLAIMS = (forward_process, schedule_comparison, learned_variance, sampler_steps,
           mode_coverage, reconstruction, inpainting, text_likelihood, text_speed,
           text_inpainting, text_quality, process_comparison, vdm_bound,
           straightness, posthoc_ema, text_to_image, latent_vs_pixel, block_diffusion,
-          remasking)
+          remasking, text_guidance, subword_tokens)
 DEFAULT_OUT = _HERE / "results"
 
 

@@ -1,4 +1,4 @@
-"""Claims 8-11, 19 and 20 (text) on their committed results: each check fails exactly where
+"""Claims 8-11 and 19-23 (text) on their committed results: each check fails exactly where
 experiments/RESULTS.md says the claim does not hold, and doctored results change the verdict.
 (They train four text models, so the suite never reruns them.)"""
 
@@ -10,6 +10,8 @@ import pytest
 from claims import (
     block_diffusion,
     remasking,
+    subword_tokens,
+    text_guidance,
     text_inpainting,
     text_likelihood,
     text_quality,
@@ -34,11 +36,14 @@ EXPECTED_FAILURES = {
     "block_diffusion": ["block_16_to_block_64", "block_1_minus_autoregressive",
                         "block_256_minus_masked", "block 4's generative perplexity"],
     "remasking": ["ReMDM improves by only"],
+    "text_guidance": ["guidance raises the attribute accuracy by", "is not above chance"],
+    "subword_tokens": [],
 }
 
 
 @pytest.mark.parametrize("claim", [text_likelihood, text_speed, text_inpainting, text_quality,
-                                   block_diffusion, remasking])
+                                   block_diffusion, remasking, text_guidance,
+                                   subword_tokens])
 def test_committed_text_results_fail_only_where_reported(claim):
     results = committed(claim)
     assert results["name"] == claim.NAME
@@ -110,3 +115,25 @@ def test_remasking_fails_when_the_ancestral_sampler_keeps_improving_or_entropy_d
     doctored = copy.deepcopy(results)
     doctored["quality"]["remdm_cap_512"]["character_entropy"] = 1.0
     assert any("not matched" in f for f in remasking.check(doctored))
+
+
+def test_text_guidance_fails_when_accuracy_does_not_rise_or_entropy_does_not_fall():
+    results = committed(text_guidance)
+    doctored = copy.deepcopy(results)
+    doctored["samples"]["w_4"]["attribute_accuracy"] = 0.9
+    doctored["samples"]["w_0"]["attribute_accuracy"] = 0.5
+    assert text_guidance.check(doctored) == []
+    doctored["samples"]["w_4"]["character_entropy"] = 3.0
+    assert any("not below" in f for f in text_guidance.check(doctored))
+    doctored["tolerances"]["min_gain"] = 0.0
+    assert any("tolerance" in f for f in text_guidance.check(doctored))
+
+
+def test_subword_tokens_fails_when_bpe_is_not_lower_by_the_stated_margin():
+    results = committed(subword_tokens)
+    doctored = copy.deepcopy(results)
+    chars = doctored["runs"]["masked"]
+    doctored["runs"]["masked_bpe"]["bpc"] = chars["bpc"] - 0.001
+    failures = subword_tokens.check(doctored)
+    assert len(failures) == 1 and failures[0].startswith("masked: BPE")
+

@@ -40,7 +40,7 @@ EXPECTED_PPL = {"ar_lm1b": 22.83, "mdlm_lm1b": 31.78, "bd3lm_block4_lm1b": 28.23
                 "ar_owt": 17.54, "sedd_owt": 24.10, "mdlm_owt": 23.21,
                 "bd3lm_block4_owt": 20.73}
 """The papers' numbers for the configs that have one (the others are not reported there)."""
-PROCESSES = {"mdlm": ("masked", "loglinear"), "sedd": ("sedd_absorbing", None),
+_PROCESSES = {"mdlm": ("masked", "loglinear"), "sedd": ("sedd_absorbing", None),
              "ar": ("autoregressive", None)}
 
 
@@ -58,7 +58,7 @@ def get_config(name: str = "bd3lm_block4_lm1b") -> ml_collections.ConfigDict:
         process, schedule = "block", "loglinear"
         settings = {"block_size": int(model[len("bd3lm_block"):])}
     else:
-        (process, schedule), settings = PROCESSES[model], {}
+        (process, schedule), settings = _PROCESSES[model], {}
     if process == "masked":
         settings["time_conditioning"] = False     # MDLM's denoiser reads no time
     # diffusion: 1000 unmasking steps; block diffusion: one token per step on average

@@ -19,7 +19,8 @@ The literal ``[MASK]`` in a string encodes to it.
 scale): a directory with ``train.npy`` and ``validation.npy`` (and ``test.npy``), 1-D
 integer token ids of the documents concatenated (separators included), written by
 ``experiments/tokenize_corpus.py`` with the paper's tokenizer; read memory-mapped
-(:func:`load_token_split`), so it may exceed memory. Random windows of the stream are the
+(:func:`load_token_split`), so it may exceed memory; :func:`write_token_corpus` writes one from
+text files. Random windows of the stream are the
 papers' "wrapped" sequences. It has no characters: its held-out metric is the perplexity
 per token.
 
@@ -31,6 +32,7 @@ comparable with a character model's.
 import dataclasses
 import functools
 import hashlib
+import itertools
 import os
 import pathlib
 
@@ -220,6 +222,64 @@ def load_token_split(directory: str | os.PathLike, split: str, *,
         raise ValueError(f"{file} holds ids in [{head.min()}, {head.max()}], outside the "
                          f"tokenizer's [0, {vocab_size})")
     return tokens
+
+
+def _documents(path: pathlib.Path, chunk: int):
+    with open(path, encoding="utf-8") as f:
+        while lines := list(itertools.islice(f, chunk)):
+            yield [line.rstrip("\n") for line in lines]
+
+
+def _write_split(tokenizer: SubwordTokenizer, text_file: pathlib.Path,
+                  out_file: pathlib.Path, *, separator: int | None, chunk: int) -> int:
+    """Writes ``out_file`` (.npy) with the tokens of ``text_file``'s documents; returns the
+    token count."""
+    dtype = np.uint16 if tokenizer.vocab_size <= np.iinfo(np.uint16).max + 1 else np.int32
+    raw = out_file.with_suffix(".raw")
+    count = 0
+    with open(raw, "wb") as sink:
+        for documents in _documents(text_file, chunk):
+            for encoding in tokenizer.tokenizer.encode_batch(documents,
+                                                            add_special_tokens=False):
+                ids = encoding.ids + ([] if separator is None else [separator])
+                np.asarray(ids, dtype).tofile(sink)
+                count += len(ids)
+    if count == 0:
+        raw.unlink()
+        raise ValueError(f"{text_file} holds no tokens")
+    tmp = out_file.with_name(f"{out_file.stem}.tmp{os.getpid()}.npy")
+    target = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(count,))
+    source = np.memmap(raw, dtype=dtype, mode="r", shape=(count,))
+    for start in range(0, count, 1 << 26):
+        target[start:start + (1 << 26)] = source[start:start + (1 << 26)]
+    target.flush()
+    del target, source
+    os.replace(tmp, out_file)   # atomic: a reader never sees a partial split
+    raw.unlink()
+    return count
+
+
+def write_token_corpus(tokenizer_file, splits: dict, out, *, separator: str | None = None,
+                       chunk: int = 10_000) -> dict:
+    """A pre-tokenised corpus: ``out/<split>.npy`` for each ``{split: text_file}`` (train and
+    validation, optionally test), each file one document per line, each document's tokens
+    followed by the ``separator`` token's id when one is given; streamed in chunks of
+    ``chunk`` lines, so a corpus larger than memory works. Returns the token counts."""
+    tokenizer = load_tokenizer_file(tokenizer_file)
+    separator_id = None
+    if separator is not None:
+        separator_id = tokenizer.tokenizer.token_to_id(separator)
+        if separator_id is None:
+            raise ValueError(f"separator {separator!r} is not a token of {tokenizer_file}")
+    unknown = sorted(set(splits) - set(TOKEN_SPLITS))
+    if unknown or "train" not in splits or "validation" not in splits:
+        raise ValueError(f"splits must name train and validation (and optionally test), got "
+                         f"{sorted(splits)}")
+    out = pathlib.Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return {split: _write_split(tokenizer, pathlib.Path(text_file), out / f"{split}.npy",
+                                 separator=separator_id, chunk=chunk)
+            for split, text_file in splits.items()}
 
 
 def characters_per_token(ids: np.ndarray, tokens: np.ndarray) -> float:

@@ -1,4 +1,5 @@
-"""Pre-tokenised corpora (``data.name="tokens"``): ``experiments/tokenize_corpus.py`` writes
+"""Pre-tokenised corpora (``data.name="tokens"``): ``write_token_corpus`` (the library side of
+``experiments/tokenize_corpus.py``) writes
 the documents' tokens with separators, a run trains on them and logs the perplexity per
 token, and the papers' full-scale configs (``experiments/configs/text_lm.py``) validate."""
 
@@ -6,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import tokenize_corpus   # experiments/ is on the path
 from configs import text_lm
 from tokenizers import Tokenizer, models, pre_tokenizers
 
@@ -29,10 +29,13 @@ def corpus(tmp_path_factory):
     for split, lines in (("train", 400), ("validation", 120)):
         docs = [" ".join(rng.choice(WORDS[4:], rng.integers(3, 9))) for _ in range(lines)]
         (root / f"{split}.txt").write_text("\n".join(docs) + "\n")
-    tokenize_corpus.main(["--tokenizer", str(root / "tokenizer.json"),
-                          "--train", str(root / "train.txt"),
-                          "--validation", str(root / "validation.txt"),
-                          "--separator", "[SEP]", "--out", str(root / "tokens"), "--chunk", "7"])
+    counts = subword.write_token_corpus(
+        root / "tokenizer.json", {"train": root / "train.txt",
+                                  "validation": root / "validation.txt"},
+        root / "tokens", separator="[SEP]", chunk=7)
+    assert set(counts) == {"train", "validation"}
+    with pytest.raises(ValueError, match="is not a token"):
+        subword.write_token_corpus(root / "tokenizer.json", {}, root, separator="<eos>")
     return root
 
 
