@@ -26,6 +26,7 @@ from claims import (
     forward_process,
     guidance,
     inpainting,
+    inpainting_samplers,
     latent_vs_pixel,
     learned_variance,
     mode_coverage,
@@ -53,7 +54,7 @@ CLAIMS = (forward_process, schedule_comparison, learned_variance, sampler_steps,
           mode_coverage, reconstruction, inpainting, text_likelihood, text_speed,
           text_inpainting, text_quality, process_comparison, vdm_bound,
           straightness, posthoc_ema, text_to_image, latent_vs_pixel, block_diffusion,
-          remasking, text_guidance, subword_tokens)
+          remasking, text_guidance, subword_tokens, inpainting_samplers)
 DEFAULT_OUT = _HERE / "results"
 
 

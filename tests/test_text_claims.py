@@ -9,6 +9,7 @@ import pathlib
 import pytest
 from claims import (
     block_diffusion,
+    inpainting_samplers,
     remasking,
     subword_tokens,
     text_guidance,
@@ -38,12 +39,13 @@ EXPECTED_FAILURES = {
     "remasking": ["ReMDM improves by only"],
     "text_guidance": ["guidance raises the attribute accuracy by", "is not above chance"],
     "subword_tokens": [],
+    "inpainting_samplers": ["the best masked sampler (masked_greedy_confidence) beats AR"],
 }
 
 
 @pytest.mark.parametrize("claim", [text_likelihood, text_speed, text_inpainting, text_quality,
                                    block_diffusion, remasking, text_guidance,
-                                   subword_tokens])
+                                   subword_tokens, inpainting_samplers])
 def test_committed_text_results_fail_only_where_reported(claim):
     results = committed(claim)
     assert results["name"] == claim.NAME
@@ -136,4 +138,14 @@ def test_subword_tokens_fails_when_bpe_is_not_lower_by_the_stated_margin():
     doctored["runs"]["masked_bpe"]["bpc"] = chars["bpc"] - 0.001
     failures = subword_tokens.check(doctored)
     assert len(failures) == 1 and failures[0].startswith("masked: BPE")
+
+
+def test_inpainting_samplers_fails_when_confidence_loses_or_a_known_character_changes():
+    results = committed(inpainting_samplers)
+    doctored = copy.deepcopy(results)
+    doctored["models"]["masked_confidence"]["char_accuracy"] = 0.01
+    doctored["models"]["block_4"]["known_characters_kept"] = False
+    failures = inpainting_samplers.check(doctored)
+    assert any("does not beat the ancestral" in f for f in failures)
+    assert any("block_4: a known character changed" in f for f in failures)
 

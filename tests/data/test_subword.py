@@ -110,3 +110,19 @@ def test_a_bpe_run_logs_bits_per_character_through_its_characters_per_token(tmp_
     assert samples.shape == (2, 16) and samples.max() < 64
     text = tasks.text.text_tokenizer(run.config).decode(samples[0])
     assert set(text) <= set(chars.TEXT8_ALPHABET) and len(text) > 16
+
+
+@pytest.mark.parametrize("process, schedule, vocab, mask_id", [
+    ("masked", "loglinear", 65, 64), ("block", "loglinear", 65, 64),
+    ("absorbing", "reciprocal", 65, 64), ("uniform", "cosine", 64, None),
+    ("sedd_absorbing", None, 65, 64), ("sedd_uniform", None, 64, None),
+    ("autoregressive", None, 65, None)])
+def test_every_text_process_reads_its_vocabulary_from_the_bpe(process, schedule, vocab,
+                                                               mask_id):
+    steps = {"train": {"sample_steps": None}} if process == "autoregressive" else {}
+    config = tiny_config(TINY_TEXT, data={"tokenizer": "bpe", "vocab_size": 64},
+                         diffusion={"process": process, "schedule": schedule}, **steps)
+    run = train.build_run(config)
+    assert run.model_config.vocab_size == vocab
+    assert getattr(run.process, "mask_id", None) == mask_id
+    assert int(run.dataset.max()) < 64 and run.eval_dataset.shape[1] == 16
