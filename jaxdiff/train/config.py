@@ -147,6 +147,8 @@ class TrainConfig:
     sample_steps: int | None = _setting(50, "sampling steps (None: the sampler's own; T for "
                                             "D3PM; masked needs one; AR needs None)")
     tensorboard: bool = _setting(False, "also write TensorBoard events (tensorboardX)")
+    microbatches: int = _setting(1, "gradient accumulation: each step's batch in this many "
+                                    "micro-batches of one compiled step (1: off)")
     distributed: bool = _setting(False, "call jax.distributed.initialize() (multi-host)")
     phema_every: int = _setting(0, "steps between post-hoc EMA snapshots (needs "
                                    "optim.phema_stds; 0: off)")
@@ -305,6 +307,15 @@ def validate(config: ExperimentConfig, *, num_devices: int) -> ExperimentConfig:
     if t.batch_size % num_devices:
         _fail("train.batch_size", f"{t.batch_size} is not divisible by the {num_devices} "
                                   "devices")
+    if isinstance(t.microbatches, bool) or not isinstance(t.microbatches, int) or (
+            t.microbatches < 1):
+        _fail("train.microbatches", f"must be an int >= 1, got {t.microbatches!r}")
+    if t.batch_size % (t.microbatches * num_devices):
+        _fail("train.microbatches", f"{t.microbatches} micro-batches of the batch of "
+                                    f"{t.batch_size} do not each divide over the "
+                                    f"{num_devices} devices (batch_size must be a multiple "
+                                    f"of microbatches x devices = "
+                                    f"{t.microbatches * num_devices})")
     if o.learning_rate <= 0 or not 0 <= o.ema_decay < 1 or o.warmup_steps < 0:
         _fail("optim", f"need learning_rate > 0, 0 <= ema_decay < 1, warmup_steps >= 0; got "
                        f"{o}")

@@ -417,7 +417,8 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
     phema_stds = _phema_stds(run)
     train_step = jax.jit(make_train_step(
         loss_fn_for(run, train=True), run.optimizer, ema_decay=config.optim.ema_decay,
-        phema_exponents=tuple(float(g) for g in exponent_from_std(phema_stds))),
+        phema_exponents=tuple(float(g) for g in exponent_from_std(phema_stds)),
+        microbatches=t.microbatches),
         donate_argnums=0, out_shardings=(replicated, replicated))
     eval_step = jax.jit(make_eval_step(loss_fn_for(run, train=False)))
     sample = make_sampler(run, sampler=t.sampler, num_steps=t.sample_steps,
