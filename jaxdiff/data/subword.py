@@ -40,6 +40,7 @@ import numpy as np
 
 from jaxdiff import chars
 from jaxdiff._validation import check_int
+from jaxdiff.data.text import cached_file
 
 MASK_TOKEN = "[MASK]"
 SPACE = "\u2581"   # SentencePiece's word-boundary mark, standing for a space
@@ -162,17 +163,6 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def _cached(file: pathlib.Path, compute, *, load, save):
-    if file.is_file():
-        return load(file)
-    value = compute()
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f"{file.stem}.tmp{os.getpid()}{file.suffix}")
-    save(tmp, value)
-    os.replace(tmp, file)   # atomic: concurrent processes never see a partial file
-    return value
-
-
 def corpus_bpe(train_ids: np.ndarray, vocab_size: int, *, corpus: str,
                cache: pathlib.Path) -> SubwordTokenizer:
     """:func:`train_bpe` on a corpus's training split (character ids ``train_ids``), cached
@@ -181,8 +171,9 @@ def corpus_bpe(train_ids: np.ndarray, vocab_size: int, *, corpus: str,
     name = f"bpe-{vocab_size} on {corpus}"
     file = cache / (f"bpe-{corpus}-{vocab_size}-r{RECIPE_VERSION}-"
                     f"t{_tokenizers().__version__}-{_sha(np.ascontiguousarray(train_ids))}.json")
-    text = _cached(file, lambda: train_bpe(chars.decode(train_ids), vocab_size, name=name).json,
-                   load=lambda f: f.read_text(), save=lambda f, v: f.write_text(v))
+    text = cached_file(file,
+                       lambda: train_bpe(chars.decode(train_ids), vocab_size, name=name).json,
+                       load=pathlib.Path.read_text, save=pathlib.Path.write_text)
     return SubwordTokenizer(json=text, name=name, lossless=True)
 
 
@@ -191,9 +182,7 @@ def encode_corpus(ids: np.ndarray, tokenizer: SubwordTokenizer, *,
     """The token ids (``int32``) of a character split ``ids``, cached in ``cache`` by the
     split's content and the tokenizer."""
     key = _sha(np.ascontiguousarray(ids).tobytes() + tokenizer.json.encode())
-    return _cached(cache / f"tokens-{key}.npy",
-                   lambda: tokenizer.encode(chars.decode(ids)),
-                   load=np.load, save=np.save)
+    return cached_file(cache / f"tokens-{key}.npy", lambda: tokenizer.encode(chars.decode(ids)))
 
 
 TOKEN_SPLITS = ("train", "validation", "test")

@@ -210,19 +210,25 @@ def normalised_page_starts(path: pathlib.Path) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(lengths)[:-1]])
 
 
+def cached_file(file: pathlib.Path, compute, *, load=np.load, save=np.save):
+    """``load(file)`` if it exists, else ``compute()`` written there by ``save`` (to a
+    temporary name first, then renamed: atomic, so concurrent processes never see a partial
+    file)."""
+    if file.is_file():
+        return load(file)
+    value = compute()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(f"{file.stem}.tmp{os.getpid()}{file.suffix}")
+    save(tmp, value)
+    os.replace(tmp, file)
+    return value
+
+
 def _cached(path: pathlib.Path, tag: str, compute) -> np.ndarray:
     """``compute(path)``, cached under :func:`cache_dir` by ``tag``, the normaliser version
     and the source's sha256."""
     key = f"{tag}-v{_NORMALISER_VERSION}-{_sha256(path)[:16]}.npy"
-    cache_file = cache_dir() / "text" / key
-    if cache_file.is_file():
-        return np.load(cache_file)
-    values = compute(path)
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(f".tmp{os.getpid()}.npy")
-    np.save(tmp, values)
-    os.replace(tmp, cache_file)  # atomic: concurrent processes never see a partial file
-    return values
+    return cached_file(cache_dir() / "text" / key, lambda: compute(path))
 
 
 def _read_text8(path) -> np.ndarray:
