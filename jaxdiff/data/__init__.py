@@ -16,7 +16,16 @@ from jaxdiff.data.embedded import EMBEDDED_NAMES, embedded_split, read_idx
 from jaxdiff.data.grid import image_grid, save_image_grid
 from jaxdiff.data.iterate import Position, batches, epoch_permutation, position
 from jaxdiff.data.load import load
-from jaxdiff.data.sharding import DATA_AXIS, data_mesh, global_batch
+from jaxdiff.data.sharding import (
+    BATCH_AXES,
+    DATA_AXIS,
+    FSDP_AXIS,
+    batch_spec,
+    data_mesh,
+    device_mesh,
+    global_batch,
+    mesh_shape,
+)
 from jaxdiff.data.text import (
     TEXT_CORPUS_NAMES,
     article_labels,
@@ -29,15 +38,19 @@ from jaxdiff.data.text import (
 from jaxdiff.data.toy import gaussian_mixture, ring_of_gaussians, swiss_roll, two_moons
 
 __all__ = [
+    "BATCH_AXES",
     "DATA_AXIS",
     "EMBEDDED_NAMES",
+    "FSDP_AXIS",
     "TEXT_CORPUS_NAMES",
     "ArrayDataset",
     "Position",
     "article_labels",
+    "batch_spec",
     "batches",
     "chunk",
     "data_mesh",
+    "device_mesh",
     "embedded_split",
     "epoch_permutation",
     "gaussian_mixture",
@@ -45,6 +58,7 @@ __all__ = [
     "image_grid",
     "load",
     "load_text_corpus",
+    "mesh_shape",
     "page_starts",
     "position",
     "random_crops",

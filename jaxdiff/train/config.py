@@ -17,6 +17,7 @@ import difflib
 from typing import Any, get_origin
 
 from jaxdiff._validation import config_error
+from jaxdiff.data.sharding import mesh_shape
 from jaxdiff.models.presets import preset_config
 from jaxdiff.tasks import get_task
 from jaxdiff.tasks.base import PROCESS_SETTINGS
@@ -149,6 +150,10 @@ class TrainConfig:
     tensorboard: bool = _setting(False, "also write TensorBoard events (tensorboardX)")
     microbatches: int = _setting(1, "gradient accumulation: each step's batch in this many "
                                     "micro-batches of one compiled step (1: off)")
+    mesh: dict[str, int] = _setting(None, "the device mesh: sizes of its data and fsdp axes "
+                                          "(-1: the devices left over); fsdp > 1 shards the "
+                                          "parameters, EMAs and optimizer state over it",
+                                    factory=lambda: {"data": -1, "fsdp": 1})
     distributed: bool = _setting(False, "call jax.distributed.initialize() (multi-host)")
     phema_every: int = _setting(0, "steps between post-hoc EMA snapshots (needs "
                                    "optim.phema_stds; 0: off)")
@@ -304,6 +309,10 @@ def validate(config: ExperimentConfig, *, num_devices: int) -> ExperimentConfig:
             continue
         if getattr(t, name) < 1:
             _fail(f"train.{name}", f"must be >= 1, got {getattr(t, name)}")
+    try:
+        mesh_shape(t.mesh, num_devices)
+    except ValueError as err:
+        _fail("train.mesh", str(err))
     if t.batch_size % num_devices:
         _fail("train.batch_size", f"{t.batch_size} is not divisible by the {num_devices} "
                                   "devices")

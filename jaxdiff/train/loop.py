@@ -33,6 +33,7 @@ from jaxdiff.train.optimizer import make_optimizer
 from jaxdiff.train.phema import exponent_from_std
 from jaxdiff.train.preemption import StopOnSignals
 from jaxdiff.train.reporting import MetricsWriter
+from jaxdiff.train.sharding import state_sharding
 from jaxdiff.train.snapshots import save_snapshot
 from jaxdiff.train.state import TrainState, create_train_state
 from jaxdiff.train.step import make_eval_step, make_train_step
@@ -143,14 +144,20 @@ def build_run(config: ExperimentConfig) -> Run:
         except ValueError as err:
             raise config_error("diffusion.schedule", str(err)) from None
     model_config = model_config_for(config, dataset)
-    graphdef, _, rest = jm.abstract_init(model_config)
+    graphdef, abstract_params, rest = jm.abstract_init(model_config)
     o, t = config.optim, config.train
     optimizer = make_optimizer(learning_rate=o.learning_rate, total_steps=t.num_steps,
                                warmup_steps=o.warmup_steps, weight_decay=o.weight_decay,
                                clip_norm=o.clip_norm)
+    mesh = data.device_mesh(config.train.mesh)
+    try:
+        state_sharding(abstract_params, mesh)
+    except ValueError as err:
+        raise config_error("train.mesh", f"{config.train.mesh} cannot shard the parameters: "
+                                         f"params{err}") from None
     return Run(config=config, task=task, dataset=dataset, eval_dataset=eval_dataset,
                process=process, model_config=model_config,
-               graphdef=graphdef, rest=rest, optimizer=optimizer, mesh=data.data_mesh())
+               graphdef=graphdef, rest=rest, optimizer=optimizer, mesh=mesh)
 
 
 def loss_fn_for(run: Run, *, train: bool):
@@ -180,6 +187,24 @@ def initial_state(run: Run) -> TrainState:
         _, params, _ = jm.init(run.model_config, key=jax.random.fold_in(key, 0))
     return create_train_state(params, run.optimizer, jax.random.fold_in(key, 1),
                               phema_profiles=len(_phema_stds(run)))
+
+
+def placed(run: Run, state: TrainState) -> tuple[TrainState, TrainState]:
+    """``state`` on the run's mesh and its shardings (:func:`jaxdiff.train.sharding.
+    state_sharding`: the large arrays split over "fsdp", the rest replicated)."""
+    shardings = state_sharding(state, run.mesh)
+    return jax.device_put(state, shardings), shardings
+
+
+def compiled_train_step(run: Run, shardings: TrainState):
+    """The loop's step, jitted: ``(state, global batch) -> (state, metrics)`` with the state
+    donated and returned on ``shardings`` and the metrics replicated."""
+    train_step = make_train_step(
+        loss_fn_for(run, train=True), run.optimizer, ema_decay=run.config.optim.ema_decay,
+        phema_exponents=tuple(float(g) for g in exponent_from_std(_phema_stds(run))),
+        microbatches=run.config.train.microbatches)
+    return jax.jit(train_step, donate_argnums=0,
+                   out_shardings=(shardings, NamedSharding(run.mesh, PartitionSpec())))
 
 
 def state_from_workdir(run: Run, workdir: str | os.PathLike) -> TrainState:
@@ -338,13 +363,17 @@ def load_config(workdir: str | os.PathLike) -> ExperimentConfig:
 
 
 def restore_workdir(workdir: str | os.PathLike) -> tuple[Run, TrainState]:
-    """The run of a :func:`train` workdir (from its ``config.json``) and its newest state.
+    """The run of a :func:`train` workdir (from its ``config.json``) and its newest state,
+    read onto one device whatever mesh wrote it (the run's ``train.mesh`` becomes the
+    default, all devices on "data", so a run sharded on 8 devices is read on any count).
 
     Raises:
       FileNotFoundError: naming ``workdir`` when it, its ``config.json`` or a checkpoint is
         missing; ValueError when ``config.json`` is not a valid run config.
     """
     config = load_config(workdir)
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train,
+                                                                   mesh={"data": -1}))
     workdir = pathlib.Path(workdir)
     checkpoints = workdir / "checkpoints"
     if not checkpoints.is_dir():
@@ -406,20 +435,16 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
     if jax.process_index() == 0:
         (workdir / "config.json").write_text(json.dumps(recorded_config(config), indent=2))
     t = config.train
-    replicated = NamedSharding(run.mesh, PartitionSpec())
     checkpointer = Checkpointer(workdir / "checkpoints", max_to_keep=t.keep_checkpoints)
-    state = jax.device_put(initial_state(run), replicated)
+    state, shardings = placed(run, initial_state(run))
+    # the checkpoint is read onto this run's mesh, whichever mesh wrote it
     restored = checkpointer.restore_latest(abstract_like(state))
     if restored is not None:
         state = restored[0]
     elif t.init_from is not None:
-        state = jax.device_put(state_from_workdir(run, t.init_from), replicated)
+        state = jax.device_put(state_from_workdir(run, t.init_from), shardings)
     phema_stds = _phema_stds(run)
-    train_step = jax.jit(make_train_step(
-        loss_fn_for(run, train=True), run.optimizer, ema_decay=config.optim.ema_decay,
-        phema_exponents=tuple(float(g) for g in exponent_from_std(phema_stds)),
-        microbatches=t.microbatches),
-        donate_argnums=0, out_shardings=(replicated, replicated))
+    train_step = compiled_train_step(run, shardings)
     eval_step = jax.jit(make_eval_step(loss_fn_for(run, train=False)))
     sample = make_sampler(run, sampler=t.sampler, num_steps=t.sample_steps,
                           count=t.sample_count)
@@ -457,9 +482,10 @@ def train(config: ExperimentConfig, workdir: str | pathlib.Path, *,
                     pending, tick, ticked_at = [], now, done
                 if done % t.checkpoint_every == 0 or last or stopping:
                     checkpointer.save(state, {"data_step": done})
-                if phema_stds and (done % t.phema_every == 0 or last) and lead:
-                    save_snapshot(workdir, done, phema_stds, jax.tree.map(
-                        lambda x: np.asarray(x.addressable_data(0)), state.phema))
+                if phema_stds and (done % t.phema_every == 0 or last):
+                    phema = process_allgather(state.phema, tiled=True)   # every process
+                    if lead:
+                        save_snapshot(workdir, done, phema_stds, phema)
                 if stopping:
                     checkpointer.wait()
                     print(f"{stop.signal_name or 'a stop signal'}: stopped after step {done}; "

@@ -40,3 +40,30 @@ def test_sub_mesh_and_bad_arguments():
         data.global_batch({"x": np.ones((12, 3), np.float32)}, data.data_mesh())
     with pytest.raises(ValueError, match="mesh must have a 'data' axis"):
         data.global_batch(np.ones((8,)), jax.make_mesh((8,), ("batch",)))
+
+
+def test_mesh_shape_resolves_the_free_axis_and_names_bad_sizes():
+    assert data.mesh_shape({"data": -1, "fsdp": 4}, 8) == {"data": 2, "fsdp": 4}
+    assert data.mesh_shape({"fsdp": -1}, 8) == {"data": 1, "fsdp": 8}
+    assert data.mesh_shape({"data": 8}, 8) == {"data": 8, "fsdp": 1}
+    with pytest.raises(ValueError, match="has 4 devices, but there are 8"):
+        data.mesh_shape({"data": 4}, 8)
+    with pytest.raises(ValueError, match="'model' is not one of"):
+        data.mesh_shape({"model": 2}, 8)
+    with pytest.raises(ValueError, match="'fsdp' must be an int >= 1 or -1"):
+        data.mesh_shape({"fsdp": True}, 8)
+
+
+def test_batch_on_a_2d_mesh_is_split_over_both_axes():
+    mesh = data.device_mesh({"data": 2, "fsdp": 4})
+    assert mesh.shape == {"data": 2, "fsdp": 4}
+    local = {"x": np.arange(16 * 3, dtype=np.float32).reshape(16, 3)}
+    x = data.global_batch(local, mesh)["x"]
+    np.testing.assert_array_equal(np.asarray(x), local["x"])
+    assert x.sharding.spec == jax.sharding.PartitionSpec(("data", "fsdp"), None)
+    # every device holds its own two rows, in device-mesh order
+    for i, device in enumerate(mesh.devices.flat):
+        shard = next(s for s in x.addressable_shards if s.device == device)
+        np.testing.assert_array_equal(np.asarray(shard.data), local["x"][2 * i:2 * i + 2])
+    with pytest.raises(ValueError, match="divisible by this process's 8 data shards"):
+        data.global_batch({"x": np.ones((12, 3), np.float32)}, mesh)
