@@ -1,6 +1,7 @@
 """Multi-host training for real, on one machine: two JAX processes on 127.0.0.1 joined by
-``jax.distributed.initialize`` (gloo CPU collectives), 2 CPU devices each, train to the same
-parameters as one process with 4 devices."""
+``jax.distributed.initialize`` (gloo CPU collectives), 2 CPU devices each, with the parameters
+sharded over all four devices of both processes (``train.mesh`` fsdp=4), train to the same
+parameters as one process with 4 devices and replicated parameters."""
 
 import json
 import os
@@ -24,15 +25,19 @@ TIMEOUT_S = 150
 FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
 # train() joins the processes (config.train.distributed, JAX_COORDINATOR_ADDRESS,
 # JAX_NUM_PROCESSES, JAX_PROCESS_ID) before anything touches a device; each process then
-# dumps its copy of the final (replicated) parameters.
+# dumps the final parameters, gathered from the shards of every process, and the shapes of
+# its own shards.
 WORKER = """
 import json, sys
 import jax
 import numpy as np
+from jax.experimental.multihost_utils import process_allgather
 from jaxdiff import train
 state = train.train(train.from_dict(json.loads(sys.argv[1])), sys.argv[2], progress=False)
 leaves = jax.tree.leaves((state.params, state.ema_params))
-np.savez(sys.argv[3], *[np.asarray(x.addressable_data(0)) for x in leaves])
+np.savez(sys.argv[3], *process_allgather(leaves, tiled=True))
+np.savez(sys.argv[3][:-4] + "_shards.npz",
+         *[np.array([s.data.shape for s in x.addressable_shards]) for x in leaves])
 print(json.dumps({"process_index": jax.process_index(), "process_count": jax.process_count(),
                   "device_count": jax.device_count(),
                   "local_device_count": jax.local_device_count()}))
@@ -84,11 +89,14 @@ def _leaves(state) -> list[np.ndarray]:
 def test_two_processes_train_like_one(tmp_path):
     steps = 8
     values = {k: dict(v) for k, v in TINY.items()}
-    # TINY with one UNet level and a 2-step sampler: a third less to compile, thrice over.
-    values["model"]["overrides"] = {**values["model"]["overrides"], "channel_mults": (1,)}
+    # TINY with one UNet level (a third less to compile, thrice over) of 48 channels, whose
+    # 3 x 3 x 48 x 48 kernels the fsdp rule shards, and a 2-step sampler.
+    values["model"]["overrides"] = {**values["model"]["overrides"], "channel_mults": (1,),
+                                    "base_channels": 48}
     values["train"].update(num_steps=steps, checkpoint_every=steps, log_every=4,
                            eval_every=steps, sample_steps=2)
-    multi = {**values, "train": {**values["train"], "distributed": True}}
+    multi = {**values, "train": {**values["train"], "distributed": True,
+                                 "mesh": {"data": 1, "fsdp": 4}}}
     coordinator = f"127.0.0.1:{_free_port()}"
     procs = {}
     try:
@@ -117,6 +125,11 @@ def test_two_processes_train_like_one(tmp_path):
     assert len(single) == len(multi0) == len(multi1) > 0
     for a, b in zip(multi0, multi1, strict=True):       # the processes agree exactly
         np.testing.assert_array_equal(a, b)
+    # each process holds two of the four shards of a 3 x 3 x 48 x 48 kernel: 12 channels each
+    shards = list(np.load(tmp_path / "multi0_shards.npz").values())
+    as_tuples = [tuple(map(tuple, x)) for x in shards if x.ndim == 2 and x.shape[1] == 4]
+    assert ((3, 3, 48, 12),) * 2 in as_tuples
+    assert ((3, 3, 48, 48),) * 2 not in as_tuples       # none of them left whole
     # Close, not bit-identical: across processes the gradient reduction sums in another order.
     for a, b in zip(single, multi0, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
