@@ -28,7 +28,7 @@ from jaxdiff._validation import config_error
 from jaxdiff.tasks import Task, get_task
 from jaxdiff.tasks.base import PROCESS_SETTINGS
 from jaxdiff.train.checkpoint import Checkpointer, abstract_like
-from jaxdiff.train.config import ExperimentConfig, from_dict, validate
+from jaxdiff.train.config import ExperimentConfig, TrainConfig, from_dict, validate
 from jaxdiff.train.optimizer import make_optimizer
 from jaxdiff.train.phema import exponent_from_std
 from jaxdiff.train.preemption import StopOnSignals
@@ -365,7 +365,7 @@ def load_config(workdir: str | os.PathLike) -> ExperimentConfig:
 def restore_workdir(workdir: str | os.PathLike) -> tuple[Run, TrainState]:
     """The run of a :func:`train` workdir (from its ``config.json``) and its newest state,
     read onto one device whatever mesh wrote it (the run's ``train.mesh`` becomes the
-    default, all devices on "data", so a run sharded on 8 devices is read on any count).
+    default, all devices on "data": a run sharded over 8 devices is read on any number).
 
     Raises:
       FileNotFoundError: naming ``workdir`` when it, its ``config.json`` or a checkpoint is
@@ -373,7 +373,7 @@ def restore_workdir(workdir: str | os.PathLike) -> tuple[Run, TrainState]:
     """
     config = load_config(workdir)
     config = dataclasses.replace(config, train=dataclasses.replace(config.train,
-                                                                   mesh={"data": -1}))
+                                                                   mesh=TrainConfig().mesh))
     workdir = pathlib.Path(workdir)
     checkpoints = workdir / "checkpoints"
     if not checkpoints.is_dir():
