@@ -78,7 +78,10 @@ def test_the_empty_caption_is_the_unconditional_branch(caption_run):
                                              guidance_scale=guidance)(key, params))
 
     unconditional = draw(empty)
-    np.testing.assert_allclose(draw(empty, guidance=4.0), unconditional, atol=1e-5)
+    # equal branches: (1 + w) c - w u = u up to rounding, which w = 4 amplifies ~9x per step
+    # (one pixel in 4096 moved by 1.2e-4 over 5 steps once the batch was laid out on the
+    # 2-D mesh)
+    np.testing.assert_allclose(draw(empty, guidance=4.0), unconditional, atol=1e-3)
     prompt = ["a seven on the left and a sneaker on the right"] * 4
     conditional, guided = draw(prompt), draw(prompt, guidance=4.0)
     assert np.max(np.abs(conditional - unconditional)) > 1e-3
