@@ -16,6 +16,9 @@
 # Extra options are passed to both runs (e.g. --peak-tflops <dense TFLOP/s> on a chip that
 # DATASHEET_TFLOPS does not list, or --rounds 3 with time to spare).
 #
+# Last, the train step's memory with and without remat (compiled, not run; about a minute):
+# benchmarks/results/remat_memory_gpu.{json,md}.
+#
 # Exits non-zero at once, naming what is missing, if jax or torch sees no GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,3 +27,4 @@ common=(--device gpu --dtype bfloat16 --rounds 2 --sample-rounds 1 --train-steps
         --forward-calls 20 --samplers ddim,flow_euler --no-warm-start)
 python benchmarks/unet_vs_diffusers.py --model ddpm_cifar10 --batch 128 "${common[@]}" "$@"
 python benchmarks/unet_vs_diffusers.py --model dit_b2 --batch 256 "${common[@]}" "$@"
+python benchmarks/remat_memory.py --model ddpm_cifar10 --batch 128

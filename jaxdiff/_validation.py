@@ -39,6 +39,12 @@ def check_divisible(name: str, value: int, divisor_name: str, divisor: int) -> N
         raise ValueError(f"{name}={value} must be divisible by {divisor_name}={divisor}")
 
 
+def check_bool(name: str, value) -> None:
+    """Checks a flag is a ``bool`` (not 0 / 1 or a string, which would pass a truth test)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be a bool, got {value!r}")
+
+
 def check_rate(name: str, value: float) -> None:
     """Checks a probability such as a dropout rate: ``0 <= value < 1``."""
     if not 0.0 <= value < 1.0:

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxdiff._validation import check_divisible, check_int, check_rate
+from jaxdiff._validation import check_bool, check_divisible, check_int, check_rate
 from jaxdiff.models.caption_encoder import CaptionEncoder
 from jaxdiff.models.conditioning import check_text_config, image_denoiser_inputs
 from jaxdiff.models.embeddings import Embedding, TimestepMLP, sincos_2d_position_embedding
@@ -65,6 +65,9 @@ class DiTConfig:
         cross-attention: the caption's tokens, projected to ``hidden_size``, form a second
         stream with its own weights, and each block attends over image and caption tokens
         together.
+      remat: recompute each block's activations in the backward pass instead of keeping
+        them (:mod:`jaxdiff.models.remat`): less memory in training for about one more
+        forward pass; the same function and parameters.
     """
 
     image_size: int = 32
@@ -87,11 +90,12 @@ class DiTConfig:
     caption_depth: int = 2
     caption_heads: int = 4
     joint_attention: bool = False
+    remat: bool = False
 
     def __post_init__(self):
         check_text_config(self)
-        if not isinstance(self.joint_attention, bool):
-            raise ValueError(f"joint_attention must be a bool, got {self.joint_attention!r}")
+        check_bool("joint_attention", self.joint_attention)
+        check_bool("remat", self.remat)
         if self.joint_attention and self.text_dim is None:
             raise ValueError("joint_attention=True (MM-DiT) attends over caption tokens: it "
                              "needs text_dim")
@@ -144,11 +148,12 @@ class DiT(nnx.Module):
             JointTransformerBlock(width, num_heads=config.num_heads,
                                   mlp_ratio=config.mlp_ratio, cond_dim=width,
                                   dropout=config.dropout, last=i == config.depth - 1,
-                                  mlp_norm_eps=config.mlp_norm_eps, rngs=rngs) if joint else
+                                  mlp_norm_eps=config.mlp_norm_eps, remat=config.remat,
+                                  rngs=rngs) if joint else
             TransformerBlock(width, num_heads=config.num_heads, mlp_ratio=config.mlp_ratio,
                              cond_dim=width, dropout=config.dropout,
                              mlp_norm_eps=config.mlp_norm_eps, context_dim=config.text_dim,
-                             rngs=rngs)
+                             remat=config.remat, rngs=rngs)
             for i in range(config.depth)])
         self.final_norm = nnx.LayerNorm(width, epsilon=1e-6, use_scale=False, use_bias=False,
                                         rngs=rngs)

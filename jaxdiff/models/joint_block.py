@@ -17,6 +17,7 @@ from flax import nnx
 
 from jaxdiff.models.cross_attention import masked_attention
 from jaxdiff.models.initializers import XAVIER_UNIFORM, ZEROS
+from jaxdiff.models.remat import rematerialisable
 from jaxdiff.models.transformer_block import modulate
 from jaxdiff.typing import Array
 
@@ -75,14 +76,17 @@ class JointTransformerBlock(nnx.Module):
       dropout: dropout on the residual branches (train mode only).
       last: the caption stream gives keys and values only.
       mlp_norm_eps: the epsilon of the LayerNorms before the MLPs (1e-6 before attention).
+      remat: recompute the block's activations in the backward pass
+        (:mod:`jaxdiff.models.remat`).
       rngs: parameter initialisation randomness.
     """
 
     def __init__(self, dim: int, *, num_heads: int, mlp_ratio: float = 4.0, cond_dim: int,
                  dropout: float = 0.0, last: bool = False, mlp_norm_eps: float = 1e-6,
-                 rngs: nnx.Rngs):
+                 remat: bool = False, rngs: nnx.Rngs):
         if dim % num_heads:
             raise ValueError(f"dim={dim} must be divisible by num_heads={num_heads}")
+        self.remat = remat
         self.num_heads = num_heads
         self.image = _Stream(dim, cond_dim=cond_dim, mlp_ratio=mlp_ratio, pre_only=False,
                              mlp_norm_eps=mlp_norm_eps, rngs=rngs)
@@ -90,6 +94,7 @@ class JointTransformerBlock(nnx.Module):
                                mlp_norm_eps=mlp_norm_eps, rngs=rngs)
         self.dropout = nnx.Dropout(dropout)
 
+    @rematerialisable
     def __call__(self, x_BxNxD: Array, c_BxSxD: Array, mask_BxS: Array, cond_BxC: Array, *,
                  dropout_rngs: nnx.Rngs | None = None) -> tuple[Array, Array | None]:
         image_mods, caption_mods = (self.image.modulations(cond_BxC),

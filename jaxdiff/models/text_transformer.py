@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxdiff._validation import (
+    check_bool,
     check_divisible,
     check_floating,
     check_int,
@@ -67,6 +68,9 @@ class TextTransformerConfig:
       continuous_time_scale: floating ``t`` in ``[0, 1]`` is multiplied by this before
         the sinusoidal features, so it spans the same frequencies as integer step
         indices in ``[0, continuous_time_scale)``.
+      remat: recompute each block's activations in the backward pass instead of keeping
+        them (:mod:`jaxdiff.models.remat`): less memory in training for about one more
+        forward pass; the same function and parameters.
     """
 
     vocab_size: int
@@ -84,8 +88,10 @@ class TextTransformerConfig:
     cond_dim: int = 128
     frequency_dim: int = 256
     continuous_time_scale: float = 1000.0
+    remat: bool = False
 
     def __post_init__(self):
+        check_bool("remat", self.remat)
         for name in ("vocab_size", "max_length", "hidden_size", "depth", "num_heads",
                      "cond_dim", "frequency_dim"):
             check_int(name, getattr(self, name))
@@ -153,7 +159,8 @@ class TextTransformer(nnx.Module):
         self.blocks = nnx.List([
             TransformerBlock(width, num_heads=config.num_heads, mlp_ratio=config.mlp_ratio,
                              cond_dim=cond_dim, dropout=config.dropout,
-                             rotary=config.positions == "rotary", rngs=rngs)
+                             rotary=config.positions == "rotary", remat=config.remat,
+                             rngs=rngs)
             for _ in range(config.depth)])
         affine = cond_dim is None
         self.final_norm = nnx.LayerNorm(width, epsilon=1e-6, use_scale=affine, use_bias=affine,

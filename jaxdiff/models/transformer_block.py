@@ -17,6 +17,7 @@ from flax import nnx
 from jaxdiff.models.attention import BlockCausalMask, LayerKVCache, SelfAttention
 from jaxdiff.models.cross_attention import CrossAttention
 from jaxdiff.models.initializers import XAVIER_UNIFORM, ZEROS
+from jaxdiff.models.remat import rematerialisable
 from jaxdiff.typing import Array
 
 
@@ -39,6 +40,8 @@ class TransformerBlock(nnx.Module):
       mlp_norm_eps: the epsilon of the LayerNorm before the MLP (the one before attention
         has 1e-6).
       context_dim: width of the caption tokens of a cross-attention branch, or None.
+      remat: recompute the block's activations in the backward pass
+        (:mod:`jaxdiff.models.remat`).
       rngs: parameter initialisation randomness.
     """
 
@@ -53,8 +56,10 @@ class TransformerBlock(nnx.Module):
         rotary: bool = False,
         mlp_norm_eps: float = 1e-6,
         context_dim: int | None = None,
+        remat: bool = False,
         rngs: nnx.Rngs,
     ):
+        self.remat = remat
         affine = cond_dim is None
         mlp_dim = int(dim * mlp_ratio)
         self.attention_norm = nnx.LayerNorm(dim, epsilon=1e-6, use_scale=affine,
@@ -94,6 +99,7 @@ class TransformerBlock(nnx.Module):
     def _mlp(self, x: Array) -> Array:
         return self.mlp_output(jax.nn.gelu(self.mlp_hidden(x), approximate=True))
 
+    @rematerialisable
     def __call__(self, x_BxLxD: Array, cond_BxC: Array | None = None, *, causal: bool = False,
                  mask: BlockCausalMask | None = None, positions: Array | None = None,
                  context=None, dropout_rngs: nnx.Rngs | None = None) -> Array:

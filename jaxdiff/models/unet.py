@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxdiff._validation import check_divisible, check_int, check_rate
+from jaxdiff._validation import check_bool, check_divisible, check_int, check_rate
 from jaxdiff.models.attention import SelfAttention
 from jaxdiff.models.caption_encoder import CaptionEncoder
 from jaxdiff.models.conditioning import TextCondition, check_text_config, image_denoiser_inputs
@@ -25,6 +25,7 @@ from jaxdiff.models.embeddings import Embedding, TimestepMLP
 from jaxdiff.models.initializers import STANDARD_NORMAL, XAVIER_UNIFORM, ZEROS
 from jaxdiff.models.normalization import GroupNorm
 from jaxdiff.models.reductions import add_bias
+from jaxdiff.models.remat import rematerialisable
 from jaxdiff.typing import Array, PRNGKey
 
 Resampling = Literal["up", "down"] | None
@@ -77,6 +78,9 @@ class UNetConfig:
         a BERT of width ``text_dim``): ``cond`` is then the caption's token ids
         (:class:`~jaxdiff.models.CaptionTokens`, at most ``caption_length``) over
         ``caption_vocab_size`` ids; None (the default) takes encoded captions.
+      remat: recompute each block's activations in the backward pass instead of keeping
+        them (:mod:`jaxdiff.models.remat`): less memory in training for about one more
+        forward pass; the same function and parameters.
     """
 
     image_size: int = 32
@@ -103,9 +107,11 @@ class UNetConfig:
     caption_length: int = 24
     caption_depth: int = 2
     caption_heads: int = 4
+    remat: bool = False
 
     def __post_init__(self):
         check_text_config(self)
+        check_bool("remat", self.remat)
         for name in ("image_size", "in_channels", "base_channels", "num_res_blocks",
                      "num_heads", "num_groups"):
             check_int(name, getattr(self, name))
@@ -224,13 +230,15 @@ class ResBlock(nnx.Module):
     -> dropout -> conv3x3 (zero init)``, plus a 1x1-conv skip when channels change.
     With ``resampling`` it is the BigGAN-style up/downsampling block: the input and the
     skip are resampled (nearest / average) inside the block. ``embed_dim=None``: no
-    conditioning (the autoencoder's blocks; call it with ``emb_BxE=None``).
+    conditioning (the autoencoder's blocks; call it with ``emb_BxE=None``). ``remat``:
+    recompute its activations in the backward pass (:mod:`jaxdiff.models.remat`).
     """
 
     def __init__(self, in_channels: int, out_channels: int, *, embed_dim: int | None,
                  dropout: float,
                  num_groups: int, scale_shift_norm: bool, resampling: Resampling = None,
-                 norm_eps: float = 1e-6, rngs: nnx.Rngs):
+                 norm_eps: float = 1e-6, remat: bool = False, rngs: nnx.Rngs):
+        self.remat = remat
         self.scale_shift_norm = scale_shift_norm
         self.resampling = resampling
         self.input_norm = GroupNorm(in_channels, num_groups=num_groups, epsilon=norm_eps)
@@ -245,6 +253,7 @@ class ResBlock(nnx.Module):
         self.skip = (None if in_channels == out_channels
                      else conv_layer(in_channels, out_channels, 1, rngs=rngs))
 
+    @rematerialisable
     def __call__(self, x_BxHxWxC: Array, emb_BxE: Array | None, *,
                  dropout_rngs: nnx.Rngs | None) -> Array:
         h = jax.nn.silu(self.input_norm(x_BxHxWxC))
@@ -304,10 +313,11 @@ class SpatialCrossAttention(nnx.Module):
 
 class UNetBlock(nnx.Module):
     """A residual block, optionally followed by spatial attention (and, in a text-conditioned
-    network, cross-attention to the caption)."""
+    network, cross-attention to the caption); rematerialised as one with ``config.remat``."""
 
     def __init__(self, in_channels: int, out_channels: int, *, with_attention: bool,
                  config: UNetConfig, rngs: nnx.Rngs):
+        self.remat = config.remat
         self.residual = ResBlock(in_channels, out_channels, embed_dim=config.embed_dim,
                                  dropout=config.dropout, num_groups=config.num_groups,
                                  scale_shift_norm=config.scale_shift_norm,
@@ -323,6 +333,7 @@ class UNetBlock(nnx.Module):
                                                       norm_eps=config.norm_eps, rngs=rngs)
                                 if with_attention and config.text_dim is not None else None)
 
+    @rematerialisable
     def __call__(self, x: Array, emb: Array, *, context: TextCondition | None = None,
                  dropout_rngs: nnx.Rngs | None) -> Array:
         h = self.residual(x, emb, dropout_rngs=dropout_rngs)
@@ -336,7 +347,8 @@ def _resampler(channels: int, direction: Literal["up", "down"], config: UNetConf
     if config.resblock_updown:
         return ResBlock(channels, channels, embed_dim=config.embed_dim, dropout=config.dropout,
                         num_groups=config.num_groups, scale_shift_norm=config.scale_shift_norm,
-                        resampling=direction, norm_eps=config.norm_eps, rngs=rngs)
+                        resampling=direction, norm_eps=config.norm_eps,
+                        remat=config.remat, rngs=rngs)
     return Resample(channels, direction=direction, with_conv=config.conv_resample,
                     down_padding=config.downsample_padding, rngs=rngs)
 
